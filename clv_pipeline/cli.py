@@ -1,0 +1,318 @@
+"""``clv``: import history, run a day, run the demo, show status (typer + rich)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clv_pipeline.errors import ClvError
+
+app = typer.Typer(
+    help="Customer-lifetime-value pipeline: import transactions, run daily partitions, inspect.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Data home (default: $CLV_HOME or ./data).", show_default=False),
+]
+
+
+def _setup(home: Path | None) -> None:
+    """Make --home win over $CLV_HOME for everything imported afterwards (Dagster defs included)."""
+    from clv_pipeline.paths import resolve_home
+
+    os.environ["CLV_HOME"] = str(resolve_home(home))
+
+
+def _config():  # type: ignore[no-untyped-def]
+    from clv_pipeline.config import ClvConfig
+
+    return ClvConfig.from_env()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _yesterday(timezone: str) -> date:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)
+
+
+@app.command("import")
+def import_cmd(
+    files: Annotated[list[Path], typer.Argument(help="CSV or parquet exports to load.")],
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--column", "-c", help="Rename source=contract, e.g. order_ts=occurred_at."),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Load historical exports into landing/, one folder per event date (idempotent)."""
+    _setup(home)
+    from clv_pipeline.config import parse_mapping
+    from clv_pipeline.sources.landing import import_files
+
+    config = _config()
+    mapping = {**config.column_map, **parse_mapping(column or [])}
+    try:
+        report = import_files(
+            files,
+            config.layout,
+            column_map=mapping,
+            timezone=config.timezone,
+            naive_timezone=config.naive_timezone,
+            on_file=lambda path, rows: console.print(f"  {path}: {rows:,} rows"),
+        )
+    except (ClvError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"Imported {report.rows:,} rows from {report.files} file(s) into "
+        f"{len(report.days)} day(s) {report.first_day} .. {report.last_day} under "
+        f"{config.layout.landing}"
+    )
+    if report.unparseable_rows:
+        err.print(
+            f"[yellow]warning:[/] {report.unparseable_rows:,} row(s) had no parseable occurred_at "
+            f"and went to {config.layout.quarantine / 'import'}"
+        )
+
+
+def run_day(day: date, *, quiet: bool = False) -> None:
+    """Catch up missing/stale ingest days before ``day`` in one run, then run ``day``."""
+    from clv_pipeline import runner
+
+    config = _config()
+    layout = config.layout
+    start = date.fromisoformat(config.start_date)
+    if day < start or day > _yesterday(config.timezone):
+        raise _fail(
+            f"{day} is not a partition: partitions run from {start} (CLV_START_DATE) to yesterday "
+            f"({_yesterday(config.timezone)}, {config.timezone})"
+        )
+    before = [d for d in layout.landing_days() if d < start]
+    if before:
+        err.print(
+            f"[yellow]warning:[/] {len(before)} landing day(s) before CLV_START_DATE={start} are "
+            "ignored; set CLV_START_DATE earlier to include them"
+        )
+    instance = runner.get_instance(layout)
+    stale = [d for d in runner.stale_ingest_days(layout, before=day) if d >= start]
+    t0 = time.monotonic()
+    if stale:
+        with _progress(quiet) as bar:
+            task = bar.add_task(f"ingest {stale[0]} .. {stale[-1]}", total=None)
+            outcome = runner.execute(
+                "clv_ingest_job",
+                layout,
+                partition_range=(stale[0], stale[-1]),
+                instance=instance,
+                progress=lambda msg, done, total: bar.update(
+                    task, completed=done, total=total, description=msg
+                ),
+            )
+        _report(outcome, f"ingest of {len(stale)} stale day(s) {stale[0]} .. {stale[-1]}")
+    with _progress(quiet) as bar:
+        task = bar.add_task(f"run {day}", total=None)
+        outcome = runner.execute(
+            "clv_daily_job",
+            layout,
+            partition=day,
+            instance=instance,
+            progress=lambda msg, done, total: bar.update(
+                task, completed=done, total=total, description=msg
+            ),
+        )
+    _report(outcome, f"partition {day}")
+    console.print(
+        f"[green]ok[/] partition {day}: {len(outcome.materialized)} assets materialized in "
+        f"{time.monotonic() - t0:.1f}s (run {outcome.run_id})"
+    )
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    )
+
+
+def _report(outcome, what: str) -> None:  # type: ignore[no-untyped-def]
+    if outcome.success:
+        return
+    for step, message in outcome.failures or [("run", "failed before any step ran")]:
+        err.print(f"[bold red]failed[/] {step}: {message}")
+    raise _fail(
+        f"{what} failed (run {outcome.run_id}). Published tables were left as they were. "
+        f"Fix the cause and rerun the same `clv run` command.",
+    )
+
+
+@app.command()
+def run(
+    day: Annotated[
+        str | None, typer.Option("--date", "-d", help="Partition date YYYY-MM-DD (default: yesterday).")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Materialize partition DATE of every asset (after catching up stale ingest days)."""
+    _setup(home)
+    config = _config()
+    try:
+        chosen = date.fromisoformat(day) if day else _yesterday(config.timezone)
+    except ValueError:
+        raise _fail(f"--date {day!r} is not a date (YYYY-MM-DD)") from None
+    run_day(chosen)
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="Synthetic customers.")] = 20_000,
+    days: Annotated[int, typer.Option(help="Days of history.")] = 730,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    home: HomeOption = None,
+) -> None:
+    """Generate a synthetic history, import it, run yesterday and print a summary."""
+    _setup(home)
+    from clv_pipeline.demo import generate_history
+    from clv_pipeline.publish.files import write_parquet_atomic
+    from clv_pipeline.sources.landing import import_files
+
+    config = _config()
+    layout = config.layout
+    end = _yesterday(config.timezone)
+    start = date.fromisoformat(config.start_date)
+    if end - timedelta(days=days - 1) < start:
+        os.environ["CLV_START_DATE"] = (end - timedelta(days=days - 1)).isoformat()
+        config = _config()
+    console.print(f"Generating {customers:,} customers over {days} days ending {end} (seed {seed})")
+    history = generate_history(n_customers=customers, days=days, end=end, seed=seed)
+    export = write_parquet_atomic(history, layout.home / "demo" / "transactions.parquet")
+    report = import_files([export], layout, timezone=config.timezone, naive_timezone=config.naive_timezone)
+    console.print(f"Imported {report.rows:,} transactions into {len(report.days)} landing days")
+    run_day(end)
+    _summary(end)
+
+
+def _summary(as_of: date) -> None:
+    from clv_pipeline.publish.warehouse import read_published
+
+    config = _config()
+    layout = config.layout
+    features = read_published(layout, "customer_features", as_of)
+    clv = read_published(layout, "customer_clv", as_of)
+    segments = read_published(layout, "customer_segments", as_of)
+    if features is None or clv is None or segments is None:
+        raise _fail(f"snapshot {as_of} is not published")
+    table = Table(title=f"Snapshot {as_of}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("customers", f"{features.height:,}")
+    table.add_row("repeat customers", f"{(features['frequency'] > 0).sum():,}")
+    table.add_row("net revenue to date", f"{features['total_revenue'].sum():,.2f}")
+    model = clv["model"].drop_nulls()
+    table.add_row("model", model[0] if len(model) else "none (data insufficient)")
+    if len(model):
+        table.add_row("mean P(alive)", f"{clv['p_alive'].mean():.3f}")
+        table.add_row(f"predicted CLV, next {clv['horizon_days'][0]:.0f} days", f"{clv['predicted_clv'].sum():,.2f}")
+    table.add_row("mean formula CLV", f"{clv['formula_clv'].mean():,.2f}")
+    console.print(table)
+    top = segments.group_by("segment").len().sort("len", descending=True).head(6)
+    seg = Table(title="Top segments")
+    seg.add_column("segment")
+    seg.add_column("customers", justify="right")
+    for name, count in top.iter_rows():
+        seg.add_row(name, f"{count:,}")
+    console.print(seg)
+    console.print(f"Parquet tables: {layout.warehouse}/<table>/as_of={as_of}/part-0.parquet")
+    console.print(f"DuckDB catalog: {layout.catalog}  (e.g. SELECT * FROM customer_clv_latest)")
+
+
+@app.command()
+def status(home: HomeOption = None) -> None:
+    """Per asset: materialized, failed and missing partitions."""
+    _setup(home)
+    from clv_pipeline import runner
+    from clv_pipeline.status import partition_status
+
+    config = _config()
+    rows = partition_status(runner.get_instance(config.layout), config.layout)
+    table = Table(title=f"Partitions under {config.layout.home}")
+    for name in ("asset", "materialized", "latest", "failed", "missing"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(
+            row.asset,
+            str(row.materialized),
+            str(row.latest or "-"),
+            _ranges(row.failed) or "-",
+            _ranges(row.missing) or "-",
+        )
+    console.print(table)
+
+
+def _ranges(days: list[date]) -> str:
+    """Compact day list: 2024-01-01..2024-01-05, 2024-02-01."""
+    out: list[str] = []
+    for day in sorted(days):
+        if out and out[-1].split("..")[-1] == (day - timedelta(days=1)).isoformat():
+            out[-1] = out[-1].split("..")[0] + ".." + day.isoformat()
+        else:
+            out.append(day.isoformat())
+    return ", ".join(out[:5]) + (f" (+{len(out) - 5} more)" if len(out) > 5 else "")
+
+
+@app.command()
+def docs(
+    output: Annotated[Path, typer.Option(help="Where to write the data dictionary.")] = Path(
+        "docs/data_contract.md"
+    ),
+) -> None:
+    """Regenerate the data contract document from clv_pipeline/schema.py."""
+    from clv_pipeline.schema import render_markdown
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_markdown())
+    console.print(f"wrote {output}")
+
+
+@app.command()
+def catalog(home: HomeOption = None) -> None:
+    """Re-create the DuckDB views (e.g. after moving the data home)."""
+    _setup(home)
+    from clv_pipeline.publish.catalog import refresh_views
+
+    try:
+        refresh_views(_config().layout)
+    except ClvError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"refreshed {_config().layout.catalog}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except ClvError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(1)

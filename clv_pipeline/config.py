@@ -1,0 +1,123 @@
+"""The one typed configuration of the pipeline, with sane defaults.
+
+Every field can be set from the environment as ``CLV_<FIELD>`` (upper case), e.g.
+``CLV_HOME=/srv/clv``, ``CLV_TIMEZONE=Europe/Berlin``, ``CLV_HORIZON_DAYS=730``,
+``CLV_COLUMN_MAP="order_ts=occurred_at,cust=customer_id"``, ``CLV_MODELS=bgnbd,pareto_nbd``.
+Secrets never live here; later sources read credentials from their own env vars.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from datetime import date
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import dagster as dg
+from pydantic import Field, field_validator
+
+from clv_pipeline.paths import Layout, resolve_home
+
+ENV_PREFIX = "CLV_"
+
+
+class ClvConfig(dg.ConfigurableResource):
+    """Settings shared by every asset and the CLI (Dagster resource key: ``clv``)."""
+
+    home: str = Field(default="", description="Data home; empty = $CLV_HOME or ./data.")
+    timezone: str = Field(
+        default="UTC", description="Timezone of the daily partitions and of purchase-day boundaries."
+    )
+    naive_timezone: str = Field(
+        default="UTC", description="Timezone assumed for input timestamps without an offset."
+    )
+    start_date: str = Field(default="2020-01-01", description="First daily partition (YYYY-MM-DD).")
+    column_map: dict[str, str] = Field(
+        default_factory=dict, description="Input column renames, source name -> contract name."
+    )
+    non_revenue_statuses: list[str] = Field(
+        default_factory=lambda: ["cancelled", "canceled", "failed", "void", "declined"],
+        description="`status` values (case-insensitive) whose rows never count as revenue.",
+    )
+    churn_window_days: int = Field(
+        default=180, ge=1, description="Days without a purchase after which a customer is churned."
+    )
+    max_lifespan_days: float = Field(
+        default=3650.0, gt=0, description="Cap on the estimated customer lifespan (seed formula)."
+    )
+    horizon_days: float = Field(default=365.0, gt=0, description="Predictive CLV horizon (days).")
+    discount_rate: float = Field(default=0.10, ge=0, description="Discount rate per period.")
+    discount_period: Literal["annual", "monthly"] = "annual"
+    gross_margin: float = Field(default=1.0, gt=0, le=1, description="Share of revenue kept.")
+    models: list[str] = Field(default_factory=lambda: ["bgnbd", "pareto_nbd"])
+    model_selection: str = Field(default="bic", description="'bic' or a model name to force.")
+    penalizer: float = Field(default=0.0, ge=0, description="L2 penalty on model parameters.")
+    min_customers: int = Field(default=50, ge=1)
+    min_repeat_customers: int = Field(default=20, ge=1)
+
+    @field_validator("timezone", "naive_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name like 'UTC')") from exc
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        date.fromisoformat(value)
+        return value
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(resolve_home(self.home or None))
+
+    def model_options(self) -> dict[str, Any]:
+        """Keyword options for :func:`clv_pipeline.models.fit_and_predict`."""
+        return {
+            "discount_rate": self.discount_rate,
+            "discount_period": self.discount_period,
+            "models": tuple(self.models),
+            "selection": self.model_selection,
+            "penalizer": self.penalizer,
+            "min_customers": self.min_customers,
+            "min_repeat_customers": self.min_repeat_customers,
+        }
+
+    @classmethod
+    def from_env(cls, environ: typing.Mapping[str, str] | None = None, **overrides: Any) -> ClvConfig:
+        """Build the config from ``CLV_*`` variables; explicit ``overrides`` win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is None or raw == "":
+                continue
+            annotation = typing.get_origin(field.annotation)
+            if annotation is dict:
+                values[name] = parse_mapping(raw)
+            elif annotation is list:
+                values[name] = [item.strip() for item in raw.split(",") if item.strip()]
+            else:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+
+def parse_mapping(text: str | typing.Iterable[str]) -> dict[str, str]:
+    """Parse ``"a=b,c=d"`` (or an iterable of ``"a=b"``) into ``{"a": "b", "c": "d"}``."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: dict[str, str] = {}
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        source, sep, target = item.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise ValueError(f"column mapping {item!r} must look like source_name=contract_name")
+        out[source.strip()] = target.strip()
+    return out
+

@@ -1,0 +1,1 @@
+"""Dagster wiring (assets, jobs, schedules, resources). Logic lives in clv_pipeline.pipeline."""

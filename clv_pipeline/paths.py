@@ -1,0 +1,107 @@
+"""Layout of the data home (``CLV_HOME``): where landing, warehouse, quarantine and Dagster live.
+
+Everything is derived from one root so a test can point the whole pipeline at a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+DEFAULT_HOME = Path("data")
+PART_FILE = "part-0.parquet"
+
+
+def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """Return the data home: the argument, else ``$CLV_HOME``, else ``./data`` (absolute)."""
+    chosen = home if home not in (None, "") else os.environ.get("CLV_HOME") or DEFAULT_HOME
+    return Path(chosen).expanduser().resolve()  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths under one data home.
+
+    ``landing/transactions/date=YYYY-MM-DD/*.parquet|*.csv``: raw drops, one folder per event date.
+    ``warehouse/<table>/<key>=YYYY-MM-DD/part-0.parquet``: published tables (key ``as_of`` or ``date``).
+    ``warehouse/clv.duckdb``: DuckDB catalog of views. ``quarantine/``: rejected rows with a reason.
+    ``dagster/``: the Dagster instance (SQLite run/event/schedule storage, compute logs).
+    """
+
+    home: Path
+
+    @classmethod
+    def at(cls, home: str | os.PathLike[str] | None = None) -> Layout:
+        return cls(resolve_home(home))
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing" / "transactions"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def staging(self) -> Path:
+        """Where tables are written and audited before the atomic rename (same filesystem)."""
+        return self.warehouse / ".staging"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def dagster(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def catalog(self) -> Path:
+        return self.warehouse / "clv.duckdb"
+
+    def landing_day(self, day: date) -> Path:
+        return self.landing / f"date={day.isoformat()}"
+
+    def table_dir(self, table: str) -> Path:
+        return self.warehouse / table
+
+    def partition_file(self, table: str, key: str, day: date) -> Path:
+        return self.table_dir(table) / f"{key}={day.isoformat()}" / PART_FILE
+
+    def quarantine_file(self, table: str, day: date) -> Path:
+        return self.quarantine / table / f"date={day.isoformat()}" / PART_FILE
+
+    def landing_days(self) -> list[date]:
+        """Event dates that have a landing folder with at least one data file, sorted."""
+        days = []
+        if self.landing.is_dir():
+            for child in self.landing.iterdir():
+                if child.is_dir() and child.name.startswith("date=") and data_files(child):
+                    try:
+                        days.append(date.fromisoformat(child.name[5:]))
+                    except ValueError:
+                        continue
+        return sorted(days)
+
+    def published_days(self, table: str, key: str) -> list[date]:
+        """Partition dates of ``table`` that have a published file, sorted."""
+        out = []
+        root = self.table_dir(table)
+        if root.is_dir():
+            for child in root.glob(f"{key}=*/{PART_FILE}"):
+                try:
+                    out.append(date.fromisoformat(child.parent.name.split("=", 1)[1]))
+                except ValueError:
+                    continue
+        return sorted(out)
+
+
+def data_files(folder: Path) -> list[Path]:
+    """Visible ``*.parquet`` / ``*.csv`` files of a landing folder, sorted by name (deterministic)."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() in {".parquet", ".csv"}
+    )

@@ -1,0 +1,1 @@
+"""Write-audit-publish of warehouse tables and the DuckDB catalog."""

@@ -1,0 +1,53 @@
+"""Atomic parquet writes: hidden temp file on the same filesystem, fsync, ``os.replace``."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+ROW_GROUP_SIZE = 256 * 1024
+
+
+def write_parquet_atomic(frame: pl.DataFrame, target: Path) -> Path:
+    """Write ``frame`` to ``target`` so readers see the old file or the new one, never a part.
+
+    zstd compression, column statistics on, row groups of 256k rows.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        write_parquet(frame, tmp)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """Write and fsync one parquet file (not atomic by itself)."""
+    pq.write_table(
+        frame.to_arrow(),
+        path,
+        compression="zstd",
+        write_statistics=True,
+        row_group_size=ROW_GROUP_SIZE,
+    )
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(folder: Path) -> None:
+    """Persist a rename in ``folder`` (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

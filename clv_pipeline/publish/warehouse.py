@@ -1,0 +1,111 @@
+"""Write-audit-publish for warehouse tables.
+
+1. conform the frame to the contract and audit it (schema, nulls, NaN/inf, table invariants);
+2. write it under ``warehouse/.staging/`` (same filesystem), fsync, read the footer back;
+3. ``os.replace`` it onto ``warehouse/<table>/<key>=D/part-0.parquet``.
+
+Any failure before step 3 deletes the staged file and raises :class:`PublishError`, leaving the
+previously published file untouched. The DuckDB commit point is separate (``catalog.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from clv_pipeline.errors import PublishError
+from clv_pipeline.paths import Layout
+from clv_pipeline.publish.audit import audit_table
+from clv_pipeline.publish.files import fsync_dir, write_parquet
+from clv_pipeline.schema import TABLES, conform
+
+
+@dataclass(frozen=True)
+class Published:
+    table: str
+    day: date
+    path: Path
+    rows: int
+    preview: str
+
+    def metadata(self) -> dict[str, object]:
+        """Dagster materialization metadata: row count, output path, a markdown preview."""
+        return {"rows": self.rows, "path": str(self.path), "preview": self.preview}
+
+
+def publish_table(layout: Layout, table_name: str, frame: pl.DataFrame, *, day: date) -> Published:
+    """Stage, audit and atomically publish partition ``day`` of ``table_name``."""
+    table = TABLES[table_name]
+    try:
+        frame = conform(frame, table)
+    except (ValueError, pl.exceptions.PolarsError) as exc:
+        raise PublishError(f"{table_name} {day}: output does not match the contract: {exc}") from exc
+    problems = audit_table(frame, table, day=day)
+    if problems:
+        raise PublishError(
+            f"{table_name} {day}: audit failed, previous snapshot kept: " + "; ".join(problems)
+        )
+    target = layout.partition_file(table_name, table.partition_key, day)
+    staged = layout.staging / table_name / f"{target.parent.name}.{uuid.uuid4().hex}.parquet"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_parquet(frame, staged)
+        written = pq.read_metadata(staged)
+        if written.num_rows != frame.height:
+            raise PublishError(
+                f"{table_name} {day}: staged file has {written.num_rows} rows, expected {frame.height}"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        raise PublishError(
+            f"{table_name} {day}: could not write {target} ({exc.strerror or exc}); "
+            "previous snapshot kept"
+        ) from exc
+    finally:
+        staged.unlink(missing_ok=True)
+    return Published(table_name, day, target, frame.height, preview_markdown(frame))
+
+
+def preview_markdown(frame: pl.DataFrame, rows: int = 5) -> str:
+    """First rows as a markdown table (for the Dagster UI)."""
+    head = frame.head(rows)
+    if head.is_empty():
+        return "(no rows)"
+    cells = [[_cell(v) for v in row] for row in head.iter_rows()]
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * head.width]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def scan_published(layout: Layout, table_name: str, *, upto: date | None = None) -> pl.LazyFrame:
+    """Lazy scan over every published partition of a table (optionally with date <= ``upto``)."""
+    table = TABLES[table_name]
+    files = [
+        layout.partition_file(table_name, table.partition_key, d)
+        for d in layout.published_days(table_name, table.partition_key)
+        if upto is None or d <= upto
+    ]
+    if not files:
+        return pl.LazyFrame(schema=table.schema)
+    return pl.scan_parquet(files)
+
+
+def read_published(layout: Layout, table_name: str, day: date) -> pl.DataFrame | None:
+    """One published partition, or None when it does not exist."""
+    table = TABLES[table_name]
+    path = layout.partition_file(table_name, table.partition_key, day)
+    return pl.read_parquet(path) if path.exists() else None

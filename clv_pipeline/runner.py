@@ -1,0 +1,164 @@
+"""Run Dagster jobs in process against the data home's instance, with progress.
+
+The ``clv`` CLI uses this instead of ``dagster asset materialize`` (which spawns a process per step
+and cannot run a partition range without the daemon).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from dagster._core.utils import make_new_run_id
+
+from clv_pipeline.paths import PART_FILE, Layout, data_files
+
+Progress = Callable[[str, int, int], None]  # (message, steps done, steps total)
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (step, error first line)
+    materialized: list[str] = field(default_factory=list)
+
+
+def packaged_instance_yaml() -> Path:
+    return Path(str(resources.files("clv_pipeline") / "resources" / "dagster.yaml"))
+
+
+def get_instance(layout: Layout) -> dg.DagsterInstance:
+    """The Dagster instance: ``$DAGSTER_HOME`` when set, else SQLite under ``<home>/dagster``."""
+    layout.dagster.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("DAGSTER_HOME"):
+        os.environ.setdefault("CLV_DAGSTER_STORAGE", str(layout.dagster))
+        return dg.DagsterInstance.get()
+    os.environ["CLV_DAGSTER_STORAGE"] = str(layout.dagster)
+    target = layout.dagster / "dagster.yaml"
+    source = packaged_instance_yaml()
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        shutil.copyfile(source, target)
+    return dg.DagsterInstance.from_config(str(layout.dagster))
+
+
+def stale_ingest_days(layout: Layout, *, before: date) -> list[date]:
+    """Landing days before ``before`` whose validated partition is missing or older than a file."""
+    stale = []
+    for day in layout.landing_days():
+        if day >= before:
+            break
+        newest = max(p.stat().st_mtime for p in data_files(layout.landing_day(day)))
+        outputs = [
+            layout.warehouse / table / f"date={day.isoformat()}" / PART_FILE
+            for table in ("raw_transactions", "validated_transactions")
+        ]
+        if any(not p.exists() or p.stat().st_mtime < newest for p in outputs):
+            stale.append(day)
+    return stale
+
+
+def execute(
+    job_name: str,
+    layout: Layout,
+    *,
+    partition: date | None = None,
+    partition_range: tuple[date, date] | None = None,
+    progress: Progress | None = None,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "WARNING",
+) -> RunOutcome:
+    """Execute ``job_name`` in process for one partition or a single-run partition range.
+
+    Events always go to the instance (``clv status``, the Dagster UI); ``log_level`` only sets what
+    the console logger prints.
+    """
+    from clv_pipeline.definitions import defs  # imported late: config comes from the environment
+
+    job = defs.resolve_job_def(job_name)
+    instance = instance or get_instance(layout)
+    run_id = make_new_run_id()
+    tags: dict[str, str] = {}
+    if partition_range is not None:
+        tags = {
+            ASSET_PARTITION_RANGE_START_TAG: partition_range[0].isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: partition_range[1].isoformat(),
+        }
+    total = len(job.nodes_in_topological_order)
+    box: dict[str, dg.ExecuteInProcessResult | BaseException] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = job.execute_in_process(
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+                instance=instance,
+                partition_key=partition.isoformat() if partition else None,
+                run_id=run_id,
+                tags=tags,
+                raise_on_error=False,
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name=f"clv-{job_name}", daemon=True)
+    thread.start()
+    done: set[str] = set()
+    while thread.is_alive():
+        thread.join(0.3)
+        if progress is not None:
+            for event in _step_events(instance, run_id):
+                if event.step_key and event.step_key not in done:
+                    done.add(event.step_key)
+                    progress(f"{event.step_key} {event.event_type_value.lower()}", len(done), total)
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return summarize(instance, run_id)
+
+
+def _step_events(instance: dg.DagsterInstance, run_id: str) -> list[dg.DagsterEvent]:
+    kinds = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    try:
+        logs = instance.all_logs(run_id)
+    except Exception:  # noqa: BLE001 - storage busy; try again on the next tick
+        return []
+    return [
+        e.dagster_event for e in logs if e.dagster_event and e.dagster_event.event_type in kinds
+    ]
+
+
+def summarize(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
+    """Success flag, failed steps with the first line of their error, materialized assets."""
+    run = instance.get_run_by_id(run_id)
+    outcome = RunOutcome(run_id, bool(run and run.status == dg.DagsterRunStatus.SUCCESS))
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE and event.step_failure_data:
+            error = event.step_failure_data.error
+            message = _root_message(error) if error else "unknown error"
+            outcome.failures.append((event.step_key or "?", message))
+        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            key = event.asset_key.to_user_string() if event.asset_key else "?"
+            outcome.materialized.append(key)
+    return outcome
+
+
+def _root_message(error: object) -> str:
+    """The innermost cause's message (ours), first line only."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause  # type: ignore[attr-defined]
+    message = str(getattr(error, "message", error)).strip()
+    return message.splitlines()[0] if message else "unknown error"
+

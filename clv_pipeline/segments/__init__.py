@@ -1,0 +1,1 @@
+"""Segments and churn tables built from features and CLV."""

@@ -1,0 +1,1 @@
+"""Sources of raw transactions: file drops (landing folder) today; object storage and SQL later."""

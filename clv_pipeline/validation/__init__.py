@@ -1,0 +1,1 @@
+"""Validation of raw transactions: typing, normalisation, deduplication and quarantine."""

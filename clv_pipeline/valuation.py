@@ -1,0 +1,141 @@
+"""Customer value: historic CLV, the seed formula CLV and predictive CLV from the BTYD models.
+
+Seed formula (documented in docs/data_contract.md)::
+
+    formula_clv = aov x purchase_rate_per_day x lifespan_days x gross_margin
+
+* ``purchase_rate_per_day`` = sum(n_transactions) / sum(T + 1): purchases per customer-day since
+  acquisition, over the whole base;
+* ``lifespan_days`` = an exponential lifetime fitted with censoring: a customer is churned when
+  ``days_since_last_purchase > churn_window_days``; churned customers contribute an observed lifetime
+  of ``min(T, recency + churn_window_days)`` days, active ones a censored ``T``; the maximum-likelihood
+  mean lifetime is total exposure / number churned, capped at ``max_lifespan_days`` (the cap is used
+  when nobody has churned yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from clv_pipeline.models import fit_and_predict
+from clv_pipeline.schema import CUSTOMER_CLV, MODEL_PARAMS
+
+
+@dataclass(frozen=True)
+class Valuation:
+    clv: pl.DataFrame
+    params: pl.DataFrame
+    selected_model: str | None
+    data_sufficient: bool
+    lifespan_days: float
+    purchase_rate_per_day: float
+    messages: tuple[str, ...]
+
+
+def estimate_lifespan(
+    features: pl.DataFrame, *, churn_window_days: int, max_lifespan_days: float
+) -> tuple[float, float]:
+    """(lifespan_days, purchase_rate_per_day) for the seed formula; see the module docstring."""
+    if features.is_empty():
+        return max_lifespan_days, 0.0
+    churned = pl.col("days_since_last_purchase") > churn_window_days
+    stats = features.select(
+        churned.sum().alias("n_churned"),
+        pl.when(churned)
+        .then(pl.min_horizontal("T", pl.col("recency") + churn_window_days))
+        .otherwise(pl.col("T"))
+        .sum()
+        .alias("exposure"),
+        pl.col("n_transactions").sum().alias("purchases"),
+        (pl.col("T") + 1).sum().alias("customer_days"),
+    ).row(0, named=True)
+    rate = stats["purchases"] / stats["customer_days"]
+    if stats["n_churned"] == 0:
+        return max_lifespan_days, rate
+    return min(max_lifespan_days, stats["exposure"] / stats["n_churned"]), rate
+
+
+def value_customers(
+    features: pl.DataFrame,
+    *,
+    as_of: date,
+    gross_margin: float = 1.0,
+    horizon_days: float = 365.0,
+    churn_window_days: int = 180,
+    max_lifespan_days: float = 3650.0,
+    model_options: Mapping[str, Any] | None = None,
+) -> Valuation:
+    """Fit the purchase and spend models on ``features`` and value every customer.
+
+    ``model_options`` go to :func:`clv_pipeline.models.fit_and_predict` (discount rate and period,
+    models, selection, penalizer, minimum customers). When the data are insufficient or no model
+    converges, the predictive columns are null, ``data_sufficient`` is false and the reason is in
+    ``messages``; historic and formula CLV are always filled.
+    """
+    lifespan, rate = estimate_lifespan(
+        features, churn_window_days=churn_window_days, max_lifespan_days=max_lifespan_days
+    )
+    messages = [f"seed formula: lifespan {lifespan:.1f} days, purchase rate {rate:.5f}/day"]
+    arrays = {
+        name: features.get_column(name).cast(pl.Float64).to_numpy()
+        for name in ("frequency", "recency", "T", "monetary_value")
+    }
+    run = fit_and_predict(
+        arrays["frequency"],
+        arrays["recency"],
+        arrays["T"],
+        arrays["monetary_value"],
+        horizon_days=horizon_days,
+        gross_margin=gross_margin,
+        **dict(model_options or {}),
+    )
+    messages.extend(run.messages)
+    n = features.height
+    sufficient = bool(run.data_sufficient and run.selected_model is not None)
+
+    def column(values: np.ndarray | None) -> pl.Series:
+        if not sufficient or values is None:
+            return pl.Series(values=[None] * n, dtype=pl.Float64)
+        return pl.Series(values=np.asarray(values, dtype=np.float64))
+
+    next_days = column(run.expected_days_to_next_purchase)
+    clv = features.select(
+        "customer_id",
+        "as_of",
+        pl.lit(run.selected_model if sufficient else None, pl.String).alias("model"),
+        pl.lit(sufficient).alias("data_sufficient"),
+        column(run.p_alive).alias("p_alive"),
+        column(run.expected_purchases).alias("expected_purchases"),
+        column(run.prob_active_in_horizon).alias("prob_active_in_horizon"),
+        column(run.expected_avg_value).alias("expected_avg_value"),
+        column(run.predicted_clv).alias("predicted_clv"),
+        (pl.col("total_revenue") * gross_margin).alias("historic_clv"),
+        pl.lit(float(horizon_days)).alias("horizon_days"),
+        next_days.fill_nan(None).ceil().alias("_next_days"),
+        (pl.col("aov") * rate * lifespan * gross_margin).alias("formula_clv"),
+    ).with_columns(
+        (1.0 - pl.col("p_alive")).alias("churn_probability"),
+        (pl.col("historic_clv") + pl.col("predicted_clv")).alias("total_clv"),
+        (pl.col("as_of") + pl.duration(days=pl.col("_next_days").cast(pl.Int64))).alias(
+            "expected_next_purchase_at"
+        ),
+    )
+    rows = run.params_rows()
+    params = pl.DataFrame(
+        [{"as_of": as_of, **row} for row in rows], schema=MODEL_PARAMS.schema
+    ) if rows else pl.DataFrame(schema=MODEL_PARAMS.schema)
+    return Valuation(
+        clv=clv.select(CUSTOMER_CLV.names),
+        params=params.select(MODEL_PARAMS.names),
+        selected_model=run.selected_model if sufficient else None,
+        data_sufficient=sufficient,
+        lifespan_days=lifespan,
+        purchase_rate_per_day=rate,
+        messages=tuple(messages),
+    )

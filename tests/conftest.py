@@ -1,0 +1,66 @@
+"""Shared fixtures: a temp data home and small hand-built frames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from clv_pipeline.paths import Layout
+from clv_pipeline.schema import RAW_TRANSACTIONS
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh CLV_HOME; Dagster storage inside it; no DAGSTER_HOME from the outside."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("CLV_HOME", str(root))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("CLV_DAGSTER_STORAGE", str(root / "dagster"))
+    yield root
+
+
+@pytest.fixture
+def layout(home: Path) -> Layout:
+    return Layout(home)
+
+
+def raw_frame(rows: list[dict[str, object]], *, source: str = "a.csv") -> pl.DataFrame:
+    """Raw (all-string) rows; missing columns are null, source columns filled in."""
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    frame = pl.DataFrame(
+        [{k: (None if row.get(k) is None else str(row[k])) for k in names} for row in rows],
+        schema={k: pl.String for k in names},
+    )
+    for name, dtype in RAW_TRANSACTIONS.schema.items():
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype).alias(name))
+    frame = frame.with_columns(
+        pl.lit(source).alias("_source_file"), pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row")
+    )
+    return frame.select(RAW_TRANSACTIONS.names)
+
+
+def tx(day: str, customer: str, amount: float, tid: str, *, hour: int = 12, **extra: object) -> dict:
+    """One contract row as a CSV export would have it."""
+    return {
+        "transaction_id": tid,
+        "customer_id": customer,
+        "occurred_at": f"{day}T{hour:02d}:00:00Z",
+        "amount": amount,
+        **extra,
+    }
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(rows).write_csv(path)
+    return path
+
+
+D = date.fromisoformat

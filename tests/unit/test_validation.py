@@ -1,0 +1,100 @@
+"""Typing, normalisation, deduplication and quarantine reasons of one partition day."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import polars as pl
+
+from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, VALIDATED_TRANSACTIONS
+from clv_pipeline.validation.transactions import validate_transactions
+from tests.conftest import raw_frame, tx
+
+DAY = date(2024, 3, 10)
+
+
+def _validate(rows: list[dict], **kw: object):  # type: ignore[no-untyped-def]
+    return validate_transactions(raw_frame(rows), day=DAY, **kw)  # type: ignore[arg-type]
+
+
+def test_clean_rows_are_typed_and_normalised() -> None:
+    result = _validate(
+        [
+            tx("2024-03-10", " c1 ", 12.5, " t1 ", currency="usd", quantity="2", status="Completed",
+               channel=" web ", product_category="home"),
+            tx("2024-03-10", "c1", -2.5, "t2"),
+            tx("2024-03-10", "c2", 3, "t3", status="CANCELLED"),
+            tx("2024-03-10", "c2", 0, "t4"),
+        ]
+    )
+    assert result.quarantine.is_empty()
+    assert result.clean.schema == VALIDATED_TRANSACTIONS.schema
+    first = result.clean.row(0, named=True)
+    assert first["transaction_id"] == "t1" and first["customer_id"] == "c1"
+    assert first["occurred_at"] == datetime(2024, 3, 10, 12, tzinfo=UTC)
+    assert (first["currency"], first["quantity"], first["status"], first["channel"]) == ("USD", 2, "completed", "web")
+    assert result.clean.get_column("revenue_kind").to_list() == ["purchase", "refund", "ignored", "ignored"]
+
+
+def test_timestamps_with_offsets_naive_zone_and_dates() -> None:
+    rows = [
+        {"transaction_id": "a", "customer_id": "c", "occurred_at": "2024-03-10T23:30:00-01:00", "amount": "1"},
+        {"transaction_id": "b", "customer_id": "c", "occurred_at": "2024-03-10 08:00:00", "amount": "1"},
+        {"transaction_id": "c", "customer_id": "c", "occurred_at": "2024-03-10", "amount": "1"},
+    ]
+    # 23:30-01:00 is 00:30 UTC on the 11th: outside the UTC day, inside it in America/Sao_Paulo (-03)
+    utc = validate_transactions(raw_frame(rows), day=DAY)
+    assert utc.clean.get_column("transaction_id").to_list() == ["b", "c"]
+    assert "falls on 2024-03-11" in utc.quarantine.get_column("reason")[0]
+    local = validate_transactions(
+        raw_frame(rows), day=DAY, timezone="America/Sao_Paulo", naive_timezone="America/Sao_Paulo"
+    )
+    assert local.clean.height == 3
+    b = local.clean.filter(pl.col("transaction_id") == "b").row(0, named=True)
+    assert b["occurred_at"] == datetime(2024, 3, 10, 11, tzinfo=UTC)
+
+
+def test_every_reason_is_reported() -> None:
+    result = _validate(
+        [
+            tx("2024-03-10", "c1", 1, ""),
+            tx("2024-03-10", "", 1, "t2"),
+            {"transaction_id": "t3", "customer_id": "c", "occurred_at": "yesterday", "amount": "1"},
+            {"transaction_id": "t4", "customer_id": "c", "occurred_at": None, "amount": "1"},
+            tx("2024-03-10", "c1", "1,5", "t5"),
+            tx("2024-03-10", "c1", "nan", "t6"),
+            tx("2024-03-10", "c1", "inf", "t7", quantity="2.5"),
+            tx("2024-03-10", "c1", None, "t8"),
+        ]
+    )
+    assert result.clean.is_empty()
+    assert result.quarantine.schema == QUARANTINE_TRANSACTIONS.schema
+    reasons = dict(zip(result.quarantine["_source_row"], result.quarantine["reason"], strict=True))
+    assert reasons == {
+        0: "transaction_id missing",
+        1: "customer_id missing",
+        2: "occurred_at not an ISO-8601 timestamp or date",
+        3: "occurred_at missing",
+        4: "amount not a number",
+        5: "amount not finite",
+        6: "amount not finite; quantity not an integer",
+        7: "amount missing",
+    }
+    assert result.quarantine.get_column("amount")[4] == "1,5"  # original value kept
+
+
+def test_redelivered_rows_dropped_conflicts_quarantined() -> None:
+    rows = [tx("2024-03-10", "c1", 5, "t1"), tx("2024-03-10", "c1", 5, "t1"), tx("2024-03-10", "c1", 6, "t1")]
+    result = _validate(rows)
+    assert result.clean.get_column("amount").to_list() == [5.0]
+    assert result.stats["duplicates_dropped"] == 1
+    assert result.quarantine.get_column("reason").to_list() == [
+        "conflicting duplicate transaction_id (other values already delivered)"
+    ]
+    assert result.reasons() == {"conflicting duplicate transaction_id (other values already delivered)": 1}
+
+
+def test_validation_is_deterministic() -> None:
+    rows = [tx("2024-03-10", f"c{i % 3}", i, f"t{i % 5}") for i in range(20)]
+    first, second = _validate(rows), _validate(list(reversed(rows)))
+    assert first.clean.height == second.clean.height == 5
