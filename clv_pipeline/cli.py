@@ -260,7 +260,7 @@ def status(home: HomeOption = None) -> None:
     rows = partition_status(runner.get_instance(config.layout), config.layout)
     table = Table(title=f"Partitions under {config.layout.home}")
     for name in ("asset", "materialized", "latest", "failed", "missing"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     for row in rows:
         table.add_row(
             row.asset,

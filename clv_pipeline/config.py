@@ -89,10 +89,17 @@ class ClvConfig(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls, environ: typing.Mapping[str, str] | None = None, **overrides: Any) -> ClvConfig:
-        """Build the config from ``CLV_*`` variables; explicit ``overrides`` win."""
+        """Build the config from ``CLV_*`` variables; explicit ``overrides`` win.
+
+        ``home`` is only taken from ``environ`` when one is passed: by default it stays empty and
+        :attr:`layout` resolves ``$CLV_HOME`` when used, so a long-lived process (the Dagster
+        code server, tests) follows the current environment.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name, field in cls.model_fields.items():
+            if name == "home" and environ is None:
+                continue
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is None or raw == "":
                 continue

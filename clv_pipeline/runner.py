@@ -113,28 +113,31 @@ def execute(
 
     thread = threading.Thread(target=work, name=f"clv-{job_name}", daemon=True)
     thread.start()
-    done: set[str] = set()
+    done = 0
+    cursor: str | None = None
     while thread.is_alive():
-        thread.join(0.3)
+        thread.join(0.5)
         if progress is not None:
-            for event in _step_events(instance, run_id):
-                if event.step_key and event.step_key not in done:
-                    done.add(event.step_key)
-                    progress(f"{event.step_key} {event.event_type_value.lower()}", len(done), total)
+            events, cursor = _step_events(instance, run_id, cursor)
+            for event in events:
+                done += 1
+                progress(f"{event.step_key} {event.event_type_value.lower()}", done, total)
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return summarize(instance, run_id)
 
 
-def _step_events(instance: dg.DagsterInstance, run_id: str) -> list[dg.DagsterEvent]:
+def _step_events(
+    instance: dg.DagsterInstance, run_id: str, cursor: str | None
+) -> tuple[list[dg.DagsterEvent], str | None]:
+    """Step successes/failures recorded since ``cursor`` (incremental, cheap to poll)."""
     kinds = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
     try:
-        logs = instance.all_logs(run_id)
+        page = instance.get_records_for_run(run_id, cursor=cursor, of_type=kinds)
     except Exception:  # noqa: BLE001 - storage busy; try again on the next tick
-        return []
-    return [
-        e.dagster_event for e in logs if e.dagster_event and e.dagster_event.event_type in kinds
-    ]
+        return [], cursor
+    events = [r.event_log_entry.dagster_event for r in page.records]
+    return [e for e in events if e is not None], page.cursor
 
 
 def summarize(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
@@ -156,9 +159,14 @@ def summarize(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
 
 
 def _root_message(error: object) -> str:
-    """The innermost cause's message (ours), first line only."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause  # type: ignore[attr-defined]
-    message = str(getattr(error, "message", error)).strip()
-    return message.splitlines()[0] if message else "unknown error"
-
+    """First line of our own error in the cause chain (it names file/column), else the innermost."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = getattr(error, "cause", None)
+    ours = [e for e in chain if getattr(e, "cls_name", "") in {"InputError", "PublishError", "ClvError"}]
+    chosen = ours[0] if ours else chain[-1]
+    message = str(getattr(chosen, "message", chosen)).strip()
+    first = message.splitlines()[0] if message else "unknown error"
+    prefix = f"{chosen.cls_name}: "  # type: ignore[attr-defined]
+    return first[len(prefix):] if ours and first.startswith(prefix) else first

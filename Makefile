@@ -1,0 +1,30 @@
+# Two commands for a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export CLV_HOME ?= $(CURDIR)/data
+
+.PHONY: setup demo test lint dev bench clean
+
+$(BIN)/clv: pyproject.toml
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(PYTHON) -m uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(PYTHON) -m uv pip install --quiet -e ".[dev]"
+	touch $(BIN)/clv
+
+setup: $(BIN)/clv  ## create .venv with the package and dev tools
+
+demo: setup  ## synthetic 20k-customer history -> import -> run yesterday -> summary
+	$(BIN)/clv demo
+
+test: setup  ## the whole test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/mypy clv_pipeline
+
+dev: setup  ## Dagster UI on http://127.0.0.1:3000 with this repo's dagster.yaml
+	DAGSTER_HOME=$(CURDIR) CLV_DAGSTER_STORAGE=$(CLV_HOME)/dagster $(BIN)/dagster dev
+
+clean:
+	rm -rf $(VENV)

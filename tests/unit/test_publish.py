@@ -1,0 +1,112 @@
+"""Write-audit-publish: atomic replace, failed audits keep the old snapshot, DuckDB commit point."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+
+import duckdb
+import polars as pl
+import pytest
+
+from clv_pipeline.errors import PublishError
+from clv_pipeline.paths import Layout
+from clv_pipeline.publish import catalog
+from clv_pipeline.publish.warehouse import publish_table, read_published
+from clv_pipeline.schema import CUSTOMER_SEGMENTS, SNAPSHOT_TABLES, TABLES
+
+DAY = date(2024, 5, 1)
+
+
+def _segments(n: int, day: date = DAY) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "as_of": [day] * n,
+            "days_since_last_purchase": list(range(n)),
+            "n_purchase_days": [1] * n,
+            "recency_band": ["0-30"] * n,
+            "frequency_band": ["one_time"] * n,
+            "segment": ["new"] * n,
+        },
+        schema=CUSTOMER_SEGMENTS.schema,
+    )
+
+
+def test_publish_replaces_atomically_and_leaves_no_temp_files(layout: Layout) -> None:
+    first = publish_table(layout, "customer_segments", _segments(3), day=DAY)
+    assert first.rows == 3 and first.path == layout.partition_file("customer_segments", "as_of", DAY)
+    second = publish_table(layout, "customer_segments", _segments(5), day=DAY)
+    assert read_published(layout, "customer_segments", DAY).height == 5  # type: ignore[union-attr]
+    assert second.path == first.path
+    leftovers = [p for p in layout.warehouse.rglob("*") if p.is_file() and p.name != "part-0.parquet"]
+    assert leftovers == []
+    assert "| customer_id |" in second.preview
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f: pl.concat([f, f.head(1)]), "customer_id not unique"),
+        (lambda f: f.with_columns(pl.lit(date(2024, 4, 30)).alias("as_of")), "as_of must be"),
+        (lambda f: f.with_columns(pl.lit(None, pl.String).alias("segment")), "segment has nulls"),
+        (lambda f: f.drop("segment"), "lacks columns"),
+    ],
+)
+def test_failed_audit_keeps_previous_snapshot(layout: Layout, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    publish_table(layout, "customer_segments", _segments(3), day=DAY)
+    before = layout.partition_file("customer_segments", "as_of", DAY).read_bytes()
+    with pytest.raises(PublishError, match=message):
+        publish_table(layout, "customer_segments", mutate(_segments(4)), day=DAY)
+    assert layout.partition_file("customer_segments", "as_of", DAY).read_bytes() == before
+    assert not any(layout.staging.rglob("*.parquet"))
+
+
+def test_nan_is_never_published(layout: Layout) -> None:
+    frame = pl.DataFrame(
+        {"customer_id": ["a"], "as_of": [DAY], "days_since_last_purchase": [1], "churn_window_days": [180],
+         "is_churned": [False], "churn_probability": [float("nan")]},
+        schema=TABLES["customer_churn"].schema,
+    )
+    with pytest.raises(PublishError, match="churn_probability has NaN"):
+        publish_table(layout, "customer_churn", frame, day=DAY)
+
+
+def test_write_failure_is_a_clear_error(layout: Layout) -> None:
+    if os.geteuid() == 0:
+        target_dir = layout.partition_file("customer_segments", "as_of", DAY).parent
+        target_dir.mkdir(parents=True)
+        (target_dir / "part-0.parquet").mkdir()  # a directory where the file must go: rename fails
+    else:  # pragma: no cover - non-root: a read-only folder
+        layout.warehouse.mkdir(parents=True)
+        layout.warehouse.chmod(0o500)
+    with pytest.raises(PublishError, match="could not write|previous snapshot kept"):
+        publish_table(layout, "customer_segments", _segments(2), day=DAY)
+
+
+def _publish_snapshot(layout: Layout, day: date, n: int) -> None:
+    for name in SNAPSHOT_TABLES:
+        frame = pl.DataFrame(schema=TABLES[name].schema)
+        if name == "customer_segments":
+            frame = _segments(n, day)
+        publish_table(layout, name, frame, day=day)
+
+
+def test_views_only_show_complete_snapshots(layout: Layout) -> None:
+    _publish_snapshot(layout, DAY, 2)
+    assert catalog.mark_complete(layout, DAY) == [DAY]
+    # the next day is half published: segments only
+    nxt = date(2024, 5, 2)
+    publish_table(layout, "customer_segments", _segments(7, nxt), day=nxt)
+    with pytest.raises(PublishError, match="incomplete"):
+        catalog.mark_complete(layout, nxt)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        assert con.execute("SELECT count(*), max(as_of) FROM customer_segments_latest").fetchone() == (2, DAY)
+        assert con.execute("SELECT count(*) FROM customer_segments").fetchone() == (2,)
+    assert catalog.complete_dates(layout) == [DAY]
+    _publish_snapshot(layout, nxt, 7)
+    catalog.mark_complete(layout, nxt)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        assert con.execute("SELECT count(*), max(as_of) FROM customer_segments_latest").fetchone() == (7, nxt)
+        assert con.execute("SELECT count(*) FROM customer_segments").fetchone() == (9,)
+    assert catalog.complete_dates(layout) == [DAY, nxt]
