@@ -7,7 +7,7 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clv_pipeline.errors import ClvError
+
+if TYPE_CHECKING:
+    from clv_pipeline.config import ClvConfig
+    from clv_pipeline.runner import RunOutcome
 
 app = typer.Typer(
     help="Customer-lifetime-value pipeline: import transactions, run daily partitions, inspect.",
@@ -37,7 +41,7 @@ def _setup(home: Path | None) -> None:
     os.environ["CLV_HOME"] = str(resolve_home(home))
 
 
-def _config():  # type: ignore[no-untyped-def]
+def _config() -> ClvConfig:
     from clv_pipeline.config import ClvConfig
 
     return ClvConfig.from_env()
@@ -158,7 +162,7 @@ def _progress(quiet: bool) -> Progress:
     )
 
 
-def _report(outcome, what: str) -> None:  # type: ignore[no-untyped-def]
+def _report(outcome: RunOutcome, what: str) -> None:
     if outcome.success:
         return
     for step, message in outcome.failures or [("run", "failed before any step ran")]:
@@ -172,7 +176,8 @@ def _report(outcome, what: str) -> None:  # type: ignore[no-untyped-def]
 @app.command()
 def run(
     day: Annotated[
-        str | None, typer.Option("--date", "-d", help="Partition date YYYY-MM-DD (default: yesterday).")
+        str | None,
+        typer.Option("--date", "-d", help="Partition date YYYY-MM-DD (default: yesterday)."),
     ] = None,
     home: HomeOption = None,
 ) -> None:
@@ -209,13 +214,17 @@ def demo(
     console.print(f"Generating {customers:,} customers over {days} days ending {end} (seed {seed})")
     history = generate_history(n_customers=customers, days=days, end=end, seed=seed)
     export = write_parquet_atomic(history, layout.home / "demo" / "transactions.parquet")
-    report = import_files([export], layout, timezone=config.timezone, naive_timezone=config.naive_timezone)
+    report = import_files(
+        [export], layout, timezone=config.timezone, naive_timezone=config.naive_timezone
+    )
     console.print(f"Imported {report.rows:,} transactions into {len(report.days)} landing days")
     run_day(end)
     _summary(end)
 
 
 def _summary(as_of: date) -> None:
+    import polars as pl
+
     from clv_pipeline.publish.warehouse import read_published
 
     config = _config()
@@ -232,11 +241,14 @@ def _summary(as_of: date) -> None:
     table.add_row("repeat customers", f"{(features['frequency'] > 0).sum():,}")
     table.add_row("net revenue to date", f"{features['total_revenue'].sum():,.2f}")
     model = clv["model"].drop_nulls()
-    table.add_row("model", model[0] if len(model) else "none (data insufficient)")
+    table.add_row("model", str(model[0]) if len(model) else "none (data insufficient)")
     if len(model):
-        table.add_row("mean P(alive)", f"{clv['p_alive'].mean():.3f}")
-        table.add_row(f"predicted CLV, next {clv['horizon_days'][0]:.0f} days", f"{clv['predicted_clv'].sum():,.2f}")
-    table.add_row("mean formula CLV", f"{clv['formula_clv'].mean():,.2f}")
+        table.add_row("mean P(alive)", f"{clv.select(pl.col('p_alive').mean()).item():.3f}")
+        table.add_row(
+            f"predicted CLV, next {float(clv['horizon_days'][0]):.0f} days",
+            f"{clv['predicted_clv'].sum():,.2f}",
+        )
+    table.add_row("mean formula CLV", f"{clv.select(pl.col('formula_clv').mean()).item():,.2f}")
     console.print(table)
     top = segments.group_by("segment").len().sort("len", descending=True).head(6)
     seg = Table(title="Top segments")
@@ -246,7 +258,8 @@ def _summary(as_of: date) -> None:
         seg.add_row(name, f"{count:,}")
     console.print(seg)
     console.print(f"Parquet tables: {layout.warehouse}/<table>/as_of={as_of}/part-0.parquet")
-    console.print(f"DuckDB catalog: {layout.catalog}  (e.g. SELECT * FROM customer_clv_latest)")
+    example = "SELECT * FROM customer_clv_latest"
+    console.print(f"DuckDB catalog: {layout.catalog}  (e.g. {example})")
 
 
 @app.command()

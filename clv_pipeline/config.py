@@ -27,7 +27,8 @@ class ClvConfig(dg.ConfigurableResource):
 
     home: str = Field(default="", description="Data home; empty = $CLV_HOME or ./data.")
     timezone: str = Field(
-        default="UTC", description="Timezone of the daily partitions and of purchase-day boundaries."
+        default="UTC",
+        description="Timezone of the daily partitions and of purchase-day boundaries.",
     )
     naive_timezone: str = Field(
         default="UTC", description="Timezone assumed for input timestamps without an offset."
@@ -88,7 +89,9 @@ class ClvConfig(dg.ConfigurableResource):
         }
 
     @classmethod
-    def from_env(cls, environ: typing.Mapping[str, str] | None = None, **overrides: Any) -> ClvConfig:
+    def from_env(
+        cls, environ: typing.Mapping[str, str] | None = None, **overrides: Any
+    ) -> ClvConfig:
         """Build the config from ``CLV_*`` variables; explicit ``overrides`` win.
 
         ``home`` is only taken from ``environ`` when one is passed: by default it stays empty and
@@ -127,4 +130,3 @@ def parse_mapping(text: str | typing.Iterable[str]) -> dict[str, str]:
             raise ValueError(f"column mapping {item!r} must look like source_name=contract_name")
         out[source.strip()] = target.strip()
     return out
-

@@ -85,26 +85,31 @@ def generate_history(
     refunded = (rng.random(n) < 0.02) & (status == "completed")
     refund_when = when[refunded] + rng.uniform(1, 20, refunded.sum())
     ok = refund_when < horizon
-    frame = pl.DataFrame(
-        {
-            "customer": np.concatenate([customer, customer[refunded][ok]]),
-            "t": np.concatenate([when, refund_when[ok]]),
-            "amount": np.concatenate([amount, -amount[refunded][ok]]),
-            "status": np.concatenate([status, np.full(int(ok.sum()), "refunded")]),
-            "product_category": np.concatenate([category, category[refunded][ok]]),
-        }
-    ).with_columns(
-        pl.Series("channel", channel_of)
-        .gather(pl.Series(np.concatenate([customer, customer[refunded][ok]])))
-        .alias("channel")
-    ).sort("t", "customer")
+    frame = (
+        pl.DataFrame(
+            {
+                "customer": np.concatenate([customer, customer[refunded][ok]]),
+                "t": np.concatenate([when, refund_when[ok]]),
+                "amount": np.concatenate([amount, -amount[refunded][ok]]),
+                "status": np.concatenate([status, np.full(int(ok.sum()), "refunded")]),
+                "product_category": np.concatenate([category, category[refunded][ok]]),
+            }
+        )
+        .with_columns(
+            pl.Series("channel", channel_of)
+            .gather(pl.Series(np.concatenate([customer, customer[refunded][ok]])))
+            .alias("channel")
+        )
+        .sort("t", "customer")
+    )
     micros = (frame.get_column("t").to_numpy() * US_PER_DAY).astype(np.int64)
+    stamps = np.datetime64(start.replace(tzinfo=None), "us") + micros.astype("timedelta64[us]")
     return frame.select(
         pl.format("T{}", pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(9)).alias(
             "transaction_id"
         ),
         pl.format("C{}", pl.col("customer").cast(pl.String).str.zfill(7)).alias("customer_id"),
-        (pl.lit(start) + pl.duration(microseconds=pl.Series(micros))).alias("occurred_at"),
+        pl.Series("occurred_at", stamps).dt.replace_time_zone("UTC"),
         pl.col("amount"),
         pl.lit("USD").alias("currency"),
         pl.lit(1, pl.Int64).alias("quantity"),

@@ -17,7 +17,7 @@ PART_FILE = "part-0.parquet"
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """Return the data home: the argument, else ``$CLV_HOME``, else ``./data`` (absolute)."""
     chosen = home if home not in (None, "") else os.environ.get("CLV_HOME") or DEFAULT_HOME
-    return Path(chosen).expanduser().resolve()  # type: ignore[arg-type]
+    return Path(chosen).expanduser().resolve()
 
 
 @dataclass(frozen=True)
@@ -103,5 +103,7 @@ def data_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() in {".parquet", ".csv"}
+        if p.is_file()
+        and not p.name.startswith((".", "_"))
+        and p.suffix.lower() in {".parquet", ".csv"}
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import polars as pl
 
@@ -36,7 +37,7 @@ class StepResult:
     published: list[Published]
     stats: dict[str, object] = field(default_factory=dict)
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         first = self.published[0].metadata() if self.published else {}
         return {**first, **self.stats}
 

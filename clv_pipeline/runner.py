@@ -164,9 +164,11 @@ def _root_message(error: object) -> str:
     while error is not None:
         chain.append(error)
         error = getattr(error, "cause", None)
-    ours = [e for e in chain if getattr(e, "cls_name", "") in {"InputError", "PublishError", "ClvError"}]
+    ours = [
+        e for e in chain if getattr(e, "cls_name", "") in {"InputError", "PublishError", "ClvError"}
+    ]
     chosen = ours[0] if ours else chain[-1]
     message = str(getattr(chosen, "message", chosen)).strip()
     first = message.splitlines()[0] if message else "unknown error"
     prefix = f"{chosen.cls_name}: "  # type: ignore[attr-defined]
-    return first[len(prefix):] if ours and first.startswith(prefix) else first
+    return first[len(prefix) :] if ours and first.startswith(prefix) else first

@@ -54,7 +54,9 @@ INPUT_COLUMNS: tuple[Column, ...] = (
     Column("amount", pl.String(), "Order value; negative = refund.", unit="currency units"),
     Column("currency", pl.String(), "ISO-4217 code (optional).", nullable=True),
     Column("quantity", pl.String(), "Items in the order (optional, integer).", nullable=True),
-    Column("status", pl.String(), "Order status (optional), e.g. completed, cancelled.", nullable=True),
+    Column(
+        "status", pl.String(), "Order status (optional), e.g. completed, cancelled.", nullable=True
+    ),
     Column("channel", pl.String(), "Sales / acquisition channel (optional).", nullable=True),
     Column("product_category", pl.String(), "Product category (optional).", nullable=True),
 )
@@ -68,7 +70,8 @@ RAW_TRANSACTIONS = Table(
     "raw_transactions",
     "date",
     "The day's rows as delivered (after column renames), every value as a string.",
-    tuple(Column(c.name, pl.String(), c.description, c.unit, True) for c in INPUT_COLUMNS) + _SOURCE,
+    tuple(Column(c.name, pl.String(), c.description, c.unit, True) for c in INPUT_COLUMNS)
+    + _SOURCE,
 )
 
 VALIDATED_TRANSACTIONS = Table(
@@ -123,7 +126,12 @@ CUSTOMER_FEATURES = Table(
         Column("frequency", pl.Int64(), "Repeat purchase-days = n_purchase_days - 1.", "count"),
         Column("recency", pl.Int64(), "First to last purchase-day.", "days"),
         Column("T", pl.Int64(), "First purchase-day to as_of (customer age).", "days"),
-        Column("days_since_last_purchase", pl.Int64(), "Last purchase-day to as_of = T - recency.", "days"),
+        Column(
+            "days_since_last_purchase",
+            pl.Int64(),
+            "Last purchase-day to as_of = T - recency.",
+            "days",
+        ),
         Column(
             "monetary_value",
             pl.Float64(),
@@ -132,10 +140,22 @@ CUSTOMER_FEATURES = Table(
             "currency units",
         ),
         Column("gross_revenue", pl.Float64(), "Sum of purchase amounts.", "currency units"),
-        Column("refund_amount", pl.Float64(), "Sum of refunds, as a positive number.", "currency units"),
+        Column(
+            "refund_amount", pl.Float64(), "Sum of refunds, as a positive number.", "currency units"
+        ),
         Column("n_refunds", pl.Int64(), "Refund transactions (amount < 0).", "count"),
-        Column("total_revenue", pl.Float64(), "Net revenue = gross_revenue - refund_amount.", "currency units"),
-        Column("aov", pl.Float64(), "Average order value = gross_revenue / n_transactions.", "currency units"),
+        Column(
+            "total_revenue",
+            pl.Float64(),
+            "Net revenue = gross_revenue - refund_amount.",
+            "currency units",
+        ),
+        Column(
+            "aov",
+            pl.Float64(),
+            "Average order value = gross_revenue / n_transactions.",
+            "currency units",
+        ),
         Column(
             "avg_days_between_purchases",
             pl.Float64(),
@@ -203,7 +223,9 @@ CUSTOMER_CLV = Table(
             "currency units",
             True,
         ),
-        Column("historic_clv", pl.Float64(), "total_revenue x gross_margin to date.", "currency units"),
+        Column(
+            "historic_clv", pl.Float64(), "total_revenue x gross_margin to date.", "currency units"
+        ),
         Column("total_clv", pl.Float64(), "historic_clv + predicted_clv.", "currency units", True),
         Column("horizon_days", pl.Float64(), "Prediction horizon.", "days"),
         Column(
@@ -230,7 +252,9 @@ CUSTOMER_SEGMENTS = Table(
     + (
         Column("days_since_last_purchase", pl.Int64(), "Last purchase-day to as_of.", "days"),
         Column("n_purchase_days", pl.Int64(), "Distinct purchase-days.", "count"),
-        Column("recency_band", pl.String(), "0-30, 31-90, 91-180 or 181+ days since last purchase."),
+        Column(
+            "recency_band", pl.String(), "0-30, 31-90, 91-180 or 181+ days since last purchase."
+        ),
         Column("frequency_band", pl.String(), "one_time (1 day), repeat (2-4), loyal (5+)."),
         Column("segment", pl.String(), "Named segment, see docs/data_contract.md."),
     ),
@@ -293,7 +317,11 @@ def render_markdown() -> str:
     ]
     lines += [f"| `{c.name}` | {c.description} | {c.unit} |" for c in INPUT_COLUMNS]
     for table in (*TABLES.values(), QUARANTINE_TRANSACTIONS):
-        root = "quarantine/transactions" if table is QUARANTINE_TRANSACTIONS else f"warehouse/{table.name}"
+        root = (
+            "quarantine/transactions"
+            if table is QUARANTINE_TRANSACTIONS
+            else f"warehouse/{table.name}"
+        )
         lines += [
             "",
             f"## `{table.name}`",

@@ -26,15 +26,15 @@ def partition_status(instance: dg.DagsterInstance, layout: Layout) -> list[Asset
     Missing: for ingest assets, landing days never materialized; for snapshot assets, dates where
     another snapshot asset was materialized but this one was not (an incomplete snapshot).
     """
+    from clv_pipeline.definitions import defs
     from clv_pipeline.defs.assets import INGEST
     from clv_pipeline.defs.partitions import clv_daily_partition
-    from clv_pipeline.definitions import defs
 
     graph = defs.resolve_asset_graph()
     keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
     partition_keys = clv_daily_partition.get_partition_keys(dynamic_partitions_store=instance)
     statuses: dict[dg.AssetKey, dict[str, AssetPartitionStatus]] = {
-        key: instance.get_status_by_partition(key, partition_keys, clv_daily_partition) or {}
+        key: dict(instance.get_status_by_partition(key, partition_keys, clv_daily_partition) or {})  # type: ignore[arg-type]
         for key in keys
     }
     snapshot_days: set[date] = set()
@@ -49,10 +49,14 @@ def partition_status(instance: dg.DagsterInstance, layout: Layout) -> list[Asset
     rows = []
     for key in keys:
         done = sorted(
-            date.fromisoformat(p) for p, s in statuses[key].items() if s == AssetPartitionStatus.MATERIALIZED
+            date.fromisoformat(p)
+            for p, s in statuses[key].items()
+            if s == AssetPartitionStatus.MATERIALIZED
         )
         failed = sorted(
-            date.fromisoformat(p) for p, s in statuses[key].items() if s == AssetPartitionStatus.FAILED
+            date.fromisoformat(p)
+            for p, s in statuses[key].items()
+            if s == AssetPartitionStatus.FAILED
         )
         expected = landing if graph.get(key).group_name == INGEST else snapshot_days
         rows.append(

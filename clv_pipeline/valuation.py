@@ -127,9 +127,11 @@ def value_customers(
         ),
     )
     rows = run.params_rows()
-    params = pl.DataFrame(
-        [{"as_of": as_of, **row} for row in rows], schema=MODEL_PARAMS.schema
-    ) if rows else pl.DataFrame(schema=MODEL_PARAMS.schema)
+    params = (
+        pl.DataFrame([{"as_of": as_of, **row} for row in rows], schema=MODEL_PARAMS.schema)
+        if rows
+        else pl.DataFrame(schema=MODEL_PARAMS.schema)
+    )
     return Valuation(
         clv=clv.select(CUSTOMER_CLV.names),
         params=params.select(MODEL_PARAMS.names),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -30,7 +30,7 @@ def layout(home: Path) -> Layout:
     return Layout(home)
 
 
-def raw_frame(rows: list[dict[str, object]], *, source: str = "a.csv") -> pl.DataFrame:
+def raw_frame(rows: Sequence[Mapping[str, object]], *, source: str = "a.csv") -> pl.DataFrame:
     """Raw (all-string) rows; missing columns are null, source columns filled in."""
     names = list(dict.fromkeys(k for row in rows for k in row))
     frame = pl.DataFrame(
@@ -41,12 +41,15 @@ def raw_frame(rows: list[dict[str, object]], *, source: str = "a.csv") -> pl.Dat
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype).alias(name))
     frame = frame.with_columns(
-        pl.lit(source).alias("_source_file"), pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row")
+        pl.lit(source).alias("_source_file"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row"),
     )
     return frame.select(RAW_TRANSACTIONS.names)
 
 
-def tx(day: str, customer: str, amount: float, tid: str, *, hour: int = 12, **extra: object) -> dict:
+def tx(
+    day: str, customer: str, amount: object, tid: str, *, hour: int = 12, **extra: object
+) -> dict[str, object]:
     """One contract row as a CSV export would have it."""
     return {
         "transaction_id": tid,

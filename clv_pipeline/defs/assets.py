@@ -1,8 +1,7 @@
 """Assets: thin wrappers that turn a partition key into a date and call one pipeline step."""
 
-
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 
 import dagster as dg
@@ -34,10 +33,12 @@ def _over_days(
         last = step(clv, day)
         rows += last.published[0].rows
         if len(days) > 1 and (i % 50 == 0 or i == len(days)):
-            context.log.info(f"{context.asset_key.to_user_string()}: {i}/{len(days)} days, {rows} rows")
+            context.log.info(
+                f"{context.asset_key.to_user_string()}: {i}/{len(days)} days, {rows} rows"
+            )
     assert last is not None  # noqa: S101 - a run always has at least one partition
     metadata = last.metadata() if len(days) == 1 else {"days": len(days), "rows": rows}
-    return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
@@ -78,7 +79,7 @@ def _as_of(context: dg.AssetExecutionContext) -> date:
 )
 def customer_features(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
     result = pipeline.build_customer_features(clv, _as_of(context))
-    return dg.MaterializeResult(metadata=result.metadata())  # type: ignore[arg-type]
+    return dg.MaterializeResult(metadata=result.metadata())
 
 
 @dg.multi_asset(
@@ -90,11 +91,13 @@ def customer_features(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.M
     ],
     description="Fit BG/NBD / Pareto/NBD + Gamma-Gamma; per-customer historic, formula, predicted CLV.",
 )
-def customer_clv(context: dg.AssetExecutionContext, clv: ClvConfig):  # type: ignore[no-untyped-def]
+def customer_clv(
+    context: dg.AssetExecutionContext, clv: ClvConfig
+) -> Iterator[dg.MaterializeResult]:
     result, _ = pipeline.build_customer_clv(clv, _as_of(context))
     clv_table, params_table = result.published
-    yield dg.MaterializeResult(asset_key="model_params", metadata=params_table.metadata())  # type: ignore[arg-type]
-    yield dg.MaterializeResult(asset_key="customer_clv", metadata=result.metadata())  # type: ignore[arg-type]
+    yield dg.MaterializeResult(asset_key="model_params", metadata=params_table.metadata())
+    yield dg.MaterializeResult(asset_key="customer_clv", metadata=result.metadata())
 
 
 @dg.asset(
@@ -106,7 +109,7 @@ def customer_clv(context: dg.AssetExecutionContext, clv: ClvConfig):  # type: ig
 )
 def customer_segments(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
     result = pipeline.build_customer_segments(clv, _as_of(context))
-    return dg.MaterializeResult(metadata=result.metadata())  # type: ignore[arg-type]
+    return dg.MaterializeResult(metadata=result.metadata())
 
 
 @dg.asset(
@@ -118,7 +121,7 @@ def customer_segments(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.M
 )
 def customer_churn(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
     result = pipeline.build_customer_churn(clv, _as_of(context))
-    return dg.MaterializeResult(metadata=result.metadata())  # type: ignore[arg-type]
+    return dg.MaterializeResult(metadata=result.metadata())
 
 
 @dg.asset(
@@ -136,7 +139,7 @@ def customer_churn(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.Mate
 )
 def clv_snapshot(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
     result = pipeline.commit_snapshot(clv, _as_of(context))
-    return dg.MaterializeResult(metadata=result.metadata())  # type: ignore[arg-type]
+    return dg.MaterializeResult(metadata=result.metadata())
 
 
 ingest_assets = [raw_transactions, validated_transactions]

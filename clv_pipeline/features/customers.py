@@ -55,7 +55,10 @@ def compute_features(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame
     refunds = (
         history.filter(pl.col("revenue_kind") == "refund")
         .group_by("customer_id")
-        .agg((-pl.col("amount").sum()).alias("refund_amount"), pl.len().cast(pl.Int64).alias("n_refunds"))
+        .agg(
+            (-pl.col("amount").sum()).alias("refund_amount"),
+            pl.len().cast(pl.Int64).alias("n_refunds"),
+        )
     )
     frequency = pl.col("n_purchase_days") - 1
     return (

@@ -12,7 +12,7 @@ from clv_pipeline.schema import Table
 Audit = Callable[[pl.DataFrame], list[str]]
 
 
-def _first(frame: pl.DataFrame, mask: pl.Expr, column: str) -> str:
+def _first(frame: pl.DataFrame, mask: pl.Expr | pl.Series, column: str) -> str:
     values = frame.filter(mask).get_column(column).head(3).to_list()
     return ", ".join(repr(v) for v in values)
 
@@ -21,7 +21,9 @@ def audit_contract(frame: pl.DataFrame, table: Table, *, day: date) -> list[str]
     """Schema, nullability, finiteness and partition-date checks shared by every table."""
     problems = []
     if frame.schema != table.schema:
-        problems.append(f"schema {dict(frame.schema)} differs from the contract {dict(table.schema)}")
+        problems.append(
+            f"schema {dict(frame.schema)} differs from the contract {dict(table.schema)}"
+        )
         return problems
     for column in table.columns:
         if not column.nullable and frame.get_column(column.name).null_count():
@@ -29,7 +31,9 @@ def audit_contract(frame: pl.DataFrame, table: Table, *, day: date) -> list[str]
         if column.dtype == pl.Float64:
             bad = ~pl.col(column.name).is_finite() & pl.col(column.name).is_not_null()
             if frame.select(bad.any()).item():
-                problems.append(f"column {column.name} has NaN/inf: {_first(frame, bad, column.name)}")
+                problems.append(
+                    f"column {column.name} has NaN/inf: {_first(frame, bad, column.name)}"
+                )
     key = table.partition_key if table.partition_key == "as_of" else "event_date"
     if key in frame.columns:
         wrong = pl.col(key) != day
@@ -59,17 +63,23 @@ def _rule(message: str, ok: pl.Expr, show: str) -> Audit:
 
 
 def _between(column: str, low: float, high: float) -> Audit:
-    return _rule(
-        f"{column} outside [{low}, {high}]", pl.col(column).is_between(low, high), column
-    )
+    return _rule(f"{column} outside [{low}, {high}]", pl.col(column).is_between(low, high), column)
 
 
 AUDITS: dict[str, list[Audit]] = {
     "validated_transactions": [_unique("transaction_id")],
     "customer_features": [
         _unique("customer_id"),
-        _rule("negative counts", pl.min_horizontal("n_transactions", "frequency", "recency") >= 0, "customer_id"),
-        _rule("frequency != n_purchase_days - 1", pl.col("frequency") == pl.col("n_purchase_days") - 1, "customer_id"),
+        _rule(
+            "negative counts",
+            pl.min_horizontal("n_transactions", "frequency", "recency") >= 0,
+            "customer_id",
+        ),
+        _rule(
+            "frequency != n_purchase_days - 1",
+            pl.col("frequency") == pl.col("n_purchase_days") - 1,
+            "customer_id",
+        ),
         _rule("recency > T", pl.col("recency") <= pl.col("T"), "customer_id"),
         _rule(
             "as_of before the last purchase",

@@ -26,7 +26,9 @@ from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
 MANIFEST = "_manifest.json"
 
 
-def connect(layout: Layout, *, read_only: bool = False, attempts: int = 20) -> duckdb.DuckDBPyConnection:
+def connect(
+    layout: Layout, *, read_only: bool = False, attempts: int = 20
+) -> duckdb.DuckDBPyConnection:
     """Open the catalog, retrying while another process holds its lock."""
     layout.warehouse.mkdir(parents=True, exist_ok=True)
     last: Exception | None = None
@@ -49,9 +51,7 @@ def _glob(layout: Layout, table: str) -> str:
 
 def mark_complete(layout: Layout, day: date) -> list[date]:
     """Record ``day`` as a complete snapshot and refresh every view; returns the complete dates."""
-    missing = [
-        t for t in SNAPSHOT_TABLES if not layout.partition_file(t, "as_of", day).exists()
-    ]
+    missing = [t for t in SNAPSHOT_TABLES if not layout.partition_file(t, "as_of", day).exists()]
     if missing:
         raise PublishError(f"snapshot {day} is incomplete, not committing: missing {missing}")
     with connect(layout) as con:
@@ -63,7 +63,9 @@ def mark_complete(layout: Layout, day: date) -> list[date]:
         con.execute("INSERT INTO clv_snapshots VALUES (?, ?)", [day, datetime.now(UTC)])
         _create_views(con, layout)
         con.execute("COMMIT")
-        dates = [row[0] for row in con.execute("SELECT as_of FROM clv_snapshots ORDER BY 1").fetchall()]
+        dates = [
+            row[0] for row in con.execute("SELECT as_of FROM clv_snapshots ORDER BY 1").fetchall()
+        ]
     write_manifest(layout, dates)
     return dates
 

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -34,7 +35,7 @@ class Published:
     rows: int
     preview: str
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         """Dagster materialization metadata: row count, output path, a markdown preview."""
         return {"rows": self.rows, "path": str(self.path), "preview": self.preview}
 
@@ -45,7 +46,9 @@ def publish_table(layout: Layout, table_name: str, frame: pl.DataFrame, *, day: 
     try:
         frame = conform(frame, table)
     except (ValueError, pl.exceptions.PolarsError) as exc:
-        raise PublishError(f"{table_name} {day}: output does not match the contract: {exc}") from exc
+        raise PublishError(
+            f"{table_name} {day}: output does not match the contract: {exc}"
+        ) from exc
     problems = audit_table(frame, table, day=day)
     if problems:
         raise PublishError(

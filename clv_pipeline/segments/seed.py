@@ -14,6 +14,8 @@ recency band   one_time (1)    repeat (2-4)    loyal (5+)
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from clv_pipeline.schema import CUSTOMER_CHURN, CUSTOMER_SEGMENTS
@@ -38,7 +40,7 @@ SEGMENT_MAP = {
 def assign_segments(features: pl.LazyFrame) -> pl.LazyFrame:
     """Recency band, frequency band and named segment per customer."""
     days = pl.col("days_since_last_purchase")
-    band = pl.when(days <= RECENCY_BANDS[0][0]).then(pl.lit(RECENCY_BANDS[0][1]))
+    band: Any = pl.when(days <= RECENCY_BANDS[0][0]).then(pl.lit(RECENCY_BANDS[0][1]))
     for limit, label in RECENCY_BANDS[1:]:
         band = band.when(days <= limit).then(pl.lit(label))
     segment_map = pl.LazyFrame(
@@ -64,7 +66,9 @@ def assign_segments(features: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def flag_churn(features: pl.LazyFrame, clv: pl.LazyFrame, *, churn_window_days: int) -> pl.LazyFrame:
+def flag_churn(
+    features: pl.LazyFrame, clv: pl.LazyFrame, *, churn_window_days: int
+) -> pl.LazyFrame:
     """Churned when days since the last purchase exceed the window; model churn probability."""
     return (
         features.join(clv.select("customer_id", "churn_probability"), on="customer_id", how="left")

@@ -22,7 +22,9 @@ def read_delivered_file(path: Path, *, column_map: Mapping[str, str] | None = No
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pl.read_csv(path, infer_schema=False, encoding="utf8", truncate_ragged_lines=False)
+            frame = pl.read_csv(
+                path, infer_schema=False, encoding="utf8", truncate_ragged_lines=False
+            )
         elif suffix == ".parquet":
             frame = pl.read_parquet(path)
         else:
@@ -36,7 +38,9 @@ def read_delivered_file(path: Path, *, column_map: Mapping[str, str] | None = No
     return to_strings(frame)
 
 
-def rename_columns(frame: pl.DataFrame, column_map: Mapping[str, str], *, source: str) -> pl.DataFrame:
+def rename_columns(
+    frame: pl.DataFrame, column_map: Mapping[str, str], *, source: str
+) -> pl.DataFrame:
     """Apply ``column_map`` and check the required contract columns are present."""
     renames = {old: new for old, new in column_map.items() if old in frame.columns}
     clash = [new for old, new in renames.items() if new in frame.columns and new not in renames]

@@ -75,16 +75,22 @@ def import_files(
             raise InputError(f"{path}: no such file")
         frame = read_delivered_file(path, column_map=mapping)
         digest = file_digest(path, mapping)
-        days = frame.with_columns(
-            parse_timestamp("occurred_at", naive_timezone=naive_timezone).alias("__ts")
-        ).with_columns(event_date("__ts", timezone=timezone).alias("__day")).drop("__ts")
+        days = (
+            frame.with_columns(
+                parse_timestamp("occurred_at", naive_timezone=naive_timezone).alias("__ts")
+            )
+            .with_columns(event_date("__ts", timezone=timezone).alias("__day"))
+            .drop("__ts")
+        )
         unparseable = days.filter(pl.col("__day").is_null())
         if unparseable.height:
             target = layout.quarantine / "import" / f"{path.stem}-{digest}.parquet"
             write_parquet_atomic(
                 unparseable.drop("__day").with_columns(
                     pl.lit(str(path)).alias("_source_file"),
-                    pl.lit("occurred_at missing or not an ISO-8601 timestamp or date").alias("reason"),
+                    pl.lit("occurred_at missing or not an ISO-8601 timestamp or date").alias(
+                        "reason"
+                    ),
                 ),
                 target,
             )

@@ -32,9 +32,9 @@ def parse_timestamp(column: str, *, naive_timezone: str = "UTC") -> pl.Expr:
         text.str.to_datetime(fmt, time_zone="UTC", strict=False, time_unit="us")
         for fmt in _AWARE_FORMATS
     ]
-    naive = [
-        text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _NAIVE_FORMATS
-    ] + [text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))]
+    naive = [text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _NAIVE_FORMATS] + [
+        text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
+    ]
     local = pl.coalesce(naive).dt.replace_time_zone(
         naive_timezone, ambiguous="earliest", non_existent="null"
     )

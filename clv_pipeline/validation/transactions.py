@@ -112,7 +112,10 @@ def validate_transactions(
             pl.col("amount").str.strip_chars().str.len_chars().gt(0) & pl.col("_amount").is_null(),
             pl.lit("amount not a number"),
         ),
-        (pl.col("_amount").is_not_null() & ~pl.col("_amount").is_finite(), pl.lit("amount not finite")),
+        (
+            pl.col("_amount").is_not_null() & ~pl.col("_amount").is_finite(),
+            pl.lit("amount not finite"),
+        ),
         (
             pl.col("quantity").str.strip_chars().str.len_chars().gt(0) & pl.col("_qty").is_null(),
             pl.lit("quantity not an integer"),
@@ -135,7 +138,9 @@ def validate_transactions(
         (pl.col("_content") != pl.col("_content").first().over("_tid")).alias("_conflict")
     )
     conflicts = good.filter(pl.col("_conflict")).with_columns(
-        pl.lit("conflicting duplicate transaction_id (other values already delivered)").alias("reason")
+        pl.lit("conflicting duplicate transaction_id (other values already delivered)").alias(
+            "reason"
+        )
     )
     exact_dupes = good.filter((pl.col("_dup_rank") > 0) & ~pl.col("_conflict")).height
     kept = good.filter(pl.col("_dup_rank") == 0)

@@ -51,7 +51,9 @@ def test_import_run_status(home: Path, export: Path, monkeypatch: pytest.MonkeyP
     # importing the same file again and rerunning never double counts
     clv_before = layout.partition_file("customer_clv", "as_of", AS_OF).read_bytes()
     assert runner.invoke(app, ["import", str(export), *maps, "--home", str(home)]).exit_code == 0
-    assert runner.invoke(app, ["run", "--date", AS_OF.isoformat(), "--home", str(home)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["run", "--date", AS_OF.isoformat(), "--home", str(home)]).exit_code == 0
+    )
     again = scan_published(layout, "validated_transactions").collect()
     assert again.height == validated.height
     assert layout.partition_file("customer_clv", "as_of", AS_OF).read_bytes() == clv_before
@@ -82,9 +84,7 @@ def test_import_missing_file_is_clear(home: Path) -> None:
 
 
 def test_demo_small(home: Path) -> None:
-    result = runner.invoke(
-        app, ["demo", "--customers", "300", "--days", "20", "--home", str(home)]
-    )
+    result = runner.invoke(app, ["demo", "--customers", "300", "--days", "20", "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert "Top segments" in result.output and "customer_clv_latest" in result.output
     yesterday = Layout(home).published_days("customer_clv", "as_of")

@@ -29,7 +29,7 @@ def history(layout: Layout, tmp_path: Path) -> pl.DataFrame:
     return frame
 
 
-def _assets():  # type: ignore[no-untyped-def]
+def _assets() -> list[dg.AssetsDefinition]:
     from clv_pipeline.defs.assets import ingest_assets, snapshot_assets
 
     return [*ingest_assets, *snapshot_assets]
@@ -39,7 +39,10 @@ def test_range_ingest_then_daily_partition(layout: Layout, history: pl.DataFrame
     instance = dg.DagsterInstance.ephemeral()
     days = layout.landing_days()
     ingest = runner.execute(
-        "clv_ingest_job", layout, partition_range=(days[0], END - timedelta(days=1)), instance=instance
+        "clv_ingest_job",
+        layout,
+        partition_range=(days[0], END - timedelta(days=1)),
+        instance=instance,
     )
     assert ingest.success, ingest.failures
     assert len(ingest.materialized) == 2 * (len(days) - 1)
@@ -70,7 +73,9 @@ def test_materialize_one_partition_with_dagster_api(layout: Layout, history: pl.
     assert read_published(layout, "customer_segments", day) is not None
 
 
-def test_failed_step_reports_error_and_keeps_published(layout: Layout, history: pl.DataFrame) -> None:
+def test_failed_step_reports_error_and_keeps_published(
+    layout: Layout, history: pl.DataFrame
+) -> None:
     instance = dg.DagsterInstance.ephemeral()
     day = END
     assert runner.execute("clv_daily_job", layout, partition=day, instance=instance).success

@@ -65,7 +65,9 @@ def test_column_renames_and_parquet_timestamps(layout: Layout, tmp_path: Path) -
 
 
 def test_unparseable_dates_go_to_import_quarantine(layout: Layout, tmp_path: Path) -> None:
-    export = write_csv(tmp_path / "e.csv", [*ROWS, {**ROWS[0], "transaction_id": "t9", "occurred_at": "soon"}])
+    export = write_csv(
+        tmp_path / "e.csv", [*ROWS, {**ROWS[0], "transaction_id": "t9", "occurred_at": "soon"}]
+    )
     report = import_files([export], layout)
     assert report.unparseable_rows == 1
     (quarantined,) = (layout.quarantine / "import").glob("*.parquet")
@@ -87,7 +89,9 @@ def test_unreadable_files_raise_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"x\.parquet: cannot read as parquet"):
         read_delivered_file(garbage)
     latin = tmp_path / "latin.csv"
-    latin.write_bytes("transaction_id,customer_id,occurred_at,amount\nt1,J\xf6rg,2024-01-01,5\n".encode("latin-1"))
+    latin.write_bytes(
+        "transaction_id,customer_id,occurred_at,amount\nt1,J\xf6rg,2024-01-01,5\n".encode("latin-1")
+    )
     with pytest.raises(InputError, match=r"latin\.csv: cannot read as csv"):
         read_delivered_file(latin)
     with pytest.raises(InputError, match="unsupported file type"):

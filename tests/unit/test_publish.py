@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import date
 
 import duckdb
@@ -35,11 +36,15 @@ def _segments(n: int, day: date = DAY) -> pl.DataFrame:
 
 def test_publish_replaces_atomically_and_leaves_no_temp_files(layout: Layout) -> None:
     first = publish_table(layout, "customer_segments", _segments(3), day=DAY)
-    assert first.rows == 3 and first.path == layout.partition_file("customer_segments", "as_of", DAY)
+    assert first.rows == 3 and first.path == layout.partition_file(
+        "customer_segments", "as_of", DAY
+    )
     second = publish_table(layout, "customer_segments", _segments(5), day=DAY)
     assert read_published(layout, "customer_segments", DAY).height == 5  # type: ignore[union-attr]
     assert second.path == first.path
-    leftovers = [p for p in layout.warehouse.rglob("*") if p.is_file() and p.name != "part-0.parquet"]
+    leftovers = [
+        p for p in layout.warehouse.rglob("*") if p.is_file() and p.name != "part-0.parquet"
+    ]
     assert leftovers == []
     assert "| customer_id |" in second.preview
 
@@ -53,7 +58,9 @@ def test_publish_replaces_atomically_and_leaves_no_temp_files(layout: Layout) ->
         (lambda f: f.drop("segment"), "lacks columns"),
     ],
 )
-def test_failed_audit_keeps_previous_snapshot(layout: Layout, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_failed_audit_keeps_previous_snapshot(
+    layout: Layout, mutate: Callable[[pl.DataFrame], pl.DataFrame], message: str
+) -> None:
     publish_table(layout, "customer_segments", _segments(3), day=DAY)
     before = layout.partition_file("customer_segments", "as_of", DAY).read_bytes()
     with pytest.raises(PublishError, match=message):
@@ -64,8 +71,14 @@ def test_failed_audit_keeps_previous_snapshot(layout: Layout, mutate, message: s
 
 def test_nan_is_never_published(layout: Layout) -> None:
     frame = pl.DataFrame(
-        {"customer_id": ["a"], "as_of": [DAY], "days_since_last_purchase": [1], "churn_window_days": [180],
-         "is_churned": [False], "churn_probability": [float("nan")]},
+        {
+            "customer_id": ["a"],
+            "as_of": [DAY],
+            "days_since_last_purchase": [1],
+            "churn_window_days": [180],
+            "is_churned": [False],
+            "churn_probability": [float("nan")],
+        },
         schema=TABLES["customer_churn"].schema,
     )
     with pytest.raises(PublishError, match="churn_probability has NaN"):
@@ -101,12 +114,16 @@ def test_views_only_show_complete_snapshots(layout: Layout) -> None:
     with pytest.raises(PublishError, match="incomplete"):
         catalog.mark_complete(layout, nxt)
     with duckdb.connect(str(layout.catalog), read_only=True) as con:
-        assert con.execute("SELECT count(*), max(as_of) FROM customer_segments_latest").fetchone() == (2, DAY)
+        assert con.execute(
+            "SELECT count(*), max(as_of) FROM customer_segments_latest"
+        ).fetchone() == (2, DAY)
         assert con.execute("SELECT count(*) FROM customer_segments").fetchone() == (2,)
     assert catalog.complete_dates(layout) == [DAY]
     _publish_snapshot(layout, nxt, 7)
     catalog.mark_complete(layout, nxt)
     with duckdb.connect(str(layout.catalog), read_only=True) as con:
-        assert con.execute("SELECT count(*), max(as_of) FROM customer_segments_latest").fetchone() == (7, nxt)
+        assert con.execute(
+            "SELECT count(*), max(as_of) FROM customer_segments_latest"
+        ).fetchone() == (7, nxt)
         assert con.execute("SELECT count(*) FROM customer_segments").fetchone() == (9,)
     assert catalog.complete_dates(layout) == [DAY, nxt]

@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import polars as pl
 
 from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, VALIDATED_TRANSACTIONS
-from clv_pipeline.validation.transactions import validate_transactions
+from clv_pipeline.validation.transactions import ValidationResult, validate_transactions
 from tests.conftest import raw_frame, tx
 
 DAY = date(2024, 3, 10)
 
 
-def _validate(rows: list[dict], **kw: object):  # type: ignore[no-untyped-def]
-    return validate_transactions(raw_frame(rows), day=DAY, **kw)  # type: ignore[arg-type]
+def _validate(rows: list[dict[str, object]], **kw: Any) -> ValidationResult:
+    return validate_transactions(raw_frame(rows), day=DAY, **kw)
 
 
 def test_clean_rows_are_typed_and_normalised() -> None:
     result = _validate(
         [
-            tx("2024-03-10", " c1 ", 12.5, " t1 ", currency="usd", quantity="2", status="Completed",
-               channel=" web ", product_category="home"),
+            tx(
+                "2024-03-10",
+                " c1 ",
+                12.5,
+                " t1 ",
+                currency="usd",
+                quantity="2",
+                status="Completed",
+                channel=" web ",
+                product_category="home",
+            ),
             tx("2024-03-10", "c1", -2.5, "t2"),
             tx("2024-03-10", "c2", 3, "t3", status="CANCELLED"),
             tx("2024-03-10", "c2", 0, "t4"),
@@ -32,14 +42,34 @@ def test_clean_rows_are_typed_and_normalised() -> None:
     first = result.clean.row(0, named=True)
     assert first["transaction_id"] == "t1" and first["customer_id"] == "c1"
     assert first["occurred_at"] == datetime(2024, 3, 10, 12, tzinfo=UTC)
-    assert (first["currency"], first["quantity"], first["status"], first["channel"]) == ("USD", 2, "completed", "web")
-    assert result.clean.get_column("revenue_kind").to_list() == ["purchase", "refund", "ignored", "ignored"]
+    assert (first["currency"], first["quantity"], first["status"], first["channel"]) == (
+        "USD",
+        2,
+        "completed",
+        "web",
+    )
+    assert result.clean.get_column("revenue_kind").to_list() == [
+        "purchase",
+        "refund",
+        "ignored",
+        "ignored",
+    ]
 
 
 def test_timestamps_with_offsets_naive_zone_and_dates() -> None:
     rows = [
-        {"transaction_id": "a", "customer_id": "c", "occurred_at": "2024-03-10T23:30:00-01:00", "amount": "1"},
-        {"transaction_id": "b", "customer_id": "c", "occurred_at": "2024-03-10 08:00:00", "amount": "1"},
+        {
+            "transaction_id": "a",
+            "customer_id": "c",
+            "occurred_at": "2024-03-10T23:30:00-01:00",
+            "amount": "1",
+        },
+        {
+            "transaction_id": "b",
+            "customer_id": "c",
+            "occurred_at": "2024-03-10 08:00:00",
+            "amount": "1",
+        },
         {"transaction_id": "c", "customer_id": "c", "occurred_at": "2024-03-10", "amount": "1"},
     ]
     # 23:30-01:00 is 00:30 UTC on the 11th: outside the UTC day, inside it in America/Sao_Paulo (-03)
@@ -84,14 +114,20 @@ def test_every_reason_is_reported() -> None:
 
 
 def test_redelivered_rows_dropped_conflicts_quarantined() -> None:
-    rows = [tx("2024-03-10", "c1", 5, "t1"), tx("2024-03-10", "c1", 5, "t1"), tx("2024-03-10", "c1", 6, "t1")]
+    rows = [
+        tx("2024-03-10", "c1", 5, "t1"),
+        tx("2024-03-10", "c1", 5, "t1"),
+        tx("2024-03-10", "c1", 6, "t1"),
+    ]
     result = _validate(rows)
     assert result.clean.get_column("amount").to_list() == [5.0]
     assert result.stats["duplicates_dropped"] == 1
     assert result.quarantine.get_column("reason").to_list() == [
         "conflicting duplicate transaction_id (other values already delivered)"
     ]
-    assert result.reasons() == {"conflicting duplicate transaction_id (other values already delivered)": 1}
+    assert result.reasons() == {
+        "conflicting duplicate transaction_id (other values already delivered)": 1
+    }
 
 
 def test_validation_is_deterministic() -> None:
