@@ -9,7 +9,7 @@ export CLV_HOME ?= $(CURDIR)/data
 $(BIN)/clv: pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	$(PYTHON) -m uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(PYTHON) -m uv pip install --quiet -e ".[dev]"
+	$(PYTHON) -m uv pip install --quiet --python $(VENV)/bin/python -e ".[dev]"
 	touch $(BIN)/clv
 
 setup: $(BIN)/clv  ## create .venv with the package and dev tools
