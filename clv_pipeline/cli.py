@@ -297,6 +297,83 @@ def _ranges(days: list[date]) -> str:
 
 
 @app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="A CSV or parquet file as it would be delivered.")],
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--column", "-c", help="Rename source=contract, e.g. order_ts=occurred_at."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rejected rows to list.")] = 20,
+    home: HomeOption = None,
+) -> None:
+    """Run the validation suite on FILE (no pipeline run) and print its failures."""
+    _setup(home)
+    from clv_pipeline.config import parse_mapping
+    from clv_pipeline.pipeline import partition_failure, validate_file
+
+    config = _config()
+    mapping = {**config.column_map, **parse_mapping(column or [])}
+    if not file.is_file():
+        raise _fail(f"{file}: no such file")
+    try:
+        result = validate_file(config, file, column_map=mapping)
+    except ClvError as exc:
+        raise _fail(str(exc)) from None
+    rules = config.validation_rules()
+    days = Table(title=f"{file.name}: rows per day")
+    for name in ("day", "rows", "valid", "quarantined", "re-deliveries dropped", "verdict"):
+        days.add_column(name, justify="left" if name in {"day", "verdict"} else "right")
+    failed = False
+    rejected = []
+    for day, day_result in sorted(result.days.items()):
+        stats = day_result.stats
+        problem = partition_failure(day_result, rules, quarantine_path="(not written)")
+        failed = failed or problem is not None or stats["rows_quarantined"] > 0
+        verdict = (
+            "partition fails"
+            if problem
+            else ("ok" if not stats["rows_quarantined"] else "rows quarantined")
+        )
+        days.add_row(
+            str(day),
+            f"{stats['rows_in']:,}",
+            f"{stats['rows_valid']:,}",
+            f"{stats['rows_quarantined']:,}",
+            f"{stats['duplicates_dropped']:,}",
+            verdict,
+        )
+        rejected.append(day_result.quarantine)
+    console.print(days)
+    reasons = Table(title="Failed expectations (Great Expectations suite)")
+    for name in ("expectation", "column", "unexpected", "examples"):
+        reasons.add_column(name, overflow="fold")
+    for item in result.suite.summary():
+        if not item["success"]:
+            reasons.add_row(
+                item["expectation"], item["column"], str(item["unexpected"]), item["examples"]
+            )
+    if reasons.row_count:
+        console.print(reasons)
+    rows = [r for frame in rejected for r in frame.head(limit).iter_rows(named=True)][:limit]
+    if rows:
+        listing = Table(title=f"First {len(rows)} rejected rows")
+        for name in ("row", "transaction_id", "occurred_at", "amount", "reason"):
+            listing.add_column(name, overflow="fold")
+        for row in rows:
+            listing.add_row(
+                str(row["_source_row"]),
+                str(row["transaction_id"]),
+                str(row["occurred_at"]),
+                str(row["amount"]),
+                row["reason"],
+            )
+        console.print(listing)
+    if failed:
+        raise typer.Exit(1)
+    console.print("[green]all rows valid[/]")
+
+
+@app.command()
 def docs(
     output: Annotated[Path, typer.Option(help="Where to write the data dictionary.")] = Path(
         "docs/data_contract.md"

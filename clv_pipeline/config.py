@@ -18,6 +18,7 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from clv_pipeline.paths import Layout, resolve_home
+from clv_pipeline.validation.rules import ValidationRules
 
 ENV_PREFIX = "CLV_"
 
@@ -38,8 +39,27 @@ class ClvConfig(dg.ConfigurableResource):
         default_factory=dict, description="Input column renames, source name -> contract name."
     )
     non_revenue_statuses: list[str] = Field(
-        default_factory=lambda: ["cancelled", "canceled", "failed", "void", "declined"],
+        default_factory=lambda: list(ValidationRules.non_revenue_statuses),
         description="`status` values (case-insensitive) whose rows never count as revenue.",
+    )
+    amount_min: float = Field(default=-1_000_000.0, description="Smallest accepted amount.")
+    amount_max: float = Field(default=1_000_000.0, description="Largest accepted amount.")
+    currencies: list[str] = Field(
+        default_factory=list,
+        description="Accepted currency codes; empty = any three-letter upper-case code.",
+    )
+    known_statuses: list[str] = Field(
+        default_factory=lambda: list(ValidationRules.known_statuses),
+        description="Accepted `status` values (case-insensitive); others are quarantined.",
+    )
+    max_bad_row_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Fail the partition when more than this share of its rows is quarantined.",
+    )
+    on_empty_day: Literal["warn", "fail"] = Field(
+        default="warn", description="A day with no rows: publish it empty with a warning, or fail."
     )
     churn_window_days: int = Field(
         default=180, ge=1, description="Days without a purchase after which a customer is churned."
@@ -75,6 +95,20 @@ class ClvConfig(dg.ConfigurableResource):
     @property
     def layout(self) -> Layout:
         return Layout(resolve_home(self.home or None))
+
+    def validation_rules(self) -> ValidationRules:
+        """The validation settings as the pure stage expects them."""
+        return ValidationRules(
+            timezone=self.timezone,
+            naive_timezone=self.naive_timezone,
+            amount_min=self.amount_min,
+            amount_max=self.amount_max,
+            currencies=tuple(c.upper() for c in self.currencies),
+            known_statuses=tuple(s.lower() for s in self.known_statuses),
+            non_revenue_statuses=tuple(s.lower() for s in self.non_revenue_statuses),
+            max_bad_row_share=self.max_bad_row_share,
+            on_empty_day=self.on_empty_day,
+        )
 
     def model_options(self) -> dict[str, Any]:
         """Keyword options for :func:`clv_pipeline.models.fit_and_predict`."""

@@ -10,4 +10,12 @@ class InputError(ClvError):
 
 
 class PublishError(ClvError):
-    """A table failed its audit or could not be published; the previous snapshot is intact."""
+    """A table failed its audit or could not be published; the previous snapshot is intact.
+
+    ``checks`` holds the problems found per audit check (empty when the failure was I/O).
+    """
+
+    def __init__(self, message: str, *, table: str = "", checks: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.table = table
+        self.checks = checks or {}

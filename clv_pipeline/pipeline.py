@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -25,8 +26,17 @@ from clv_pipeline.publish.warehouse import (
     scan_published,
 )
 from clv_pipeline.segments.seed import assign_segments, flag_churn
+from clv_pipeline.sources.files import read_delivered_file, select_contract
 from clv_pipeline.sources.landing import read_landing_day
-from clv_pipeline.validation.transactions import validate_transactions
+from clv_pipeline.validation.parse import event_date, parse_timestamp
+from clv_pipeline.validation.rules import ValidationRules
+from clv_pipeline.validation.transactions import (
+    DAY,
+    DayResult,
+    ValidationResult,
+    empty_day_result,
+    validate_transactions,
+)
 from clv_pipeline.valuation import Valuation, value_customers
 
 
@@ -38,8 +48,10 @@ class StepResult:
     stats: dict[str, object] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
+        """Dagster metadata: the first table's row count, path and preview plus the stats."""
         first = self.published[0].metadata() if self.published else {}
-        return {**first, **self.stats}
+        stats = {k: v for k, v in self.stats.items() if k not in {"gx_suite", "day"}}
+        return {**first, **stats}
 
 
 def pull_raw_transactions(config: ClvConfig, day: date) -> StepResult:
@@ -50,30 +62,114 @@ def pull_raw_transactions(config: ClvConfig, day: date) -> StepResult:
     return StepResult([published], {"files": files})
 
 
-def validate_day(config: ClvConfig, day: date) -> StepResult:
-    """Validate the day's raw rows; publish clean rows and (re)write its quarantine file."""
+MAX_BATCH_ROWS = 2_000_000  # rows validated per GX call when a run covers many days
+
+
+def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
+    """Validate the raw rows of ``days`` and publish each day's clean rows and quarantine file.
+
+    Days are validated in batches (GX costs about a second per call, whatever the size). A day
+    fails, and nothing of it is published, when it has no rows and ``on_empty_day`` is "fail", or
+    when more than ``max_bad_row_share`` of its rows are quarantined; the other days are published
+    and one :class:`InputError` names every failed day at the end.
+    """
     layout = config.layout
-    raw = read_published(layout, "raw_transactions", day)
-    if raw is None:
-        raise InputError(f"raw_transactions for {day} is not published; run raw_transactions first")
-    result = validate_transactions(
-        raw,
-        day=day,
-        timezone=config.timezone,
-        naive_timezone=config.naive_timezone,
-        non_revenue_statuses=config.non_revenue_statuses,
-    )
+    rules = config.validation_rules()
+    results: list[StepResult] = []
+    failures: list[str] = []
+    batch: list[pl.DataFrame] = []
+    batch_rows = 0
+
+    def flush() -> None:
+        nonlocal batch, batch_rows
+        if not batch:
+            return
+        raw = pl.concat(batch, how="vertical")
+        in_batch = raw.get_column(DAY).unique().to_list()
+        earlier = (
+            scan_published(layout, "validated_transactions")
+            .select("transaction_id", "event_date")
+            .filter(~pl.col("event_date").is_in(in_batch))
+        )
+        outcome = validate_transactions(raw, rules=rules, earlier=earlier)
+        for day in sorted(in_batch):
+            step, failure = _publish_validated(config, outcome.day(day), outcome.suite.summary())
+            results.append(step)
+            if failure:
+                failures.append(failure)
+        batch, batch_rows = [], 0
+
+    for day in days:
+        raw = read_published(layout, "raw_transactions", day)
+        if raw is None:
+            raise InputError(f"raw_transactions {day} is not published; run raw_transactions first")
+        if raw.is_empty():
+            step, failure = _publish_validated(config, empty_day_result(day), [])
+            results.append(step)
+            if failure:
+                failures.append(failure)
+            continue
+        batch.append(raw.with_columns(pl.lit(day).alias(DAY)))
+        batch_rows += raw.height
+        if batch_rows >= MAX_BATCH_ROWS:
+            flush()
+    flush()
+    if failures:
+        raise InputError(" | ".join(failures))
+    return sorted(results, key=lambda r: r.stats["day"])  # type: ignore[arg-type, return-value]
+
+
+def _publish_validated(
+    config: ClvConfig, result: DayResult, suite: list[dict[str, Any]]
+) -> tuple[StepResult, str | None]:
+    """Write the day's quarantine file, apply the partition-level rules, publish clean rows."""
+    layout = config.layout
+    rules = config.validation_rules()
+    day = result.day
     quarantine_path = layout.quarantine_file("transactions", day)
     if result.quarantine.height:
         write_parquet_atomic(result.quarantine, quarantine_path)
     else:
         quarantine_path.unlink(missing_ok=True)  # a rerun with fixed input clears old rejects
-    published = publish_table(layout, "validated_transactions", result.clean, day=day)
-    stats: dict[str, object] = dict(result.stats)
+    stats: dict[str, Any] = {"day": day, **result.stats, "gx_suite": suite}
     if result.quarantine.height:
         stats["quarantine_path"] = str(quarantine_path)
         stats["quarantine_reasons"] = result.reasons()
-    return StepResult([published], stats)
+    failure = partition_failure(result, rules, quarantine_path=quarantine_path)
+    if failure is None and result.stats["rows_in"] == 0:
+        stats["warning"] = f"no rows delivered for {day} ({layout.landing_day(day)})"
+    if failure:
+        stats["failure"] = failure
+        return StepResult([], stats), failure
+    published = publish_table(layout, "validated_transactions", result.clean, day=day)
+    return StepResult([published], stats), None
+
+
+def partition_failure(
+    result: DayResult, rules: ValidationRules, *, quarantine_path: Any
+) -> str | None:
+    """Why the whole day must fail (None when it may be published)."""
+    rows = result.stats["rows_in"]
+    if rows == 0:
+        if rules.on_empty_day == "fail":
+            return (
+                f"{result.day}: no rows delivered (CLV_ON_EMPTY_DAY=fail); check the source or set "
+                "CLV_ON_EMPTY_DAY=warn"
+            )
+        return None
+    bad = result.stats["rows_quarantined"]
+    if bad / rows <= rules.max_bad_row_share:
+        return None
+    examples = result.examples(limit=2)
+    top = "; ".join(
+        f"{reason} x{count} (e.g. {', '.join(examples.get(reason, []))})"
+        for reason, count in list(result.reasons().items())[:3]
+    )
+    return (
+        f"{result.day}: {bad} of {rows} rows ({bad / rows:.1%}) failed validation, more than "
+        f"CLV_MAX_BAD_ROW_SHARE={rules.max_bad_row_share:.0%}; nothing published for this day. "
+        f"{top}. All rejected rows: {quarantine_path}"
+    )
 
 
 def build_customer_features(config: ClvConfig, as_of: date) -> StepResult:
@@ -135,3 +231,32 @@ def commit_snapshot(config: ClvConfig, as_of: date) -> StepResult:
     """The commit point: make ``as_of`` visible in the DuckDB views and the manifest."""
     dates = mark_complete(config.layout, as_of)
     return StepResult([], {"complete_snapshots": len(dates), "catalog": str(config.layout.catalog)})
+
+
+def validate_file(
+    config: ClvConfig, path: Path, *, column_map: dict[str, str] | None = None
+) -> ValidationResult:
+    """Run the validation suite on one delivered file without running the pipeline.
+
+    Rows are assigned to the day of their ``occurred_at`` (unparseable ones to the file's most
+    common day) and checked against already validated history in the data home.
+    """
+    rules = config.validation_rules()
+    frame = select_contract(read_delivered_file(path, column_map=column_map or config.column_map))
+    frame = frame.with_columns(
+        pl.lit(path.name).alias("_source_file"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row"),
+    )
+    parsed = frame.select(
+        parse_timestamp("occurred_at", naive_timezone=rules.naive_timezone).alias("_ts")
+    ).select(event_date("_ts", timezone=rules.timezone).alias(DAY))
+    fallback = parsed.get_column(DAY).drop_nulls().mode().sort()
+    default_day = fallback[0] if len(fallback) else date.today()
+    raw = frame.with_columns(parsed.get_column(DAY).fill_null(default_day))
+    in_file = raw.get_column(DAY).unique().to_list()
+    earlier = (
+        scan_published(config.layout, "validated_transactions")
+        .select("transaction_id", "event_date")
+        .filter(~pl.col("event_date").is_in(in_file))
+    )
+    return validate_transactions(raw, rules=rules, earlier=earlier)

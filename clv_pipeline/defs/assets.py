@@ -8,14 +8,25 @@ import dagster as dg
 
 from clv_pipeline import pipeline
 from clv_pipeline.config import ClvConfig
+from clv_pipeline.defs.checks import (
+    GX_CHECK,
+    RAW_ROWS_CHECK,
+    gx_markdown,
+    merge_checks,
+    table_check_results,
+    table_check_specs,
+)
 from clv_pipeline.defs.partitions import clv_daily_partition
+from clv_pipeline.errors import InputError, PublishError
 from clv_pipeline.pipeline import StepResult
+from clv_pipeline.validation.suite import SUITE_VERSION
 
 # BackfillPolicy.single_run() is what lets one run ingest a whole range of days; it is "beta".
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 INGEST = "ingest"
 SNAPSHOT = "snapshot"
+Event = dg.MaterializeResult | dg.AssetCheckResult
 
 
 def _days(context: dg.AssetExecutionContext) -> list[date]:
@@ -23,22 +34,32 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
     return [date.fromisoformat(key) for key in context.partition_keys]
 
 
-def _over_days(
-    context: dg.AssetExecutionContext, step: Callable[[ClvConfig, date], StepResult], clv: ClvConfig
-) -> dg.MaterializeResult:
-    days = _days(context)
-    rows = 0
-    last: StepResult | None = None
-    for i, day in enumerate(days, start=1):
-        last = step(clv, day)
-        rows += last.published[0].rows
-        if len(days) > 1 and (i % 50 == 0 or i == len(days)):
-            context.log.info(
-                f"{context.asset_key.to_user_string()}: {i}/{len(days)} days, {rows} rows"
-            )
-    assert last is not None  # noqa: S101 - a run always has at least one partition
-    metadata = last.metadata() if len(days) == 1 else {"days": len(days), "rows": rows}
-    return dg.MaterializeResult(metadata=metadata)
+def _as_of(context: dg.AssetExecutionContext) -> date:
+    return date.fromisoformat(context.partition_key)
+
+
+def _summary(context: dg.AssetExecutionContext, results: list[StepResult]) -> dict[str, object]:
+    rows = sum(p.rows for r in results for p in r.published)
+    if len(results) == 1:
+        return results[0].metadata()
+    context.log.info(f"{context.asset_key.to_user_string()}: {len(results)} days, {rows} rows")
+    return {"days": len(results), "rows": rows}
+
+
+def _published(asset: str, step: Callable[[], StepResult]) -> Iterator[Event]:
+    """Run a one-table step; report its audits as asset checks, also when they fail."""
+    try:
+        result = step()
+    except PublishError as exc:
+        if exc.checks:
+            yield from table_check_results(exc.table or asset, exc.checks)
+        raise
+    for published in result.published:
+        yield dg.MaterializeResult(
+            asset_key=published.table,
+            metadata=result.metadata() if published.table == asset else published.metadata(),
+            check_results=table_check_results(published.table, published.checks),
+        )
 
 
 @dg.asset(
@@ -46,10 +67,33 @@ def _over_days(
     partitions_def=clv_daily_partition,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"polars", "parquet"},
+    check_specs=[
+        *table_check_specs("raw_transactions"),
+        dg.AssetCheckSpec(RAW_ROWS_CHECK, asset="raw_transactions", description="Rows arrived."),
+    ],
     description="The partition day's rows as delivered to the landing folder (strings).",
 )
-def raw_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
-    return _over_days(context, pipeline.pull_raw_transactions, clv)
+def raw_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    results = []
+    for i, day in enumerate(_days(context), start=1):
+        results.append(pipeline.pull_raw_transactions(clv, day))
+        if i % 100 == 0:
+            context.log.info(f"raw_transactions: {i} days pulled")
+    empty = [str(r.published[0].day) for r in results if r.published[0].rows == 0]
+    yield dg.MaterializeResult(
+        metadata=_summary(context, results),
+        check_results=[
+            *table_check_results(
+                "raw_transactions", merge_checks(r.published[0].checks for r in results)
+            ),
+            dg.AssetCheckResult(
+                check_name=RAW_ROWS_CHECK,
+                passed=not empty,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"empty_days": ", ".join(empty[:20]) or "none"},
+            ),
+        ],
+    )
 
 
 @dg.asset(
@@ -57,17 +101,46 @@ def raw_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.Ma
     partitions_def=clv_daily_partition,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[raw_transactions],
-    kinds={"polars", "parquet"},
+    kinds={"great_expectations", "polars", "parquet"},
+    check_specs=[
+        *table_check_specs("validated_transactions"),
+        dg.AssetCheckSpec(
+            GX_CHECK,
+            asset="validated_transactions",
+            blocking=True,
+            description=f"GX suite v{SUITE_VERSION}: share of rejected rows within the limit.",
+        ),
+    ],
     description="Typed, normalised, deduplicated transactions; bad rows to quarantine/.",
 )
-def validated_transactions(
-    context: dg.AssetExecutionContext, clv: ClvConfig
-) -> dg.MaterializeResult:
-    return _over_days(context, pipeline.validate_day, clv)
-
-
-def _as_of(context: dg.AssetExecutionContext) -> date:
-    return date.fromisoformat(context.partition_key)
+def validated_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    try:
+        results = pipeline.validate_days(clv, _days(context))
+    except InputError as exc:
+        yield dg.AssetCheckResult(check_name=GX_CHECK, passed=False, metadata={"failure": str(exc)})
+        raise
+    suite = next((r.stats["gx_suite"] for r in reversed(results) if r.stats["gx_suite"]), [])
+    rejected = sum(int(r.stats["rows_quarantined"]) for r in results)
+    yield dg.MaterializeResult(
+        metadata={
+            k: v for k, v in _summary(context, results).items() if k not in {"gx_suite", "day"}
+        },
+        check_results=[
+            *table_check_results(
+                "validated_transactions",
+                merge_checks(p.checks for r in results for p in r.published),
+            ),
+            dg.AssetCheckResult(
+                check_name=GX_CHECK,
+                passed=True,
+                metadata={
+                    "suite_version": SUITE_VERSION,
+                    "rows_quarantined": rejected,
+                    "expectations": dg.MetadataValue.md(gx_markdown(suite)),
+                },
+            ),
+        ],
+    )
 
 
 @dg.asset(
@@ -75,11 +148,13 @@ def _as_of(context: dg.AssetExecutionContext) -> date:
     partitions_def=clv_daily_partition,
     deps=[validated_transactions],
     kinds={"polars", "parquet"},
+    check_specs=table_check_specs("customer_features"),
     description="Per-customer frequency, recency, T (days) and spend as of the partition date.",
 )
-def customer_features(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
-    result = pipeline.build_customer_features(clv, _as_of(context))
-    return dg.MaterializeResult(metadata=result.metadata())
+def customer_features(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    yield from _published(
+        "customer_features", lambda: pipeline.build_customer_features(clv, _as_of(context))
+    )
 
 
 @dg.multi_asset(
@@ -89,15 +164,13 @@ def customer_features(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.M
         dg.AssetSpec("model_params", deps=["customer_features"], kinds={"scipy", "parquet"}),
         dg.AssetSpec("customer_clv", deps=["customer_features"], kinds={"scipy", "parquet"}),
     ],
+    check_specs=[*table_check_specs("model_params"), *table_check_specs("customer_clv")],
     description="Fit BG/NBD / Pareto/NBD + Gamma-Gamma; per-customer historic, formula, predicted CLV.",
 )
-def customer_clv(
-    context: dg.AssetExecutionContext, clv: ClvConfig
-) -> Iterator[dg.MaterializeResult]:
-    result, _ = pipeline.build_customer_clv(clv, _as_of(context))
-    clv_table, params_table = result.published
-    yield dg.MaterializeResult(asset_key="model_params", metadata=params_table.metadata())
-    yield dg.MaterializeResult(asset_key="customer_clv", metadata=result.metadata())
+def customer_clv(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    yield from _published(
+        "customer_clv", lambda: pipeline.build_customer_clv(clv, _as_of(context))[0]
+    )
 
 
 @dg.asset(
@@ -105,11 +178,13 @@ def customer_clv(
     partitions_def=clv_daily_partition,
     deps=[customer_features],
     kinds={"polars", "parquet"},
+    check_specs=table_check_specs("customer_segments"),
     description="Recency / frequency segments per customer.",
 )
-def customer_segments(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
-    result = pipeline.build_customer_segments(clv, _as_of(context))
-    return dg.MaterializeResult(metadata=result.metadata())
+def customer_segments(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    yield from _published(
+        "customer_segments", lambda: pipeline.build_customer_segments(clv, _as_of(context))
+    )
 
 
 @dg.asset(
@@ -117,11 +192,13 @@ def customer_segments(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.M
     partitions_def=clv_daily_partition,
     deps=[customer_features, dg.AssetKey("customer_clv")],
     kinds={"polars", "parquet"},
+    check_specs=table_check_specs("customer_churn"),
     description="Churn flag by recency and model churn probability.",
 )
-def customer_churn(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
-    result = pipeline.build_customer_churn(clv, _as_of(context))
-    return dg.MaterializeResult(metadata=result.metadata())
+def customer_churn(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    yield from _published(
+        "customer_churn", lambda: pipeline.build_customer_churn(clv, _as_of(context))
+    )
 
 
 @dg.asset(

@@ -1,15 +1,26 @@
-"""Invariants every published table must satisfy before it replaces the previous snapshot."""
+"""Named invariants every published table must satisfy before it replaces the previous snapshot.
+
+Each check has a constant name; Dagster shows them as asset checks (``defs/checks.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
 from clv_pipeline.schema import Table
 
-Audit = Callable[[pl.DataFrame], list[str]]
+CONTRACT_CHECK = "matches_contract"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: str
+    run: Callable[[pl.DataFrame], list[str]]
 
 
 def _first(frame: pl.DataFrame, mask: pl.Expr | pl.Series, column: str) -> str:
@@ -42,67 +53,90 @@ def audit_contract(frame: pl.DataFrame, table: Table, *, day: date) -> list[str]
     return problems
 
 
-def _unique(column: str) -> Audit:
-    def check(frame: pl.DataFrame) -> list[str]:
+def _unique(column: str) -> Check:
+    def run(frame: pl.DataFrame) -> list[str]:
         dupes = frame.get_column(column).is_duplicated()
-        if dupes.any():
-            return [f"{column} not unique: {_first(frame, pl.Series(dupes), column)}"]
-        return []
+        return [f"{column} not unique: {_first(frame, dupes, column)}"] if dupes.any() else []
 
-    return check
+    return Check(f"unique_{column}", f"One row per {column}.", run)
 
 
-def _rule(message: str, ok: pl.Expr, show: str) -> Audit:
-    def check(frame: pl.DataFrame) -> list[str]:
+def _rule(name: str, description: str, ok: pl.Expr, show: str = "customer_id") -> Check:
+    def run(frame: pl.DataFrame) -> list[str]:
         bad = ~ok.fill_null(True)
         if frame.is_empty() or not frame.select(bad.any()).item():
             return []
-        return [f"{message}; e.g. {show} = {_first(frame, bad, show)}"]
+        return [f"{description} violated; e.g. {show} = {_first(frame, bad, show)}"]
 
-    return check
-
-
-def _between(column: str, low: float, high: float) -> Audit:
-    return _rule(f"{column} outside [{low}, {high}]", pl.col(column).is_between(low, high), column)
+    return Check(name, description, run)
 
 
-AUDITS: dict[str, list[Audit]] = {
+def _probability(column: str) -> Check:
+    return _rule(
+        f"{column}_in_unit_interval", f"{column} in [0, 1]", pl.col(column).is_between(0.0, 1.0)
+    )
+
+
+CLV_FINITE = _rule(
+    "clv_finite_non_negative",
+    "predicted_clv finite and >= 0",
+    pl.col("predicted_clv").is_finite() & (pl.col("predicted_clv") >= 0),
+)
+
+AUDITS: dict[str, list[Check]] = {
     "validated_transactions": [_unique("transaction_id")],
     "customer_features": [
         _unique("customer_id"),
         _rule(
-            "negative counts",
-            pl.min_horizontal("n_transactions", "frequency", "recency") >= 0,
-            "customer_id",
+            "no_negative_counts",
+            "n_transactions, frequency, recency, T >= 0",
+            pl.min_horizontal("n_transactions", "frequency", "recency", "T") >= 0,
         ),
         _rule(
-            "frequency != n_purchase_days - 1",
+            "frequency_is_purchase_days_minus_one",
+            "frequency = n_purchase_days - 1",
             pl.col("frequency") == pl.col("n_purchase_days") - 1,
-            "customer_id",
         ),
-        _rule("recency > T", pl.col("recency") <= pl.col("T"), "customer_id"),
+        _rule("recency_within_age", "recency <= T", pl.col("recency") <= pl.col("T")),
         _rule(
-            "as_of before the last purchase",
+            "as_of_not_before_last_purchase",
+            "as_of on or after the last purchase day",
             pl.col("last_purchase_at").dt.date() <= pl.col("as_of") + pl.duration(days=1),
-            "customer_id",
         ),
     ],
     "customer_clv": [
         _unique("customer_id"),
-        _between("p_alive", 0.0, 1.0),
-        _between("prob_active_in_horizon", 0.0, 1.0),
-        _rule("negative expected purchases", pl.col("expected_purchases") >= 0, "customer_id"),
+        _probability("p_alive"),
+        _probability("prob_active_in_horizon"),
+        _rule(
+            "expected_purchases_non_negative",
+            "expected_purchases >= 0",
+            pl.col("expected_purchases") >= 0,
+        ),
+        CLV_FINITE,
     ],
     "customer_segments": [_unique("customer_id")],
-    "customer_churn": [_unique("customer_id"), _between("churn_probability", 0.0, 1.0)],
+    "customer_churn": [_unique("customer_id"), _probability("churn_probability")],
+    "model_params": [
+        _rule(
+            "one_row_per_model_param",
+            "one row per (model, param)",
+            ~pl.struct("model", "param").is_duplicated(),
+            show="param",
+        )
+    ],
 }
 
 
-def audit_table(frame: pl.DataFrame, table: Table, *, day: date) -> list[str]:
-    """Every problem found (empty list = publishable)."""
-    problems = audit_contract(frame, table, day=day)
-    if problems:
-        return problems
+def check_names(table: str) -> list[tuple[str, str]]:
+    """(name, description) of every check run on ``table``, the contract check first."""
+    first = (CONTRACT_CHECK, "Columns, types, nullability, no NaN/inf, partition date.")
+    return [first] + [(c.name, c.description) for c in AUDITS.get(table, [])]
+
+
+def audit_table(frame: pl.DataFrame, table: Table, *, day: date) -> dict[str, list[str]]:
+    """Problems per check name (an empty list = passed); table checks need a valid contract."""
+    results = {CONTRACT_CHECK: audit_contract(frame, table, day=day)}
     for check in AUDITS.get(table.name, []):
-        problems.extend(check(frame))
-    return problems
+        results[check.name] = check.run(frame) if not results[CONTRACT_CHECK] else ["not run"]
+    return results

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ class Published:
     path: Path
     rows: int
     preview: str
+    checks: dict[str, list[str]] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """Dagster materialization metadata: row count, output path, a markdown preview."""
@@ -49,10 +50,13 @@ def publish_table(layout: Layout, table_name: str, frame: pl.DataFrame, *, day: 
         raise PublishError(
             f"{table_name} {day}: output does not match the contract: {exc}"
         ) from exc
-    problems = audit_table(frame, table, day=day)
+    checks = audit_table(frame, table, day=day)
+    problems = [p for found in checks.values() for p in found if p != "not run"]
     if problems:
         raise PublishError(
-            f"{table_name} {day}: audit failed, previous snapshot kept: " + "; ".join(problems)
+            f"{table_name} {day}: audit failed, previous snapshot kept: " + "; ".join(problems),
+            table=table_name,
+            checks=checks,
         )
     target = layout.partition_file(table_name, table.partition_key, day)
     staged = layout.staging / table_name / f"{target.parent.name}.{uuid.uuid4().hex}.parquet"
@@ -74,7 +78,7 @@ def publish_table(layout: Layout, table_name: str, frame: pl.DataFrame, *, day: 
         ) from exc
     finally:
         staged.unlink(missing_ok=True)
-    return Published(table_name, day, target, frame.height, preview_markdown(frame))
+    return Published(table_name, day, target, frame.height, preview_markdown(frame), checks)
 
 
 def preview_markdown(frame: pl.DataFrame, rows: int = 5) -> str:

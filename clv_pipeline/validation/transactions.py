@@ -1,22 +1,26 @@
-"""Turn one day's raw rows into typed, deduplicated transactions plus quarantined rows.
+"""Turn raw rows of one or more partition days into typed transactions plus quarantined rows.
 
-Rules (documented in docs/data_contract.md):
+Two layers:
 
-* a row is quarantined, with every reason that applies, when an id is missing, ``occurred_at`` does
-  not parse or falls on another day than the partition (in the pipeline timezone), ``amount`` is
-  missing, not a number or not finite, or ``quantity`` is present but not an integer;
-* rows repeating a ``transaction_id`` with identical values are re-deliveries: one is kept (the first
-  by source file name and row), the others dropped and counted; a repeat with *different* values is
-  quarantined ("conflicting duplicate") and the first one kept;
-* ``revenue_kind``: ``ignored`` when ``status`` is a non-revenue status (cancelled, failed, ...) or
-  the amount is zero, else ``purchase`` for amount > 0 and ``refund`` for amount < 0.
+1. **parsing** (polars): strings to types; text that is present but unparseable is a reason of its
+   own ("amount not a number", "quantity not an integer", ...);
+2. **expectations** (Great Expectations, :mod:`clv_pipeline.validation.suite`) on the typed pandas
+   view: ids present, ``transaction_id`` unique within its day and not delivered on an earlier
+   day, ``occurred_at`` on the partition's day and not in the future, ``amount`` finite and within
+   bounds, ``currency`` and ``status`` accepted.
+
+A row is quarantined with every reason that applies. Exact re-deliveries (same ``transaction_id``,
+same values, same day) are dropped and counted, never double counted. Several days are validated
+in one GX call because GX costs about a second per call whatever the size.
+
+``revenue_kind``: ``ignored`` when the status is a non-revenue status (cancelled, failed, ...) or
+the amount is zero, else ``purchase`` (amount > 0) or ``refund`` (amount < 0).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 import polars as pl
 
@@ -34,146 +38,229 @@ from clv_pipeline.validation.parse import (
     parse_number,
     parse_timestamp,
 )
+from clv_pipeline.validation.rules import ValidationRules
+from clv_pipeline.validation.suite import SuiteResult, run_suite
 
 CONTRACT = [c.name for c in INPUT_COLUMNS]
+DAY = "_partition_day"
 
 
 @dataclass(frozen=True)
-class ValidationResult:
+class DayResult:
+    day: date
     clean: pl.DataFrame
     quarantine: pl.DataFrame
     stats: dict[str, int] = field(default_factory=dict)
 
     def reasons(self) -> dict[str, int]:
-        """Count of quarantined rows per reason."""
-        if self.quarantine.is_empty():
-            return {}
-        counts = (
-            self.quarantine.select(pl.col("reason").str.split("; ").explode())
-            .group_by("reason")
-            .len()
-            .sort(["len", "reason"], descending=[True, False])
-        )
-        return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+        """Quarantined rows per reason, most frequent first."""
+        return count_reasons(self.quarantine)
+
+    def examples(self, limit: int = 3) -> dict[str, list[str]]:
+        """For each reason, the first offending rows as ``file:row column=value`` strings."""
+        out: dict[str, list[str]] = {}
+        for row in self.quarantine.iter_rows(named=True):
+            for reason in row["reason"].split("; "):
+                column = reason.split(" ", 1)[0]
+                value = row.get(column, "")
+                where = f"{row['_source_file']}:{row['_source_row']}"
+                shown = out.setdefault(reason, [])
+                if len(shown) < limit:
+                    shown.append(f"{where} {column}={value!r}" if column in row else where)
+        return out
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    days: dict[date, DayResult]
+    suite: SuiteResult
+
+    def day(self, day: date) -> DayResult:
+        return self.days[day]
+
+
+def count_reasons(quarantine: pl.DataFrame) -> dict[str, int]:
+    if quarantine.is_empty():
+        return {}
+    counts = (
+        quarantine.select(pl.col("reason").str.split("; ").explode())
+        .group_by("reason")
+        .len()
+        .sort(["len", "reason"], descending=[True, False])
+    )
+    return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def _parse(raw: pl.DataFrame, rules: ValidationRules) -> pl.DataFrame:
+    present = lambda c: pl.col(c).str.strip_chars().str.len_chars().gt(0)  # noqa: E731
+    typed = raw.with_columns(
+        clean_text("transaction_id").alias("_tid"),
+        clean_text("customer_id").alias("_cid"),
+        parse_timestamp("occurred_at", naive_timezone=rules.naive_timezone).alias("_ts"),
+        parse_number("amount").alias("_amount"),
+        parse_integer("quantity").alias("_qty"),
+        clean_text("currency").str.to_uppercase().alias("_currency"),
+        clean_text("status").str.to_lowercase().alias("_status"),
+    ).with_columns(event_date("_ts", timezone=rules.timezone).alias("_event_date"))
+    parse_problems = [
+        (
+            present("occurred_at") & pl.col("_ts").is_null(),
+            "occurred_at not an ISO-8601 timestamp or date",
+        ),
+        (present("amount") & pl.col("_amount").is_null(), "amount not a number"),
+        (present("quantity") & pl.col("_qty").is_null(), "quantity not an integer"),
+    ]
+    reason = pl.concat_str(
+        [pl.when(cond).then(pl.lit(msg)) for cond, msg in parse_problems],
+        separator="; ",
+        ignore_nulls=True,
+    )
+    return typed.with_columns(pl.when(reason != "").then(reason).alias("_parse_reason"))
+
+
+def _merge(parse_reason: str | None, suite_reasons: list[str]) -> str | None:
+    """Parse reasons first; a suite "missing" reason for a column that failed to parse is dropped."""
+    reasons = parse_reason.split("; ") if parse_reason else []
+    unparsed = {r.split(" ", 1)[0] for r in reasons}
+    reasons += [
+        r for r in suite_reasons if r.split(" ", 1)[0] not in unparsed or " missing" not in r
+    ]
+    return "; ".join(dict.fromkeys(reasons)) or None
 
 
 def validate_transactions(
     raw: pl.DataFrame,
     *,
-    day: date,
-    timezone: str = "UTC",
-    naive_timezone: str = "UTC",
-    non_revenue_statuses: Sequence[str] = ("cancelled", "canceled", "failed", "void", "declined"),
+    rules: ValidationRules,
+    now: datetime | None = None,
+    earlier: pl.LazyFrame | None = None,
 ) -> ValidationResult:
-    """Validate one partition day of raw (all-string) rows.
+    """Validate raw rows of one or more days.
 
     Parameters
     ----------
     raw
-        Rows in the ``raw_transactions`` schema (strings plus ``_source_file``/``_source_row``).
-    day
-        The partition's event date; rows whose ``occurred_at`` falls elsewhere are quarantined.
-    timezone, naive_timezone
-        Pipeline timezone (day boundaries) and the zone assumed for offset-less timestamps.
+        ``raw_transactions`` rows plus a ``_partition_day`` (Date) column naming each row's day.
+    rules
+        Bounds, accepted values, timezones.
+    now
+        Rows after this instant are "in the future" (default: the current time).
+    earlier
+        ``transaction_id, event_date`` of transactions already validated on days outside ``raw``;
+        an id seen on an earlier day than the row's is quarantined.
     """
-    raw = conform(raw, RAW_TRANSACTIONS)
-    typed = raw.with_columns(
-        clean_text("transaction_id").alias("_tid"),
-        clean_text("customer_id").alias("_cid"),
-        parse_timestamp("occurred_at", naive_timezone=naive_timezone).alias("_ts"),
-        parse_number("amount").alias("_amount"),
-        parse_integer("quantity").alias("_qty"),
-    ).with_columns(event_date("_ts", timezone=timezone).alias("_day"))
-    problems = [
-        (pl.col("_tid").is_null(), pl.lit("transaction_id missing")),
-        (pl.col("_cid").is_null(), pl.lit("customer_id missing")),
-        (
-            pl.col("occurred_at").is_null() | (pl.col("occurred_at").str.strip_chars() == ""),
-            pl.lit("occurred_at missing"),
-        ),
-        (
-            pl.col("occurred_at").str.strip_chars().str.len_chars().gt(0) & pl.col("_ts").is_null(),
-            pl.lit("occurred_at not an ISO-8601 timestamp or date"),
-        ),
-        (
-            pl.col("_day").is_not_null() & (pl.col("_day") != day),
-            pl.format(
-                "occurred_at falls on {} ({}), not the partition day {}",
-                pl.col("_day").cast(pl.String),
-                pl.lit(timezone),
-                pl.lit(day.isoformat()),
-            ),
-        ),
-        (
-            pl.col("amount").is_null() | (pl.col("amount").str.strip_chars() == ""),
-            pl.lit("amount missing"),
-        ),
-        (
-            pl.col("amount").str.strip_chars().str.len_chars().gt(0) & pl.col("_amount").is_null(),
-            pl.lit("amount not a number"),
-        ),
-        (
-            pl.col("_amount").is_not_null() & ~pl.col("_amount").is_finite(),
-            pl.lit("amount not finite"),
-        ),
-        (
-            pl.col("quantity").str.strip_chars().str.len_chars().gt(0) & pl.col("_qty").is_null(),
-            pl.lit("quantity not an integer"),
-        ),
-    ]
-    typed = typed.with_columns(
-        pl.concat_str(
-            [pl.when(cond).then(msg) for cond, msg in problems], separator="; ", ignore_nulls=True
-        ).alias("reason")
-    ).with_columns(pl.when(pl.col("reason") != "").then(pl.col("reason")).alias("reason"))
-
-    bad = typed.filter(pl.col("reason").is_not_null())
-    good = typed.filter(pl.col("reason").is_null()).sort(["_source_file", "_source_row"])
-
-    # Re-deliveries and conflicting duplicates of transaction_id.
-    good = good.with_columns(
-        pl.int_range(pl.len()).over("_tid").alias("_dup_rank"),
-        pl.struct(CONTRACT).hash(seed=0).alias("_content"),
+    days = raw.get_column(DAY).unique().sort().to_list()
+    if not days:
+        return ValidationResult({}, SuiteResult([]))
+    typed = _parse(
+        conform(raw.drop(DAY), RAW_TRANSACTIONS).with_columns(raw.get_column(DAY)), rules
+    )
+    typed = typed.sort([DAY, "_source_file", "_source_row"]).with_columns(
+        pl.struct(CONTRACT).hash(seed=0).alias("_content")
+    )
+    # exact re-deliveries within a day: keep the first copy
+    first_copy = pl.int_range(pl.len()).over([DAY, "_tid", "_content"]) == 0
+    dropped = typed.filter(~first_copy & pl.col("_tid").is_not_null())
+    typed = typed.filter(first_copy | pl.col("_tid").is_null())
+    # earliest day on which each id was delivered (history outside this batch + this batch)
+    seen = typed.select(pl.col("_tid").alias("transaction_id"), pl.col(DAY).alias("event_date"))
+    if earlier is not None:
+        ids = typed.get_column("_tid").drop_nulls().unique().to_frame("transaction_id")
+        past = earlier.join(ids.lazy(), on="transaction_id", how="semi").collect()
+        seen = pl.concat([seen, past.select(seen.columns)], how="vertical_relaxed")
+    first_day = seen.group_by("transaction_id").agg(pl.col("event_date").min().alias("_first_day"))
+    typed = typed.join(
+        first_day, left_on="_tid", right_on="transaction_id", how="left"
     ).with_columns(
-        (pl.col("_content") != pl.col("_content").first().over("_tid")).alias("_conflict")
+        pl.when(pl.col("_first_day") < pl.col(DAY))
+        .then(pl.col("_first_day").cast(pl.String))
+        .alias("_delivered_on")
     )
-    conflicts = good.filter(pl.col("_conflict")).with_columns(
-        pl.lit("conflicting duplicate transaction_id (other values already delivered)").alias(
-            "reason"
-        )
+    view = typed.select(
+        pl.col("_tid").alias("transaction_id"),
+        pl.concat_str([pl.col(DAY).cast(pl.String), pl.col("_tid")], separator="/").alias(
+            "day_transaction_id"
+        ),
+        pl.col("_cid").alias("customer_id"),
+        pl.col("_ts").alias("occurred_at"),
+        pl.col("_event_date").alias("event_date"),
+        pl.col(DAY).alias("partition_day"),
+        pl.col("_amount").alias("amount"),
+        pl.col("_currency").alias("currency"),
+        pl.col("_status").alias("status"),
+        pl.col("_delivered_on"),
     )
-    exact_dupes = good.filter((pl.col("_dup_rank") > 0) & ~pl.col("_conflict")).height
-    kept = good.filter(pl.col("_dup_rank") == 0)
-
-    statuses = [s.lower() for s in non_revenue_statuses]
-    status = clean_text("status").str.to_lowercase()
-    clean = kept.select(
+    suite = run_suite(view, rules=rules, now=now or datetime.now(UTC))
+    parsed = typed.get_column("_parse_reason")
+    reasons = parsed.to_list()
+    for i in set(suite.row_reasons) | set(parsed.is_not_null().arg_true().to_list()):
+        reasons[i] = _merge(reasons[i], suite.row_reasons.get(i, []))
+    typed = typed.with_columns(pl.Series("reason", reasons, dtype=pl.String))
+    non_revenue = list(rules.non_revenue_statuses)
+    clean = typed.filter(pl.col("reason").is_null()).select(
+        pl.col(DAY),
         pl.col("_tid").alias("transaction_id"),
         pl.col("_cid").alias("customer_id"),
         pl.col("_ts").alias("occurred_at"),
-        pl.col("_day").alias("event_date"),
+        pl.col("_event_date").alias("event_date"),
         pl.col("_amount").alias("amount"),
-        pl.when(status.is_in(statuses) | (pl.col("_amount") == 0))
+        pl.when(pl.col("_status").is_in(non_revenue) | (pl.col("_amount") == 0))
         .then(pl.lit("ignored"))
         .when(pl.col("_amount") > 0)
         .then(pl.lit("purchase"))
         .otherwise(pl.lit("refund"))
         .alias("revenue_kind"),
-        clean_text("currency").str.to_uppercase().alias("currency"),
+        pl.col("_currency").alias("currency"),
         pl.col("_qty").alias("quantity"),
-        status.alias("status"),
+        pl.col("_status").alias("status"),
         clean_text("channel").alias("channel"),
         clean_text("product_category").alias("product_category"),
         pl.col("_source_file"),
     )
-    quarantine = pl.concat([bad, conflicts], how="diagonal_relaxed").sort(
-        ["_source_file", "_source_row"]
+    bad = typed.filter(pl.col("reason").is_not_null())
+    results = {}
+    for day in days:
+        in_day = pl.col(DAY) == day
+        quarantine = conform(bad.filter(in_day), QUARANTINE_TRANSACTIONS)
+        kept = conform(clean.filter(in_day), VALIDATED_TRANSACTIONS)
+        rows_in = int(raw.select((pl.col(DAY) == day).sum()).item())
+        results[day] = DayResult(
+            day,
+            kept,
+            quarantine,
+            {
+                "rows_in": rows_in,
+                "rows_valid": kept.height,
+                "rows_quarantined": quarantine.height,
+                "duplicates_dropped": int(dropped.select(in_day.sum()).item()),
+            },
+        )
+    return ValidationResult(results, suite)
+
+
+def validate_day(
+    raw: pl.DataFrame,
+    *,
+    day: date,
+    rules: ValidationRules | None = None,
+    now: datetime | None = None,
+    earlier: pl.LazyFrame | None = None,
+) -> DayResult:
+    """Validate the raw rows of a single partition day (see :func:`validate_transactions`)."""
+    if raw.is_empty():
+        return empty_day_result(day)
+    with_day = raw.with_columns(pl.lit(day).alias(DAY))
+    result = validate_transactions(
+        with_day, rules=rules or ValidationRules(), now=now, earlier=earlier
     )
-    quarantine = conform(quarantine, QUARANTINE_TRANSACTIONS)
-    stats = {
-        "rows_in": raw.height,
-        "rows_valid": clean.height,
-        "rows_quarantined": quarantine.height,
-        "duplicates_dropped": exact_dupes,
-    }
-    return ValidationResult(conform(clean, VALIDATED_TRANSACTIONS), quarantine, stats)
+    return result.day(day)
+
+
+def empty_day_result(day: date) -> DayResult:
+    """The result for a day without any delivered row."""
+    return DayResult(
+        day,
+        pl.DataFrame(schema=VALIDATED_TRANSACTIONS.schema),
+        pl.DataFrame(schema=QUARANTINE_TRANSACTIONS.schema),
+        {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0, "duplicates_dropped": 0},
+    )

@@ -1,0 +1,185 @@
+"""The Great Expectations suite run on each day's typed transactions (pandas view).
+
+GX 1.x has no polars support, so the typed frame is handed over with ``to_pandas()``. The context
+is ephemeral and built once per process; the suite is kept in code and versioned by
+``SUITE_VERSION`` (bump it when an expectation changes). GX is imported lazily: it costs seconds.
+Every expectation carries the quarantine reason used for the rows it flags.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from clv_pipeline.validation.rules import ValidationRules
+
+SUITE_NAME = "clv_transactions_day"
+SUITE_VERSION = "1.0"
+COLUMNS = (
+    "transaction_id",
+    "day_transaction_id",
+    "customer_id",
+    "occurred_at",
+    "event_date",
+    "partition_day",
+    "amount",
+    "currency",
+    "status",
+    "_delivered_on",
+)
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    expectation: str
+    column: str
+    reason: str
+    success: bool
+    unexpected_count: int
+    examples: tuple[str, ...] = ()
+
+
+@dataclass
+class SuiteResult:
+    outcomes: list[ExpectationOutcome]
+    row_reasons: dict[int, list[str]] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One dict per expectation, for Dagster metadata and the CLI."""
+        return [
+            {
+                "expectation": o.expectation,
+                "column": o.column,
+                "success": o.success,
+                "unexpected": o.unexpected_count,
+                "examples": ", ".join(o.examples),
+            }
+            for o in self.outcomes
+        ]
+
+
+def _expectations(rules: ValidationRules, now: datetime) -> list[Any]:
+    """The suite; each expectation's ``meta["reason"]`` is the quarantine reason it gives."""
+    import great_expectations.expectations as gxe
+
+    def reason(text: str) -> dict[str, str]:
+        return {"reason": text}
+
+    currency = (
+        gxe.ExpectColumnValuesToBeInSet(
+            column="currency",
+            value_set=list(rules.currencies),
+            meta=reason(f"currency not one of {', '.join(rules.currencies)}"),
+        )
+        if rules.currencies
+        else gxe.ExpectColumnValuesToMatchRegex(
+            column="currency", regex=r"^[A-Z]{3}$", meta=reason("currency not a three-letter code")
+        )
+    )
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="transaction_id", meta=reason("transaction_id missing")
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="day_transaction_id",
+            meta=reason("duplicate transaction_id with different values on the same day"),
+        ),
+        gxe.ExpectColumnValuesToBeNull(
+            column="_delivered_on",
+            meta=reason("transaction_id already delivered on an earlier day"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(column="customer_id", meta=reason("customer_id missing")),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="occurred_at",
+            meta=reason("occurred_at missing or not an ISO-8601 timestamp or date"),
+        ),
+        gxe.ExpectColumnPairValuesToBeEqual(
+            column_A="event_date",
+            column_B="partition_day",
+            ignore_row_if="either_value_is_missing",
+            meta=reason(f"occurred_at not on the partition day ({rules.timezone})"),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="occurred_at", max_value=now, meta=reason("occurred_at in the future")
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="amount", meta=reason("amount missing or not a number")
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="amount",
+            min_value=rules.amount_min,
+            max_value=rules.amount_max,
+            meta=reason(
+                f"amount not finite or outside [{rules.amount_min:g}, {rules.amount_max:g}]"
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="status",
+            value_set=list(rules.known_statuses),
+            meta=reason("status not a known value"),
+        ),
+        currency,
+    ]
+
+
+@functools.cache
+def _batch_definition() -> Any:
+    """Ephemeral GX context with one pandas dataframe asset, built once per process."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("clv")
+    asset = source.add_dataframe_asset("transactions_day")
+    return asset.add_batch_definition_whole_dataframe("whole_day")
+
+
+def run_suite(frame: pl.DataFrame, *, rules: ValidationRules, now: datetime) -> SuiteResult:
+    """Validate ``frame`` (typed columns in :data:`COLUMNS`) and collect per-row reasons.
+
+    The returned ``row_reasons`` are keyed by row position in ``frame``.
+    """
+    import great_expectations as gx
+
+    batch_definition = _batch_definition()  # creates the context the suite needs
+    suite = gx.ExpectationSuite(name=f"{SUITE_NAME}-{SUITE_VERSION}")
+    for expectation in _expectations(rules, now):
+        suite.add_expectation(expectation)
+    batch = batch_definition.get_batch(
+        batch_parameters={"dataframe": frame.select(COLUMNS).to_pandas()}
+    )
+    validation = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    outcomes: list[ExpectationOutcome] = []
+    row_reasons: dict[int, list[str]] = {}
+    for result in validation.results:
+        config = result.expectation_config
+        if result.exception_info and result.exception_info.get("raised_exception"):
+            message = str(result.exception_info.get("exception_message", "error"))
+            raise RuntimeError(f"GX expectation {config.type} could not run: {message}")
+        reason = str((config.meta or {}).get("reason", config.type))
+        details = result.result or {}
+        column = config.kwargs.get("column") or config.kwargs.get("column_A", "")
+        outcomes.append(
+            ExpectationOutcome(
+                expectation=config.type,
+                column=str(column),
+                reason=reason,
+                success=bool(result.success),
+                unexpected_count=int(details.get("unexpected_count") or 0),
+                examples=tuple(repr(v) for v in (details.get("partial_unexpected_list") or [])[:3]),
+            )
+        )
+        for row in details.get("unexpected_index_list") or []:
+            row_reasons.setdefault(int(row), []).append(reason)
+    return SuiteResult(outcomes, row_reasons)
