@@ -617,9 +617,7 @@ class TransactionModel(abc.ABC):
         pat = patterns
         if pat.n_patterns == 0:
             raise ValueError(f"{self.name}: cannot fit on zero customers")
-        theta0 = (
-            self._initial_theta(pat) if initial_params is None else self.theta(initial_params)
-        )
+        theta0 = self._initial_theta(pat) if initial_params is None else self.theta(initial_params)
         with np.errstate(over="ignore", under="ignore"):
             opt = minimize_log_params(
                 lambda th: self.loglik_and_grad(th, pat),
@@ -696,7 +694,7 @@ class BetaGeometricFamily(TransactionModel):
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     _shift: ClassVar[int]
 
-    def _alive_weight(self, x: FloatArray) -> FloatArray:
+    def _alive_weight(self, x: FloatArray) -> NDArray[np.bool_]:
         """Indicator :math:`\\delta` of the 'dropped out after the last purchase' term."""
         return (x > 0) if self._shift == 0 else np.ones(x.shape, dtype=bool)
 

@@ -317,7 +317,12 @@ def fit_and_predict(
     kept and ``expected_avg_value``/``predicted_clv`` are None.
     """
     names = _check_options(
-        models, selection, horizon_days, gross_margin, penalizer, min_customers,
+        models,
+        selection,
+        horizon_days,
+        gross_margin,
+        penalizer,
+        min_customers,
         min_repeat_customers,
     )
     discount_schedule(horizon_days, discount_rate=discount_rate, discount_period=discount_period)

@@ -144,9 +144,7 @@ def fit(
     if not np.any(keep):
         raise ValueError("gamma_gamma: no customer with frequency > 0 and monetary_value > 0")
     d = _SpendData(x[keep], m[keep])
-    theta0 = (
-        _initial_theta(d.x, d.m) if initial_params is None else _theta(initial_params)
-    )
+    theta0 = _initial_theta(d.x, d.m) if initial_params is None else _theta(initial_params)
     with np.errstate(over="ignore", under="ignore"):
         opt = minimize_log_params(
             lambda th: _loglik_grad(th, d), theta0, total_weight=d.n, penalizer=penalizer

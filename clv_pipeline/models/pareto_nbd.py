@@ -170,9 +170,7 @@ class ParetoNBDModel(TransactionModel):
         ix, iT = pat.ux.inverse, pat.uT.inverse
         x = pat.x
         want_grad = grad_weights is not None
-        tail = log_tail_integral(
-            alpha, beta, r + xu, s + 1.0, pr.t, p_index=pr.ix, grad=want_grad
-        )
+        tail = log_tail_integral(alpha, beta, r + xu, s + 1.0, pr.t, p_index=pr.ix, grad=want_grad)
         log_g1 = tail.log_g[pr.tx_pair]
         rho = np.exp(np.minimum(tail.log_g[pr.T_pair] - log_g1, 0.0))  # G(x,T)/G(x,t_x)
         log_aT_u = np.log(alpha + pat.uT.values)
@@ -338,9 +336,7 @@ class ParetoNBDModel(TransactionModel):
                 log_h = 1.0 / c
             else:
                 arg = 1.0 - (s - 1.0) / c
-                log_h = np.where(
-                    arg > 0, -np.log(np.where(arg > 0, arg, 1.0)) / (s - 1.0), np.inf
-                )
+                log_h = np.where(arg > 0, -np.log(np.where(arg > 0, arg, 1.0)) / (s - 1.0), np.inf)
             days = (beta + t_obs) * np.expm1(np.minimum(log_h, 700.0))
         return np.where(np.isfinite(log_h) & (days <= max_days), days, np.nan)
 

@@ -45,7 +45,7 @@ def simulate_beta_geometric(
     n = t_obs.shape[0]
     lam = _rates(rng, params["r"], params["alpha"], n)
     p = rng.beta(params["a"], params["b"], size=n)
-    k = rng.geometric(p).astype(np.float64)  # purchase index at which the customer drops
+    k = np.asarray(rng.geometric(p), dtype=np.float64)  # purchase index at which the customer drops
     if dropout_at_zero:
         k = k - 1.0
     n_events = rng.poisson(lam * t_obs).astype(np.float64)

@@ -35,7 +35,29 @@ def read_delivered_file(path: Path, *, column_map: Mapping[str, str] | None = No
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read as {suffix[1:]}: {first}") from exc
     frame = rename_columns(frame, column_map or {}, source=str(path))
+    check_types(frame, source=str(path))
     return to_strings(frame)
+
+
+_SCALAR = (pl.String, pl.Categorical, pl.Enum)
+
+
+def check_types(frame: pl.DataFrame, *, source: str) -> None:
+    """Fail on schema drift: a contract column whose type cannot hold its values."""
+    numeric = lambda d: d.is_numeric() or isinstance(d, pl.Decimal)  # noqa: E731
+    accepted = {
+        "transaction_id": lambda d: isinstance(d, _SCALAR) or d.is_integer(),
+        "customer_id": lambda d: isinstance(d, _SCALAR) or d.is_integer(),
+        "occurred_at": lambda d: isinstance(d, (*_SCALAR, pl.Datetime, pl.Date)),
+        "amount": lambda d: isinstance(d, _SCALAR) or numeric(d),
+        "quantity": lambda d: isinstance(d, _SCALAR) or numeric(d),
+    }
+    for name, ok in accepted.items():
+        if name in frame.columns and not ok(frame.schema[name]) and frame.schema[name] != pl.Null:
+            raise InputError(
+                f"{source}: schema drift: column {name} has type {frame.schema[name]}, which the "
+                "contract does not accept (see docs/data_contract.md)"
+            )
 
 
 def rename_columns(

@@ -29,11 +29,13 @@ def _nested(inner, outer_lo: float, outer_hi: float, **outer_kw) -> float:
     """Nested adaptive quadrature: integral over the outer variable of quad over lambda."""
 
     def outer(w: float) -> float:
-        return integrate.quad(lambda lam: inner(w, lam), 0, np.inf, epsabs=0, epsrel=1e-11,
-                              limit=200)[0]
+        return integrate.quad(
+            lambda lam: inner(w, lam), 0, np.inf, epsabs=0, epsrel=1e-11, limit=200
+        )[0]
 
-    return integrate.quad(outer, outer_lo, outer_hi, epsabs=0, epsrel=1e-10, limit=200,
-                          **outer_kw)[0]
+    return integrate.quad(outer, outer_lo, outer_hi, epsabs=0, epsrel=1e-10, limit=200, **outer_kw)[
+        0
+    ]
 
 
 def _bg_numeric(params: dict[str, float], x: int, tx: float, t_obs: float, shift: int) -> float:
@@ -156,8 +158,9 @@ def test_tail_integral_matches_quad():
     for alpha, beta in [(30.0, 80.0), (80.0, 30.0), (50.0, 50.0)]:
         for p, q, t in [(0.5, 1.6, 0.0), (3.2, 1.6, 100.0), (40.0, 0.7, 10.0)]:
             val, _ = integrate.quad(
-                lambda tau, p=p, q=q, alpha=alpha, beta=beta: (alpha + tau) ** -p
-                * (beta + tau) ** -q,
+                lambda tau, p=p, q=q, alpha=alpha, beta=beta: (
+                    (alpha + tau) ** -p * (beta + tau) ** -q
+                ),
                 t,
                 np.inf,
                 epsabs=0,

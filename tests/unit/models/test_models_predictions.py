@@ -111,10 +111,12 @@ def test_predictions_monotone_and_bounded(module, bg_params, pareto_params):
     params = pareto_params if module is pareto_nbd else bg_params
     x, tx, t_obs = np.array([2.0]), np.array([50.0]), np.array([200.0])
     horizons = np.array([0.0, 10.0, 100.0, 1000.0])
-    ep = module.expected_purchases(params, np.repeat(x, 4), np.repeat(tx, 4),
-                                   np.repeat(t_obs, 4), horizon_days=horizons)
-    pp = module.purchase_probability(params, np.repeat(x, 4), np.repeat(tx, 4),
-                                     np.repeat(t_obs, 4), horizon_days=horizons)
+    ep = module.expected_purchases(
+        params, np.repeat(x, 4), np.repeat(tx, 4), np.repeat(t_obs, 4), horizon_days=horizons
+    )
+    pp = module.purchase_probability(
+        params, np.repeat(x, 4), np.repeat(tx, 4), np.repeat(t_obs, 4), horizon_days=horizons
+    )
     assert ep[0] == 0 and pp[0] == 0
     assert np.all(np.diff(ep) > 0) and np.all(np.diff(pp) > 0)
     alive = module.probability_alive(params, x, tx, t_obs)[0]
