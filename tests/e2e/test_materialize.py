@@ -99,3 +99,28 @@ def test_rerun_is_idempotent(layout: Layout, history: pl.DataFrame) -> None:
         if _ == 0:
             snapshot = first
     assert first == snapshot
+
+
+def test_bad_day_fails_validation_check_and_keeps_views(layout: Layout, history: pl.DataFrame) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    assert runner.execute("clv_daily_job", layout, partition=END, instance=instance).success
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        before = con.execute("SELECT count(*) FROM customer_features_latest").fetchone()
+    folder = layout.landing_day(END)
+    garbage = "transaction_id,customer_id,occurred_at,amount\n" + "".join(
+        f"bad{i},c{i},{END}T10:00:00Z,n/a\n" for i in range(500)
+    )
+    (folder / "zz-garbage.csv").write_text(garbage)
+    outcome = runner.execute("clv_daily_job", layout, partition=END, instance=instance)
+    assert not outcome.success
+    (step, message), *_ = outcome.failures
+    assert step == "validated_transactions"
+    assert "failed validation, more than CLV_MAX_BAD_ROW_SHARE=5%" in message
+    assert "amount not a number x500" in message
+    check = dg.AssetCheckKey(dg.AssetKey("validated_transactions"), "gx_expectations")
+    (record,) = instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
+    assert record.evaluation is not None and record.evaluation.passed is False
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM customer_features_latest").fetchone() == before
+    quarantine = pl.read_parquet(layout.quarantine_file("transactions", END))
+    assert quarantine.height == 500

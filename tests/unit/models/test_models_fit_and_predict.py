@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,11 @@ ARRAYS = (
     "predicted_clv",
     "expected_days_to_next_purchase",
 )
+
+
+def _a(arr: np.ndarray | None) -> np.ndarray:
+    assert arr is not None
+    return arr
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +46,8 @@ def test_full_run_outputs(data):
         assert arr is not None and arr.dtype == np.float64 and arr.shape == x.shape
         if name != "expected_days_to_next_purchase":
             assert np.all(np.isfinite(arr)), name
-    assert np.all((run.p_alive >= 0) & (run.p_alive <= 1))
-    assert np.all(run.prob_active_in_horizon <= run.p_alive + 1e-12)
+    assert np.all((_a(run.p_alive) >= 0) & (_a(run.p_alive) <= 1))
+    assert np.all(_a(run.prob_active_in_horizon) <= _a(run.p_alive) + 1e-12)
     for a, b in zip(data, copies, strict=True):
         np.testing.assert_array_equal(a, b)  # inputs not mutated
     # selection by BIC among converged fits, exactly one selected
@@ -74,21 +81,23 @@ def test_forced_selection(data):
 
 def test_discounting_and_margin(data):
     x, tx, t_obs, m = data
-    kw = {"models": ("bgnbd",)}
+    kw: dict[str, Any] = {"models": ("bgnbd",)}
     flat = fit_and_predict(x, tx, t_obs, m, discount_rate=0.0, **kw)
     # zero rate: the discounted sum telescopes to E[X(H)] * value
     np.testing.assert_allclose(
-        flat.predicted_clv, flat.expected_purchases * flat.expected_avg_value, rtol=1e-10
+        _a(flat.predicted_clv),
+        _a(flat.expected_purchases) * _a(flat.expected_avg_value),
+        rtol=1e-10,
     )
     disc = fit_and_predict(x, tx, t_obs, m, discount_rate=0.10, **kw)
-    assert np.all(disc.predicted_clv <= flat.predicted_clv + 1e-12)
-    assert np.all(disc.predicted_clv >= flat.predicted_clv / 1.1 - 1e-12)
+    assert np.all(_a(disc.predicted_clv) <= _a(flat.predicted_clv) + 1e-12)
+    assert np.all(_a(disc.predicted_clv) >= _a(flat.predicted_clv) / 1.1 - 1e-12)
     half = fit_and_predict(x, tx, t_obs, m, discount_rate=0.10, gross_margin=0.5, **kw)
-    np.testing.assert_allclose(half.predicted_clv, 0.5 * disc.predicted_clv, rtol=1e-12)
+    np.testing.assert_allclose(_a(half.predicted_clv), 0.5 * _a(disc.predicted_clv), rtol=1e-12)
     monthly = fit_and_predict(
         x, tx, t_obs, m, discount_rate=1.1 ** (1 / 12) - 1, discount_period="monthly", **kw
     )
-    np.testing.assert_allclose(monthly.predicted_clv, disc.predicted_clv, rtol=1e-10)
+    np.testing.assert_allclose(_a(monthly.predicted_clv), _a(disc.predicted_clv), rtol=1e-10)
 
 
 def test_discount_schedule_steps():
