@@ -29,7 +29,9 @@ def make_raw(rows: int, bad_share: float, seed: int = 1) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     seconds = rng.integers(0, 86_400, rows)
     stamps = pl.Series(
-        np.datetime64("2024-03-10T00:00:00", "s") + seconds.astype("timedelta64[s]")
+        (np.datetime64("2024-03-10T00:00:00", "s") + seconds.astype("timedelta64[s]")).astype(
+            "datetime64[us]"
+        )
     ).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     amounts = pl.Series(np.round(rng.gamma(2.0, 20.0, rows), 2)).cast(pl.String)
     bad = rng.random(rows) < bad_share

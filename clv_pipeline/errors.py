@@ -15,7 +15,9 @@ class PublishError(ClvError):
     ``checks`` holds the problems found per audit check (empty when the failure was I/O).
     """
 
-    def __init__(self, message: str, *, table: str = "", checks: dict[str, list[str]] | None = None):
+    def __init__(
+        self, message: str, *, table: str = "", checks: dict[str, list[str]] | None = None
+    ):
         super().__init__(message)
         self.table = table
         self.checks = checks or {}

@@ -28,7 +28,7 @@ from clv_pipeline.publish.warehouse import (
 from clv_pipeline.segments.seed import assign_segments, flag_churn
 from clv_pipeline.sources.files import read_delivered_file, select_contract
 from clv_pipeline.sources.landing import read_landing_day
-from clv_pipeline.validation.parse import event_date, parse_timestamp
+from clv_pipeline.validation.parse import event_date, parse_timestamps
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.transactions import (
     DAY,
@@ -45,7 +45,7 @@ class StepResult:
     """What a step published plus figures for the run log / Dagster metadata."""
 
     published: list[Published]
-    stats: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """Dagster metadata: the first table's row count, path and preview plus the stats."""
@@ -116,7 +116,7 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
     flush()
     if failures:
         raise InputError(" | ".join(failures))
-    return sorted(results, key=lambda r: r.stats["day"])  # type: ignore[arg-type, return-value]
+    return sorted(results, key=lambda r: r.stats["day"])
 
 
 def _publish_validated(
@@ -247,9 +247,10 @@ def validate_file(
         pl.lit(path.name).alias("_source_file"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row"),
     )
-    parsed = frame.select(
-        parse_timestamp("occurred_at", naive_timezone=rules.naive_timezone).alias("_ts")
-    ).select(event_date("_ts", timezone=rules.timezone).alias(DAY))
+    stamps = parse_timestamps(frame.get_column("occurred_at"), naive_timezone=rules.naive_timezone)
+    parsed = (
+        stamps.alias("_ts").to_frame().select(event_date("_ts", timezone=rules.timezone).alias(DAY))
+    )
     fallback = parsed.get_column(DAY).drop_nulls().mode().sort()
     default_day = fallback[0] if len(fallback) else date.today()
     raw = frame.with_columns(parsed.get_column(DAY).fill_null(default_day))

@@ -3,6 +3,7 @@
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import date
+from typing import Any
 
 import dagster as dg
 
@@ -38,7 +39,7 @@ def _as_of(context: dg.AssetExecutionContext) -> date:
     return date.fromisoformat(context.partition_key)
 
 
-def _summary(context: dg.AssetExecutionContext, results: list[StepResult]) -> dict[str, object]:
+def _summary(context: dg.AssetExecutionContext, results: list[StepResult]) -> dict[str, Any]:
     rows = sum(p.rows for r in results for p in r.published)
     if len(results) == 1:
         return results[0].metadata()
@@ -119,7 +120,9 @@ def validated_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) ->
     except InputError as exc:
         yield dg.AssetCheckResult(check_name=GX_CHECK, passed=False, metadata={"failure": str(exc)})
         raise
-    suite = next((r.stats["gx_suite"] for r in reversed(results) if r.stats["gx_suite"]), [])
+    suite: list[dict[str, Any]] = next(
+        (r.stats["gx_suite"] for r in reversed(results) if r.stats["gx_suite"]), []
+    )
     rejected = sum(int(r.stats["rows_quarantined"]) for r in results)
     yield dg.MaterializeResult(
         metadata={

@@ -22,7 +22,7 @@ from clv_pipeline.paths import Layout, data_files
 from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.schema import RAW_TRANSACTIONS, conform
 from clv_pipeline.sources.files import read_delivered_file, select_contract
-from clv_pipeline.validation.parse import event_date, parse_timestamp
+from clv_pipeline.validation.parse import event_date, parse_timestamps
 
 
 @dataclass
@@ -75,10 +75,9 @@ def import_files(
             raise InputError(f"{path}: no such file")
         frame = read_delivered_file(path, column_map=mapping)
         digest = file_digest(path, mapping)
+        stamps = parse_timestamps(frame.get_column("occurred_at"), naive_timezone=naive_timezone)
         days = (
-            frame.with_columns(
-                parse_timestamp("occurred_at", naive_timezone=naive_timezone).alias("__ts")
-            )
+            frame.with_columns(stamps.alias("__ts"))
             .with_columns(event_date("__ts", timezone=timezone).alias("__day"))
             .drop("__ts")
         )

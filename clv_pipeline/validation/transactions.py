@@ -36,7 +36,7 @@ from clv_pipeline.validation.parse import (
     event_date,
     parse_integer,
     parse_number,
-    parse_timestamp,
+    parse_timestamps,
 )
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.suite import SuiteResult, run_suite
@@ -93,10 +93,11 @@ def count_reasons(quarantine: pl.DataFrame) -> dict[str, int]:
 
 def _parse(raw: pl.DataFrame, rules: ValidationRules) -> pl.DataFrame:
     present = lambda c: pl.col(c).str.strip_chars().str.len_chars().gt(0)  # noqa: E731
+    stamps = parse_timestamps(raw.get_column("occurred_at"), naive_timezone=rules.naive_timezone)
     typed = raw.with_columns(
         clean_text("transaction_id").alias("_tid"),
         clean_text("customer_id").alias("_cid"),
-        parse_timestamp("occurred_at", naive_timezone=rules.naive_timezone).alias("_ts"),
+        stamps.alias("_ts"),
         parse_number("amount").alias("_amount"),
         parse_integer("quantity").alias("_qty"),
         clean_text("currency").str.to_uppercase().alias("_currency"),
@@ -159,7 +160,7 @@ def validate_transactions(
         pl.struct(CONTRACT).hash(seed=0).alias("_content")
     )
     # exact re-deliveries within a day: keep the first copy
-    first_copy = pl.int_range(pl.len()).over([DAY, "_tid", "_content"]) == 0
+    first_copy = pl.struct(DAY, "_tid", "_content").is_first_distinct()
     dropped = typed.filter(~first_copy & pl.col("_tid").is_not_null())
     typed = typed.filter(first_copy | pl.col("_tid").is_null())
     # earliest day on which each id was delivered (history outside this batch + this batch)
