@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
             lt = _worker(args.lifetimes_python, "lifetimes", data, None)
             print("lifetimes done")
             lt_pn = _worker(args.lifetimes_python, "lifetimes_pareto", data, args.lifetimes_timeout)
-            print("lifetimes pareto:", "timeout" if lt_pn.get("timeout") else "done")
+            status = "timeout" if lt_pn.get("timeout") else lt_pn.get("error", "done")
+            print("lifetimes pareto:", status)
     print()
     print(report(ours, lt, lt_pn))
     if args.json:
