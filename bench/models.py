@@ -98,36 +98,15 @@ def _features_polars(data: Any) -> Any:
         pl.col("occurred_at").cast(pl.Datetime("us", "UTC")),
         pl.int_range(pl.len()).cast(pl.String).alias("transaction_id"),
     )
+    from clv_pipeline.features import compute_features
+
+    tx = tx.with_columns(
+        pl.col("occurred_at").dt.date().alias("event_date"),
+        pl.lit("purchase").alias("revenue_kind"),
+    )
     t0 = time.perf_counter()
-    per_day = (
-        tx.lazy()
-        .with_columns(pl.col("occurred_at").dt.date().alias("day"))
-        .filter(pl.col("day") < AS_OF)
-        .group_by("customer_id", "day")
-        .agg(pl.col("amount").sum())
-    )
-    feats = (
-        per_day.group_by("customer_id")
-        .agg(
-            pl.col("day").min().alias("first"),
-            pl.col("day").max().alias("last"),
-            pl.len().alias("n_days"),
-            pl.col("amount").sum().alias("total"),
-            pl.col("amount").sort_by("day").first().alias("first_total"),
-        )
-        .select(
-            "customer_id",
-            (pl.col("n_days") - 1).cast(pl.Float64).alias("frequency"),
-            (pl.col("last") - pl.col("first")).dt.total_days().cast(pl.Float64).alias("recency"),
-            (pl.lit(AS_OF) - pl.col("first")).dt.total_days().cast(pl.Float64).alias("T"),
-            pl.when(pl.col("n_days") > 1)
-            .then((pl.col("total") - pl.col("first_total")) / (pl.col("n_days") - 1))
-            .otherwise(0.0)
-            .alias("monetary_value"),
-        )
-        .sort("customer_id")
-        .collect()
-    )
+    # the pipeline's own feature stage (event_date <= as_of; every synthetic row is before AS_OF)
+    feats = compute_features(tx.lazy(), as_of=AS_OF).collect()
     return feats, time.perf_counter() - t0
 
 

@@ -418,6 +418,7 @@ def fit_and_predict(
             )
             avg_value = np.where(np.isfinite(avg_value), avg_value, fallback)
         clv = disc * avg_value * gross_margin
+        fits = [dataclasses.replace(f, selected=True) if f is gg_fit else f for f in fits]
     else:
         messages.append("expected_avg_value and predicted_clv unavailable (Gamma-Gamma failed)")
     arrays = [p_alive, exp_purch[inv], prob_active[inv]]

@@ -1,0 +1,101 @@
+"""Customer valuation: seed formula by hand, predictive columns and their fallbacks."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from clv_pipeline.features import compute_features
+from clv_pipeline.schema import CUSTOMER_CLV, CUSTOMER_FEATURES, MODEL_PARAMS
+from clv_pipeline.valuation import estimate_lifespan, value_customers
+
+AS_OF = date(2024, 6, 30)
+
+
+def _features(rows: list[tuple[int, int, int, int, float]]) -> pl.DataFrame:
+    """(n_transactions, frequency, recency, T, aov) -> a features frame."""
+    n = len(rows)
+    frame = pl.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "as_of": [AS_OF] * n,
+            "n_transactions": [r[0] for r in rows],
+            "n_purchase_days": [r[1] + 1 for r in rows],
+            "frequency": [r[1] for r in rows],
+            "recency": [r[2] for r in rows],
+            "T": [r[3] for r in rows],
+            "aov": [r[4] for r in rows],
+        }
+    ).with_columns(
+        (pl.col("T") - pl.col("recency")).alias("days_since_last_purchase"),
+        (pl.col("aov") * pl.col("n_transactions")).alias("gross_revenue"),
+        pl.lit(0.0).alias("refund_amount"),
+        pl.lit(0).cast(pl.Int64).alias("n_refunds"),
+        (pl.col("aov") * pl.col("n_transactions")).alias("total_revenue"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("first_purchase_at"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("last_purchase_at"),
+        pl.when(pl.col("frequency") > 0).then(pl.col("aov")).otherwise(0.0).alias("monetary_value"),
+        pl.lit(None, pl.Float64).alias("avg_days_between_purchases"),
+    )
+    return frame.select(CUSTOMER_FEATURES.names)
+
+
+def test_lifespan_and_rate_by_hand() -> None:
+    # window 100 days: customers 0 and 1 churned (days since last purchase 150 and 300 > 100)
+    features = _features(
+        [(2, 1, 50, 200, 10.0), (1, 0, 0, 300, 20.0), (4, 3, 90, 100, 30.0), (1, 0, 0, 10, 40.0)]
+    )
+    lifespan, rate = estimate_lifespan(features, churn_window_days=100, max_lifespan_days=5000)
+    # exposure: min(200, 50+100)=150, min(300, 0+100)=100, active T: 100 and 10 -> 360 / 2 churned
+    assert lifespan == pytest.approx(180.0)
+    assert rate == pytest.approx(8 / (201 + 301 + 101 + 11))
+    capped, _ = estimate_lifespan(features, churn_window_days=1000, max_lifespan_days=5000)
+    assert capped == 5000  # nobody churned: the cap
+
+
+def test_insufficient_data_gives_nulls_and_flag_never_nan() -> None:
+    features = _features([(1, 0, 0, 30, 10.0), (2, 1, 5, 40, 12.0)])
+    result = value_customers(features, as_of=AS_OF, gross_margin=0.5, churn_window_days=20)
+    assert not result.data_sufficient and result.selected_model is None
+    assert any("repeat" in m or "customers" in m for m in result.messages)
+    clv = result.clv
+    assert clv.schema == CUSTOMER_CLV.schema
+    assert clv.get_column("p_alive").null_count() == 2
+    assert clv.get_column("historic_clv").to_list() == [5.0, 12.0]  # total revenue x margin
+    for column in ("formula_clv", "historic_clv"):
+        assert clv.get_column(column).is_finite().all()
+
+
+def test_predictive_columns_on_simulated_history() -> None:
+    from clv_pipeline.demo import generate_history
+
+    history = generate_history(n_customers=3000, days=365, end=AS_OF, seed=5)
+    tx = history.with_columns(
+        pl.col("occurred_at").dt.date().alias("event_date"),
+        pl.when(pl.col("status") == "cancelled")
+        .then(pl.lit("ignored"))
+        .when(pl.col("amount") > 0)
+        .then(pl.lit("purchase"))
+        .otherwise(pl.lit("refund"))
+        .alias("revenue_kind"),
+    )
+    features = compute_features(tx.lazy(), as_of=AS_OF).collect()
+    result = value_customers(features, as_of=AS_OF, horizon_days=365.0)
+    assert result.data_sufficient and result.selected_model in {"bgnbd", "pareto_nbd"}
+    clv = result.clv
+    assert clv.get_column("p_alive").is_between(0, 1).all()
+    assert (clv["churn_probability"] + clv["p_alive"] - 1).abs().max() < 1e-12  # type: ignore[operator]
+    assert (clv["total_clv"] - clv["historic_clv"] - clv["predicted_clv"]).abs().max() < 1e-9  # type: ignore[operator]
+    assert clv.get_column("predicted_clv").is_finite().all()
+    nxt = clv.get_column("expected_next_purchase_at").drop_nulls()
+    assert len(nxt) > 0 and (nxt > AS_OF).all()
+    params = result.params
+    assert params.schema == MODEL_PARAMS.schema
+    selected = params.filter(pl.col("selected")).get_column("model").unique().sort().to_list()
+    assert selected == sorted([result.selected_model, "gamma_gamma"])
+    alpha = params.filter((pl.col("model") == "bgnbd") & (pl.col("param") == "alpha"))["value"][0]
+    assert 10 < alpha < 200  # days (the demo's true alpha is 40 days), not weeks
+    assert np.isfinite(params.get_column("log_likelihood").to_numpy()).all()
