@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,7 +19,6 @@ from clv_pipeline.errors import ClvError
 
 if TYPE_CHECKING:
     from clv_pipeline.config import ClvConfig
-    from clv_pipeline.runner import RunOutcome
 
 app = typer.Typer(
     help="Customer-lifetime-value pipeline: import transactions, run daily partitions, inspect.",
@@ -28,6 +28,7 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+T = TypeVar("T")
 HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Data home (default: $CLV_HOME or ./data).", show_default=False),
@@ -53,10 +54,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _yesterday(timezone: str) -> date:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+    from clv_pipeline.operations import yesterday
 
-    return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)
+    return yesterday(timezone)
 
 
 @app.command("import")
@@ -100,54 +100,50 @@ def import_cmd(
 
 def run_day(day: date, *, quiet: bool = False) -> None:
     """Catch up missing/stale ingest days before ``day`` in one run, then run ``day``."""
-    from clv_pipeline import runner
+    from clv_pipeline import operations
 
     config = _config()
-    layout = config.layout
     start = date.fromisoformat(config.start_date)
-    if day < start or day > _yesterday(config.timezone):
-        raise _fail(
-            f"{day} is not a partition: partitions run from {start} (CLV_START_DATE) to yesterday "
-            f"({_yesterday(config.timezone)}, {config.timezone})"
-        )
-    before = [d for d in layout.landing_days() if d < start]
+    before = [d for d in config.layout.landing_days() if d < start]
     if before:
         err.print(
             f"[yellow]warning:[/] {len(before)} landing day(s) before CLV_START_DATE={start} are "
             "ignored; set CLV_START_DATE earlier to include them"
         )
-    instance = runner.get_instance(layout)
-    stale = [d for d in runner.stale_ingest_days(layout, before=day) if d >= start]
     t0 = time.monotonic()
-    if stale:
-        with _progress(quiet) as bar:
-            task = bar.add_task(f"ingest {stale[0]} .. {stale[-1]}", total=None)
-            outcome = runner.execute(
-                "clv_ingest_job",
-                layout,
-                partition_range=(stale[0], stale[-1]),
-                instance=instance,
+    with _progress(quiet) as bar:
+        task = bar.add_task(f"run {day}", total=None)
+        outcome = _guard(
+            lambda: operations.run_partition(
+                config,
+                day,
                 progress=lambda msg, done, total: bar.update(
                     task, completed=done, total=total, description=msg
                 ),
+                announce=lambda msg: console.print(msg),
             )
-        _report(outcome, f"ingest of {len(stale)} stale day(s) {stale[0]} .. {stale[-1]}")
-    with _progress(quiet) as bar:
-        task = bar.add_task(f"run {day}", total=None)
-        outcome = runner.execute(
-            "clv_daily_job",
-            layout,
-            partition=day,
-            instance=instance,
-            progress=lambda msg, done, total: bar.update(
-                task, completed=done, total=total, description=msg
-            ),
         )
-    _report(outcome, f"partition {day}")
     console.print(
         f"[green]ok[/] partition {day}: {len(outcome.materialized)} assets materialized in "
         f"{time.monotonic() - t0:.1f}s (run {outcome.run_id})"
     )
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Run an operation; turn our errors into a clear message and exit code 1."""
+    from clv_pipeline.operations import RunFailed
+
+    try:
+        return action()
+    except RunFailed as exc:
+        for step, message in exc.outcome.failures or [("run", "failed before any step ran")]:
+            err.print(f"[bold red]failed[/] {step}: {message}")
+        raise _fail(
+            f"{exc}. Published tables were left as they were. Fix the cause, then "
+            f"`clv rerun {exc.outcome.run_id}` (or rerun the same command)."
+        ) from None
+    except ClvError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _progress(quiet: bool) -> Progress:
@@ -162,17 +158,6 @@ def _progress(quiet: bool) -> Progress:
     )
 
 
-def _report(outcome: RunOutcome, what: str) -> None:
-    if outcome.success:
-        return
-    for step, message in outcome.failures or [("run", "failed before any step ran")]:
-        err.print(f"[bold red]failed[/] {step}: {message}")
-    raise _fail(
-        f"{what} failed (run {outcome.run_id}). Published tables were left as they were. "
-        f"Fix the cause and rerun the same `clv run` command.",
-    )
-
-
 @app.command()
 def run(
     day: Annotated[
@@ -184,11 +169,105 @@ def run(
     """Materialize partition DATE of every asset (after catching up stale ingest days)."""
     _setup(home)
     config = _config()
-    try:
-        chosen = date.fromisoformat(day) if day else _yesterday(config.timezone)
-    except ValueError:
-        raise _fail(f"--date {day!r} is not a date (YYYY-MM-DD)") from None
+    chosen = _parse_date(day, "--date") if day else _yesterday(config.timezone)
     run_day(chosen)
+
+
+def _parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@app.command()
+def rerun(
+    run_id: Annotated[str | None, typer.Argument(help="A failed run to re-execute.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Rerun every failed partition.")] = False,
+    since: Annotated[
+        str | None, typer.Option(help="With --failed: only partitions >= DATE.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Re-execute a failed run (from its failed step) or every failed partition."""
+    _setup(home)
+    from clv_pipeline import operations
+
+    config = _config()
+    if run_id and not failed:
+        outcome = _guard(lambda: operations.rerun_run(config, run_id))
+        console.print(f"[green]ok[/] rerun of {run_id} succeeded (run {outcome.run_id})")
+        return
+    if not failed:
+        raise _fail("give a RUN_ID or --failed")
+    days = operations.failed_days(config, since=_parse_date(since, "--since") if since else None)
+    if not days:
+        console.print("no failed partitions")
+        return
+    table = Table(title=f"Rerun of {len(days)} failed partition(s)")
+    for name in ("partition", "result", "run"):
+        table.add_column(name, overflow="fold")
+    ok = True
+    for day in days:
+        try:
+            outcome = operations.run_partition(config, day)
+            table.add_row(str(day), "[green]ok[/]", outcome.run_id)
+        except ClvError as exc:
+            ok = False
+            table.add_row(
+                str(day), f"[red]{exc}[/]", getattr(getattr(exc, "outcome", None), "run_id", "-")
+            )
+    console.print(table)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First partition YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--end", help="Last partition YYYY-MM-DD.")],
+    home: HomeOption = None,
+) -> None:
+    """Materialize partitions START..END: ingest in one run, then each day's snapshot."""
+    _setup(home)
+    from clv_pipeline import operations
+
+    config = _config()
+    first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"backfill {first}..{last}", total=(last - first).days + 1)
+        results = _guard(
+            lambda: operations.backfill(
+                config,
+                first,
+                last,
+                progress=lambda day, done, total: bar.update(
+                    task, completed=done, description=f"snapshot {day}"
+                ),
+            )
+        )
+    table = Table(title=f"Backfill {first}..{last}")
+    for name in ("partition", "result", "seconds", "run"):
+        table.add_column(name, overflow="fold")
+    for r in results:
+        table.add_row(
+            str(r.day),
+            "[green]ok[/]" if r.ok else f"[red]{r.message}[/]",
+            f"{r.seconds:.1f}",
+            r.run_id,
+        )
+    console.print(table)
+    failed = [r for r in results if not r.ok]
+    console.print(f"{len(results) - len(failed)} ok, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -263,16 +342,25 @@ def _summary(as_of: date) -> None:
 
 
 @app.command()
-def status(home: HomeOption = None) -> None:
-    """Per asset: materialized, failed and missing partitions."""
+def status(
+    asset: Annotated[str | None, typer.Option("--asset", help="Only this asset.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only partitions >= DATE.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Per asset: materialized, failed (with error and run id), missing and stale partitions."""
     _setup(home)
     from clv_pipeline import runner
     from clv_pipeline.status import partition_status
 
     config = _config()
-    rows = partition_status(runner.get_instance(config.layout), config.layout)
+    first = _parse_date(since, "--since") if since else None
+    rows = _guard(
+        lambda: partition_status(
+            runner.get_instance(config.layout), config.layout, asset=asset, since=first
+        )
+    )
     table = Table(title=f"Partitions under {config.layout.home}")
-    for name in ("asset", "materialized", "latest", "failed", "missing"):
+    for name in ("asset", "materialized", "latest", "failed", "missing", "stale"):
         table.add_column(name, overflow="fold")
     for row in rows:
         table.add_row(
@@ -281,8 +369,18 @@ def status(home: HomeOption = None) -> None:
             str(row.latest or "-"),
             _ranges(row.failed) or "-",
             _ranges(row.missing) or "-",
+            _ranges(row.stale) or "-",
         )
     console.print(table)
+    errors = [(row.asset, day, *row.errors[day]) for row in rows for day in sorted(row.errors)]
+    if errors:
+        detail = Table(title="Failures (latest failed run per partition)")
+        for name in ("asset", "partition", "run", "error"):
+            detail.add_column(name, overflow="fold")
+        for name, day, run_id, error in errors[:30]:
+            detail.add_row(name, str(day), run_id, error)
+        console.print(detail)
+        console.print("Rerun them with `clv rerun --failed` or one run with `clv rerun RUN_ID`.")
 
 
 def _ranges(days: list[date]) -> str:

@@ -15,6 +15,7 @@ import polars as pl
 
 from clv_pipeline.config import ClvConfig
 from clv_pipeline.errors import InputError
+from clv_pipeline.faults import failpoint
 from clv_pipeline.features import compute_features
 from clv_pipeline.publish.catalog import mark_complete
 from clv_pipeline.publish.files import write_parquet_atomic
@@ -73,6 +74,7 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
     when more than ``max_bad_row_share`` of its rows are quarantined; the other days are published
     and one :class:`InputError` names every failed day at the end.
     """
+    failpoint("validate:start")
     layout = config.layout
     rules = config.validation_rules()
     results: list[StepResult] = []

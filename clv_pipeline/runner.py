@@ -22,8 +22,11 @@ from dagster._core.storage.tags import (
 )
 from dagster._core.utils import make_new_run_id
 
+from clv_pipeline.faults import failpoint
+from clv_pipeline.locks import partition_lock
 from clv_pipeline.paths import PART_FILE, Layout, data_files
 
+WAREHOUSE_LOCK = "warehouse"
 Progress = Callable[[str, int, int], None]  # (message, steps done, steps total)
 
 
@@ -86,6 +89,7 @@ def execute(
     """
     from clv_pipeline.definitions import defs  # imported late: config comes from the environment
 
+    failpoint("run:start")
     job = defs.resolve_job_def(job_name)
     instance = instance or get_instance(layout)
     run_id = make_new_run_id()
@@ -111,17 +115,19 @@ def execute(
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             box["error"] = exc
 
-    thread = threading.Thread(target=work, name=f"clv-{job_name}", daemon=True)
-    thread.start()
-    done = 0
-    cursor: str | None = None
-    while thread.is_alive():
-        thread.join(0.5)
-        if progress is not None:
-            events, cursor = _step_events(instance, run_id, cursor)
-            for event in events:
-                done += 1
-                progress(f"{event.step_key} {event.event_type_value.lower()}", done, total)
+    # one clv run per data home at a time: partitions are never written by two runs at once
+    with partition_lock(layout, WAREHOUSE_LOCK):
+        thread = threading.Thread(target=work, name=f"clv-{job_name}", daemon=True)
+        thread.start()
+        done = 0
+        cursor: str | None = None
+        while thread.is_alive():
+            thread.join(0.5)
+            if progress is not None:
+                events, cursor = _step_events(instance, run_id, cursor)
+                for event in events:
+                    done += 1
+                    progress(f"{event.step_key} {event.event_type_value.lower()}", done, total)
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return summarize(instance, run_id)
@@ -172,3 +178,27 @@ def _root_message(error: object) -> str:
     first = message.splitlines()[0] if message else "unknown error"
     prefix = f"{chosen.cls_name}: "  # type: ignore[attr-defined]
     return first[len(prefix) :] if ours and first.startswith(prefix) else first
+
+
+def daily_job() -> dg.JobDefinition:
+    """The daily job, importable by name so Dagster can reconstruct it for re-execution."""
+    from clv_pipeline.definitions import defs
+
+    return defs.resolve_job_def("clv_daily_job")
+
+
+def reexecute_from_failure(
+    layout: Layout, run_id: str, *, instance: dg.DagsterInstance, log_level: str = "WARNING"
+) -> RunOutcome:
+    """Re-execute a failed ``clv_daily_job`` run from its failed steps (same partition)."""
+    options = dg.ReexecutionOptions.from_failure(run_id, instance)
+    with partition_lock(layout, WAREHOUSE_LOCK):
+        with dg.execute_job(
+            dg.reconstructable(daily_job),
+            instance=instance,
+            reexecution_options=options,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            raise_on_error=False,
+        ) as result:
+            new_run_id = result.run_id
+    return summarize(instance, new_run_id)

@@ -4,7 +4,7 @@ import warnings
 
 import dagster as dg
 
-from clv_pipeline.defs.assets import INGEST
+from clv_pipeline.defs.assets import INGEST, SNAPSHOT
 
 # The daily job mixes single-run ingest assets with per-partition snapshot assets; Dagster warns
 # that backfills of it fall back to one partition per run, which is what we want.
@@ -22,6 +22,13 @@ clv_ingest_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(INGEST),
     executor_def=dg.in_process_executor,
     description="Pull + validate a range of days in one run (catch-up after an import).",
+)
+
+clv_snapshot_job = dg.define_asset_job(
+    "clv_snapshot_job",
+    selection=dg.AssetSelection.groups(SNAPSHOT),
+    executor_def=dg.in_process_executor,
+    description="Features, CLV, segments, churn and commit for one day (backfills, after ingest).",
 )
 
 clv_daily_schedule = dg.build_schedule_from_partitioned_job(

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from clv_pipeline.errors import PublishError
+from clv_pipeline.faults import failpoint
 from clv_pipeline.paths import PART_FILE, Layout
 from clv_pipeline.publish.files import fsync_dir
 from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
@@ -62,7 +63,9 @@ def mark_complete(layout: Layout, day: date) -> list[date]:
         con.execute("DELETE FROM clv_snapshots WHERE as_of = ?", [day])
         con.execute("INSERT INTO clv_snapshots VALUES (?, ?)", [day, datetime.now(UTC)])
         _create_views(con, layout)
+        failpoint("catalog:before_commit")
         con.execute("COMMIT")
+        failpoint("catalog:after_commit")
         dates = [
             row[0] for row in con.execute("SELECT as_of FROM clv_snapshots ORDER BY 1").fetchall()
         ]

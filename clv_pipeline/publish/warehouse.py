@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from clv_pipeline.errors import PublishError
+from clv_pipeline.faults import failpoint
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.audit import audit_table
 from clv_pipeline.publish.files import fsync_dir, write_parquet
@@ -69,8 +70,10 @@ def publish_table(layout: Layout, table_name: str, frame: pl.DataFrame, *, day: 
                 f"{table_name} {day}: staged file has {written.num_rows} rows, expected {frame.height}"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
+        failpoint(f"publish:{table_name}:staged")
         os.replace(staged, target)
         fsync_dir(target.parent)
+        failpoint(f"publish:{table_name}:replaced")
     except OSError as exc:
         raise PublishError(
             f"{table_name} {day}: could not write {target} ({exc.strerror or exc}); "

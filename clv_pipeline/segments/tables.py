@@ -1,0 +1,510 @@
+"""Column specs of every table the segments stage produces (paste-ready for ``schema.py``).
+
+Each builder in :mod:`clv_pipeline.segments` ends with :func:`conform_lazy` against one of these
+tables, so the output schema *is* the spec; a unit test checks every builder against it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from clv_pipeline.schema import Column, Table
+
+_AS_OF = Column("as_of", pl.Date(), "Snapshot date: only rows with event_date <= as_of are used.")
+_KEY = (Column("customer_id", pl.String(), "Customer id."), _AS_OF)
+
+PURCHASE_GAPS = Table(
+    "purchase_gaps",
+    "as_of",
+    "Helper (not published): the last two purchase-days per customer and the rhythm before the "
+    "latest gap, from validated_transactions.",
+    _KEY
+    + (
+        Column("first_purchase_day", pl.Date(), "First purchase-day."),
+        Column("last_purchase_day", pl.Date(), "Latest purchase-day."),
+        Column(
+            "previous_purchase_day",
+            pl.Date(),
+            "Purchase-day before the latest one; null for one purchase-day.",
+            nullable=True,
+        ),
+        Column(
+            "last_gap_days",
+            pl.Int64(),
+            "last_purchase_day - previous_purchase_day; null for one purchase-day.",
+            "days",
+            True,
+        ),
+        Column(
+            "prior_interval_days",
+            pl.Float64(),
+            "Mean gap between purchase-days before the latest gap = (previous_purchase_day - "
+            "first_purchase_day) / (purchase-days - 2); null with fewer than 3 purchase-days.",
+            "days",
+            True,
+        ),
+    ),
+)
+
+CUSTOMER_SEGMENTS = Table(
+    "customer_segments",
+    "as_of",
+    "RFM scores and named RFM segment, value tier by CLV rank, lifecycle stage from the "
+    "customer's own purchase rhythm, and the tier x lifecycle micro-segment (docs/segments.md).",
+    _KEY
+    + (
+        Column("days_since_last_purchase", pl.Int64(), "Last purchase-day to as_of.", "days"),
+        Column("n_purchase_days", pl.Int64(), "Distinct purchase-days.", "count"),
+        Column("total_revenue", pl.Float64(), "Net revenue to date.", "currency units"),
+        Column(
+            "r_score",
+            pl.Int64(),
+            "Recency score 1-5, 5 = most recent: 1 + floor(5 x share of customers whose last "
+            "purchase is strictly older).",
+            "score",
+        ),
+        Column(
+            "f_score",
+            pl.Int64(),
+            "Frequency score 1-5 on n_purchase_days: 1 + floor(5 x share strictly lower).",
+            "score",
+        ),
+        Column(
+            "m_score",
+            pl.Int64(),
+            "Monetary score 1-5 on total_revenue: 1 + floor(5 x share strictly lower).",
+            "score",
+        ),
+        Column(
+            "fm_score",
+            pl.Int64(),
+            "ceil((f_score + m_score) / 2), the FM axis of the map.",
+            "score",
+        ),
+        Column("rfm_score", pl.String(), "Concatenated scores, e.g. '545' (R, F, M)."),
+        Column("rfm_segment", pl.String(), "Named segment from the R x FM map."),
+        Column(
+            "predicted_clv",
+            pl.Float64(),
+            "Model CLV over the horizon (customer_clv).",
+            "currency units",
+            True,
+        ),
+        Column("historic_clv", pl.Float64(), "Margin on revenue to date.", "currency units"),
+        Column(
+            "segment_value",
+            pl.Float64(),
+            "Value used for tiers and migration: predicted_clv, historic_clv when null.",
+            "currency units",
+        ),
+        Column("value_basis", pl.String(), "predicted_clv or historic_clv (which one was used)."),
+        Column(
+            "value_rank",
+            pl.Int64(),
+            "Rank of segment_value, 1 = highest; ties share the best rank (min).",
+            "rank",
+        ),
+        Column(
+            "value_tier",
+            pl.String(),
+            "platinum (top 1%), gold (1-5%), silver (5-10%), bronze (10-25%), medium (25-50%), "
+            "low (rest) by share of customers ranked strictly above.",
+        ),
+        Column(
+            "expected_interval_days",
+            pl.Float64(),
+            "The customer's expected days between purchases (see interval_basis).",
+            "days",
+        ),
+        Column(
+            "interval_basis",
+            pl.String(),
+            "model (p_alive x horizon / expected_purchases), observed "
+            "(avg_days_between_purchases), population (median observed) or default.",
+        ),
+        Column(
+            "rhythm_ratio",
+            pl.Float64(),
+            "days_since_last_purchase / expected_interval_days.",
+            "ratio",
+        ),
+        Column(
+            "previous_purchase_day",
+            pl.Date(),
+            "Purchase-day before the latest one (null: one purchase-day or not supplied).",
+            nullable=True,
+        ),
+        Column(
+            "last_gap_days",
+            pl.Int64(),
+            "Gap between the last two purchase-days (null: as previous_purchase_day).",
+            "days",
+            True,
+        ),
+        Column(
+            "p_alive", pl.Float64(), "Model P(alive), null without a model.", "probability", True
+        ),
+        Column(
+            "lifecycle_stage",
+            pl.String(),
+            "new, active, cooling, at_risk, lost or reactivated (docs/segments.md).",
+        ),
+        Column("micro_segment", pl.String(), "value_tier + '__' + lifecycle_stage."),
+    ),
+)
+
+CUSTOMER_CHURN = Table(
+    "customer_churn",
+    "as_of",
+    "Churn risk per customer with value at risk; sorted by value_at_risk descending.",
+    _KEY
+    + (
+        Column("days_since_last_purchase", pl.Int64(), "Last purchase-day to as_of.", "days"),
+        Column("p_alive", pl.Float64(), "Model P(alive).", "probability", True),
+        Column("churn_probability", pl.Float64(), "1 - p_alive.", "probability", True),
+        Column(
+            "churn_percentile",
+            pl.Float64(),
+            "100 x share of customers (with a probability) whose churn_probability is <= this one.",
+            "percent",
+            True,
+        ),
+        Column(
+            "risk_band",
+            pl.String(),
+            "low < 0.25 <= medium < 0.5 <= high < 0.75 <= critical on churn_probability; "
+            "unknown when it is null.",
+        ),
+        Column(
+            "expected_next_purchase_at",
+            pl.Date(),
+            "Model: as_of + expected days to the next purchase (customer_clv).",
+            nullable=True,
+        ),
+        Column(
+            "expected_interval_days",
+            pl.Float64(),
+            "The customer's purchase rhythm (as customer_segments).",
+            "days",
+        ),
+        Column(
+            "next_purchase_due_at",
+            pl.Date(),
+            "Rhythm due date = last purchase-day + ceil(expected_interval_days).",
+            nullable=True,
+        ),
+        Column(
+            "days_overdue",
+            pl.Int64(),
+            "max(0, as_of - next_purchase_due_at); null when no due date.",
+            "days",
+            True,
+        ),
+        Column("predicted_clv", pl.Float64(), "Model CLV.", "currency units", True),
+        Column(
+            "value_at_risk",
+            pl.Float64(),
+            "predicted_clv x churn_probability; null without a model.",
+            "currency units",
+            True,
+        ),
+    ),
+)
+
+MIGRATION_DIMENSIONS = ("rfm_segment", "value_tier", "lifecycle_stage")
+
+SEGMENT_MIGRATION = Table(
+    "segment_migration",
+    "as_of",
+    "Customers and value moving between segments from the previous snapshot (long format).",
+    (
+        _AS_OF,
+        Column(
+            "previous_as_of",
+            pl.Date(),
+            "Snapshot compared with; null when there is none.",
+            nullable=True,
+        ),
+        Column("dimension", pl.String(), "rfm_segment, value_tier or lifecycle_stage."),
+        Column("from_value", pl.String(), "Value in the previous snapshot; 'none' when absent."),
+        Column("to_value", pl.String(), "Value in this snapshot; 'none' when absent."),
+        Column("customers", pl.Int64(), "Customers making this move.", "count"),
+        Column(
+            "value",
+            pl.Float64(),
+            "Sum of segment_value (predicted_clv, historic_clv when null) in this snapshot; "
+            "previous snapshot's value for customers absent now.",
+            "currency units",
+        ),
+    ),
+)
+
+COHORTS = Table(
+    "cohorts",
+    "as_of",
+    "Acquisition-month cohorts (per first-purchase channel and 'all') by month since acquisition.",
+    (
+        _AS_OF,
+        Column("cohort_month", pl.Date(), "First day of the month of the first purchase-day."),
+        Column(
+            "channel",
+            pl.String(),
+            "Channel of the first purchase ('unknown' when null); 'all' = every channel.",
+        ),
+        Column(
+            "months_since_acquisition",
+            pl.Int64(),
+            "Calendar months from cohort_month (0 = acquisition month).",
+            "months",
+        ),
+        Column("cohort_customers", pl.Int64(), "Customers acquired in the cohort.", "count"),
+        Column(
+            "active_customers",
+            pl.Int64(),
+            "Cohort customers with a purchase in that month.",
+            "count",
+        ),
+        Column(
+            "retention_rate",
+            pl.Float64(),
+            "active_customers / cohort_customers.",
+            "ratio",
+        ),
+        Column(
+            "revenue",
+            pl.Float64(),
+            "Net revenue (purchases - refunds) of cohort customers in that month.",
+            "currency units",
+        ),
+        Column(
+            "cumulative_revenue_per_customer",
+            pl.Float64(),
+            "Cumulative revenue up to that month / cohort_customers.",
+            "currency units",
+        ),
+        Column(
+            "avg_predicted_clv",
+            pl.Float64(),
+            "Mean predicted_clv of the cohort's customers (null without a model).",
+            "currency units",
+            True,
+        ),
+    ),
+)
+
+UNIT_ECONOMICS = Table(
+    "unit_economics",
+    "as_of",
+    "CAC, CLV net of margin and cost to serve, CLV - CAC and CLV:CAC per acquisition channel and "
+    "cohort month ('all' = every channel). Empty when customers or acquisition_spend is absent.",
+    (
+        _AS_OF,
+        Column("cohort_month", pl.Date(), "Month of acquired_at (first day)."),
+        Column("channel", pl.String(), "acquisition_channel ('unknown' when null) or 'all'."),
+        Column("customers", pl.Int64(), "Customers acquired (customers table).", "count"),
+        Column("spend", pl.Float64(), "Acquisition spend (0 when no spend row).", "currency units"),
+        Column(
+            "cac",
+            pl.Float64(),
+            "spend / customers; null when no customers.",
+            "currency units",
+            True,
+        ),
+        Column(
+            "avg_clv",
+            pl.Float64(),
+            "Mean CLV per acquired customer: total_clv (historic_clv when predicted is null), "
+            "0 for customers without purchases; null when no customers.",
+            "currency units",
+            True,
+        ),
+        Column(
+            "avg_cost_to_serve",
+            pl.Float64(),
+            "Mean cost_to_serve_per_order x (orders to date + expected_purchases).",
+            "currency units",
+            True,
+        ),
+        Column(
+            "avg_net_clv",
+            pl.Float64(),
+            "avg_clv x gross_margin - avg_cost_to_serve.",
+            "currency units",
+            True,
+        ),
+        Column(
+            "clv_minus_cac",
+            pl.Float64(),
+            "avg_net_clv - cac.",
+            "currency units",
+            True,
+        ),
+        Column(
+            "clv_cac_ratio",
+            pl.Float64(),
+            "avg_net_clv / cac; null when cac is 0 or null.",
+            "ratio",
+            True,
+        ),
+        Column(
+            "below_benchmark",
+            pl.Boolean(),
+            "clv_cac_ratio < benchmark (default 3); null when the ratio is null.",
+            nullable=True,
+        ),
+    ),
+)
+
+KPI_COLUMNS = (
+    Column("customers", pl.Int64(), "Customers with a purchase on or before as_of.", "count"),
+    Column(
+        "active_customers",
+        pl.Int64(),
+        "Customers with a purchase-day in the last active_window_days (days_since <= window).",
+        "count",
+    ),
+    Column(
+        "alive_customers",
+        pl.Int64(),
+        "Customers with p_alive >= alive_threshold (0.5); null without a model.",
+        "count",
+        True,
+    ),
+    Column(
+        "retention_rate",
+        pl.Float64(),
+        "Customers acquired before the window who purchased in it / customers acquired before it.",
+        "ratio",
+        True,
+    ),
+    Column("churn_rate", pl.Float64(), "1 - retention_rate (per window).", "ratio", True),
+    Column(
+        "arpu",
+        pl.Float64(),
+        "Net revenue in the window / active_customers (per window).",
+        "currency units",
+        True,
+    ),
+    Column(
+        "aov",
+        pl.Float64(),
+        "Purchase amounts in the window / purchase transactions in the window.",
+        "currency units",
+        True,
+    ),
+    Column(
+        "purchase_frequency",
+        pl.Float64(),
+        "Purchase transactions in the window / active_customers.",
+        "orders per customer per window",
+        True,
+    ),
+    Column(
+        "lifespan_days",
+        pl.Float64(),
+        "active_window_days / churn_rate (expected lifetime); null when churn_rate is 0 or null.",
+        "days",
+        True,
+    ),
+    Column(
+        "formula_clv_aov",
+        pl.Float64(),
+        "Seed formula AOV x purchase_frequency x lifespan (lifespan in windows = 1/churn_rate).",
+        "currency units",
+        True,
+    ),
+    Column(
+        "formula_clv_arpu",
+        pl.Float64(),
+        "Seed formula ARPU x gross_margin / churn_rate.",
+        "currency units",
+        True,
+    ),
+    Column(
+        "avg_formula_clv",
+        pl.Float64(),
+        "Mean customer_clv.formula_clv.",
+        "currency units",
+        True,
+    ),
+    Column(
+        "avg_historic_clv", pl.Float64(), "Mean customer_clv.historic_clv.", "currency units", True
+    ),
+    Column(
+        "avg_predicted_clv",
+        pl.Float64(),
+        "Mean model predicted_clv; null without a model.",
+        "currency units",
+        True,
+    ),
+    Column(
+        "median_predicted_clv",
+        pl.Float64(),
+        "Median model predicted_clv; null without a model.",
+        "currency units",
+        True,
+    ),
+    Column(
+        "top_tier_revenue_share",
+        pl.Float64(),
+        "Share of net revenue to date from customers in the top value tier(s) (platinum).",
+        "ratio",
+        True,
+    ),
+)
+
+KPI_NAMES = tuple(c.name for c in KPI_COLUMNS)
+
+
+def _change_columns() -> tuple[Column, ...]:
+    out: list[Column] = []
+    for c in KPI_COLUMNS:
+        out.append(
+            Column(
+                f"{c.name}_change",
+                pl.Float64(),
+                f"{c.name} - previous {c.name}; null without a previous snapshot.",
+                c.unit,
+                True,
+            )
+        )
+        out.append(
+            Column(
+                f"{c.name}_change_pct",
+                pl.Float64(),
+                f"100 x {c.name}_change / |previous {c.name}|; null when previous is 0 or null.",
+                "percent",
+                True,
+            )
+        )
+    return tuple(out)
+
+
+KPIS = Table(
+    "kpis",
+    "as_of",
+    "One row per snapshot: base KPIs, seed-formula CLV next to model CLV, change vs the previous "
+    "snapshot.",
+    (
+        _AS_OF,
+        Column("previous_as_of", pl.Date(), "Snapshot compared with.", nullable=True),
+        Column("active_window_days", pl.Int64(), "Window for active / retention.", "days"),
+    )
+    + KPI_COLUMNS
+    + _change_columns(),
+)
+
+SEGMENT_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (CUSTOMER_SEGMENTS, CUSTOMER_CHURN, SEGMENT_MIGRATION, COHORTS, UNIT_ECONOMICS, KPIS)
+}
+
+
+def conform_lazy(frame: pl.LazyFrame, table: Table) -> pl.LazyFrame:
+    """Select and strictly cast ``frame`` to ``table``'s columns in contract order."""
+    return frame.select(pl.col(c.name).cast(c.dtype, strict=True) for c in table.columns)
+
+
+def empty_frame(table: Table) -> pl.LazyFrame:
+    """An empty LazyFrame with ``table``'s schema."""
+    return pl.LazyFrame(schema=table.schema)
