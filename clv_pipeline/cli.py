@@ -504,3 +504,7 @@ def main() -> None:  # pragma: no cover - console entry
     except ClvError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m clv_pipeline.cli`
+    main()

@@ -192,11 +192,14 @@ def reexecute_from_failure(
 ) -> RunOutcome:
     """Re-execute a failed ``clv_daily_job`` run from its failed steps (same partition)."""
     options = dg.ReexecutionOptions.from_failure(run_id, instance)
+    parent = instance.get_run_by_id(run_id)
+    tags = {k: v for k, v in (parent.tags if parent else {}).items() if k.startswith("dagster/")}
     with partition_lock(layout, WAREHOUSE_LOCK):
         with dg.execute_job(
             dg.reconstructable(daily_job),
             instance=instance,
             reexecution_options=options,
+            tags=tags,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             raise_on_error=False,
         ) as result:

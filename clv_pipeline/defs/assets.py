@@ -47,14 +47,26 @@ def _summary(context: dg.AssetExecutionContext, results: list[StepResult]) -> di
     return {"days": len(results), "rows": rows}
 
 
-def _published(asset: str, step: Callable[[], StepResult]) -> Iterator[Event]:
-    """Run a one-table step; report its audits as asset checks, also when they fail."""
+IO_RETRIES = 2
+
+
+def _published(
+    context: dg.AssetExecutionContext, asset: str, step: Callable[[], StepResult]
+) -> Iterator[Event]:
+    """Run a one-table step; report its audits as asset checks, also when they fail.
+
+    A write that failed on I/O (disk full, permissions, a flaky mount) is retried twice with
+    exponential backoff (1 s, 2 s); a failed audit is not retried: the data would not change.
+    """
     try:
         result = step()
     except PublishError as exc:
         if exc.checks:
             yield from table_check_results(exc.table or asset, exc.checks)
-        raise
+            raise
+        raise dg.RetryRequested(
+            max_retries=IO_RETRIES, seconds_to_wait=2**context.retry_number
+        ) from exc
     for published in result.published:
         yield dg.MaterializeResult(
             asset_key=published.table,
@@ -156,7 +168,7 @@ def validated_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) ->
 )
 def customer_features(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
     yield from _published(
-        "customer_features", lambda: pipeline.build_customer_features(clv, _as_of(context))
+        context, "customer_features", lambda: pipeline.build_customer_features(clv, _as_of(context))
     )
 
 
@@ -172,7 +184,7 @@ def customer_features(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iter
 )
 def customer_clv(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
     yield from _published(
-        "customer_clv", lambda: pipeline.build_customer_clv(clv, _as_of(context))[0]
+        context, "customer_clv", lambda: pipeline.build_customer_clv(clv, _as_of(context))[0]
     )
 
 
@@ -186,7 +198,7 @@ def customer_clv(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[
 )
 def customer_segments(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
     yield from _published(
-        "customer_segments", lambda: pipeline.build_customer_segments(clv, _as_of(context))
+        context, "customer_segments", lambda: pipeline.build_customer_segments(clv, _as_of(context))
     )
 
 
@@ -200,7 +212,7 @@ def customer_segments(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iter
 )
 def customer_churn(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
     yield from _published(
-        "customer_churn", lambda: pipeline.build_customer_churn(clv, _as_of(context))
+        context, "customer_churn", lambda: pipeline.build_customer_churn(clv, _as_of(context))
     )
 
 

@@ -101,7 +101,9 @@ def test_rerun_is_idempotent(layout: Layout, history: pl.DataFrame) -> None:
     assert first == snapshot
 
 
-def test_bad_day_fails_validation_check_and_keeps_views(layout: Layout, history: pl.DataFrame) -> None:
+def test_bad_day_fails_validation_check_and_keeps_views(
+    layout: Layout, history: pl.DataFrame
+) -> None:
     instance = dg.DagsterInstance.ephemeral()
     assert runner.execute("clv_daily_job", layout, partition=END, instance=instance).success
     with duckdb.connect(str(layout.catalog), read_only=True) as con:

@@ -154,7 +154,9 @@ def test_bounds_currency_status_and_future() -> None:
         rules=ValidationRules(currencies=("USD",)),
         now=datetime(2024, 3, 10, 11, tzinfo=UTC),  # every row (12:00) is in the future
     )
-    reasons = dict(zip(result.quarantine["transaction_id"], result.quarantine["reason"], strict=True))
+    reasons = dict(
+        zip(result.quarantine["transaction_id"], result.quarantine["reason"], strict=True)
+    )
     future = "occurred_at in the future"
     assert reasons == {
         "t1": f"{future}; amount not finite or outside [-1e+06, 1e+06]",
@@ -169,6 +171,8 @@ def test_validation_is_deterministic() -> None:
     rows = [tx("2024-03-10", f"c{i % 5}", i % 5, f"t{i % 5}") for i in range(20)]
     first, second = _validate(rows), _validate(list(reversed(rows)))
     assert first.clean.height == 5 and first.stats["duplicates_dropped"] == 15
-    assert first.clean.drop("_source_file").sort("transaction_id").equals(
-        second.clean.drop("_source_file").sort("transaction_id")
+    assert (
+        first.clean.drop("_source_file")
+        .sort("transaction_id")
+        .equals(second.clean.drop("_source_file").sort("transaction_id"))
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import polars as pl
 import pytest
@@ -23,7 +24,7 @@ from .helpers import AS_OF, by_id, clv, features, transactions
 FAST = settings(max_examples=40, deadline=None)
 
 # Repeaters' observed rhythms: 45, 25, 25, 25 days -> population median 25 days.
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"customer_id": "new", "T": 10, "ds": 10, "n_days": 1},
     {"customer_id": "active", "T": 200, "ds": 20, "n_days": 5},  # 180/4 = 45 d, ratio 0.44
     {"customer_id": "cooling", "T": 100, "ds": 50, "n_days": 3},  # 50/2 = 25 d, ratio 2.0
@@ -145,7 +146,12 @@ def test_churn_table_hand_computed() -> None:
     rows = [
         {"customer_id": "a", "T": 100, "ds": 50, "n_days": 3},  # rhythm 25 d
         {"customer_id": "b", "T": 100, "ds": 10, "n_days": 3},  # rhythm 45 d
-        {"customer_id": "c", "T": 100, "ds": 100, "n_days": 1},  # population median(25, 45, 100) = 45 d
+        {
+            "customer_id": "c",
+            "T": 100,
+            "ds": 100,
+            "n_days": 1,
+        },  # population median(25, 45, 100) = 45 d
         {"customer_id": "d", "T": 100, "ds": 0, "n_days": 2},  # rhythm 100 d
     ]
     model = clv(

@@ -108,17 +108,28 @@ def test_rfm_score_properties(values: list[tuple[int, int, int]]) -> None:
     assert got["rfm_segment"].is_not_null().all()
     # equal values never split, and a larger value never scores lower
     for value, score in (("total_revenue", "m_score"), ("n_purchase_days", "f_score")):
-        per_value = got.group_by(value).agg(pl.col(score).n_unique().alias("k"), pl.col(score).first())
+        per_value = got.group_by(value).agg(
+            pl.col(score).n_unique().alias("k"), pl.col(score).first()
+        )
         assert (per_value["k"] == 1).all()
         ordered = per_value.sort(value)[score]
         assert (ordered.diff().drop_nulls() >= 0).all()
 
 
 def test_tiers_exact_counts_with_distinct_values() -> None:
-    rows = [{"customer_id": f"c{i:03d}", "p_alive": 0.5, "predicted_clv": float(i)} for i in range(200)]
+    rows = [
+        {"customer_id": f"c{i:03d}", "p_alive": 0.5, "predicted_clv": float(i)} for i in range(200)
+    ]
     got = assign_value_tiers(clv(rows)).collect()
     counts = dict(got.group_by("value_tier").len().iter_rows())
-    assert counts == {"platinum": 2, "gold": 8, "silver": 10, "bronze": 30, "medium": 50, "low": 100}
+    assert counts == {
+        "platinum": 2,
+        "gold": 8,
+        "silver": 10,
+        "bronze": 30,
+        "medium": 50,
+        "low": 100,
+    }
     assert by_id(got, "value_tier")["c199"] == "platinum"
     assert by_id(got, "value_rank")["c199"] == 1
     assert set(got["value_basis"]) == {"predicted_clv"}

@@ -1,0 +1,152 @@
+"""On-call operations: rerun from failure, rerun --failed, backfill, status, alerts, locks, I/O errors."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from clv_pipeline import cli, operations, runner
+from clv_pipeline.config import ClvConfig
+from clv_pipeline.demo import generate_history
+from clv_pipeline.errors import ClvError
+from clv_pipeline.locks import partition_lock
+from clv_pipeline.paths import Layout
+from clv_pipeline.sources.landing import import_files
+from clv_pipeline.status import partition_status
+
+END = date(2024, 5, 31)
+BROKEN = "zz-broken.csv"
+
+
+@pytest.fixture
+def config(layout: Layout, tmp_path: Path) -> ClvConfig:
+    history = generate_history(n_customers=250, days=30, end=END, seed=11)
+    path = tmp_path / "h.parquet"
+    history.write_parquet(path)
+    import_files([path], layout)
+    return ClvConfig.from_env()
+
+
+def _break(layout: Layout, day: date) -> Path:
+    bad = layout.landing_day(day) / BROKEN
+    bad.write_text("id;customer\n1;2\n")
+    return bad
+
+
+def test_rerun_from_failure_and_status(
+    config: ClvConfig, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = _break(layout, END)
+    with pytest.raises(operations.RunFailed) as failure:
+        operations.run_partition(config, END)
+    run_id = failure.value.outcome.run_id
+    assert "zz-broken.csv: missing required column" in str(failure.value)
+    rows = {r.asset: r for r in partition_status(runner.get_instance(layout), layout)}
+    assert rows["raw_transactions"].failed == [END]
+    assert rows["raw_transactions"].errors[END][0] == run_id
+    assert "missing required column" in rows["raw_transactions"].errors[END][1]
+    alerts = (layout.home / "alerts" / "alerts.jsonl").read_text().splitlines()
+    alert = json.loads(alerts[-1])
+    assert alert["partition"] == str(END) and alert["rerun_command"].startswith(
+        f"clv rerun {run_id}"
+    )
+    monkeypatch.setattr(cli.console, "width", 200)
+    shown = CliRunner().invoke(cli.app, ["status", "--since", str(END)])
+    assert shown.exit_code == 0 and run_id in shown.output and "clv rerun --failed" in shown.output
+    bad.unlink()
+    outcome = operations.rerun_run(config, run_id)
+    assert outcome.success and outcome.run_id != run_id
+    run = runner.get_instance(layout).get_run_by_id(outcome.run_id)
+    assert run is not None and run.parent_run_id == run_id  # re-executed from the failed run
+    assert layout.partition_file("customer_clv", "as_of", END).exists()
+    assert operations.failed_days(config) == []
+
+
+def test_rerun_failed_and_backfill(config: ClvConfig, layout: Layout) -> None:
+    day = END - timedelta(days=2)
+    bad = _break(layout, day)
+    with pytest.raises(operations.RunFailed):
+        operations.run_partition(config, day)
+    assert operations.failed_days(config) == [day]
+    bad.unlink()
+    result = CliRunner().invoke(cli.app, ["rerun", "--failed"])
+    assert result.exit_code == 0, result.output
+    assert operations.failed_days(config) == []
+    results = operations.backfill(config, END - timedelta(days=1), END)
+    assert [r.ok for r in results] == [True, True]
+    assert layout.published_days("customer_clv", "as_of") == [day, END - timedelta(days=1), END]
+    with pytest.raises(ClvError, match="before --start"):
+        operations.backfill(config, END, END - timedelta(days=1))
+
+
+def test_backfill_cli_summary(config: ClvConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.console, "width", 200)
+    result = CliRunner().invoke(
+        cli.app, ["backfill", "--start", str(END - timedelta(days=1)), "--end", str(END)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 ok, 0 failed" in result.output
+
+
+def test_lock_blocks_a_second_run(config: ClvConfig, layout: Layout) -> None:
+    with partition_lock(layout, runner.WAREHOUSE_LOCK):
+        with pytest.raises(ClvError, match="locked by another clv run"):
+            operations.run_partition(config, END)
+
+
+def test_disk_full_fails_cleanly_and_rerun_recovers(
+    config: ClvConfig, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operations.run_partition(config, END)
+    before = layout.partition_file("customer_clv", "as_of", END).read_bytes()
+    (layout.landing_day(END) / "late.csv").write_text(
+        f"transaction_id,customer_id,occurred_at,amount\nlate1,newcomer,{END}T09:00:00Z,99.5\n"
+    )
+    monkeypatch.setenv("CLV_FAILPOINT", "oserror:publish:customer_clv:staged")
+    with pytest.raises(operations.RunFailed, match="No space left on device"):
+        operations.run_partition(config, END)
+    assert layout.partition_file("customer_clv", "as_of", END).read_bytes() == before
+    assert not any(layout.staging.rglob("*.parquet"))
+    monkeypatch.delenv("CLV_FAILPOINT")
+    operations.run_partition(config, END)
+    clv = pl.read_parquet(layout.partition_file("customer_clv", "as_of", END))
+    assert "newcomer" in clv.get_column("customer_id").to_list()
+
+
+def test_alert_webhook_receives_the_alert(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clv_pipeline.alerts import Alert, send_alert
+
+    received: list[dict[str, object]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    monkeypatch.setenv("CLV_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    alert = Alert.for_run(
+        run_id="r1",
+        job="clv_daily_job",
+        partition="2024-05-31",
+        failures=[("customer_clv", "boom")],
+    )
+    send_alert(alert, layout)
+    thread.join(5)
+    server.server_close()
+    assert received and received[0]["error"] == "boom"
+    assert received[0]["rerun_command"] == "clv rerun r1   # or: clv run --date 2024-05-31"
