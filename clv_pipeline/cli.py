@@ -329,7 +329,7 @@ def _summary(as_of: date) -> None:
         )
     table.add_row("mean formula CLV", f"{clv.select(pl.col('formula_clv').mean()).item():,.2f}")
     console.print(table)
-    top = segments.group_by("segment").len().sort("len", descending=True).head(6)
+    top = segments.group_by("rfm_segment").len().sort("len", descending=True).head(6)
     seg = Table(title="Top segments")
     seg.add_column("segment")
     seg.add_column("customers", justify="right")

@@ -18,6 +18,8 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from clv_pipeline.paths import Layout, resolve_home
+from clv_pipeline.segments.churn import DEFAULT_RISK_BANDS
+from clv_pipeline.segments.tiers import DEFAULT_TIERS
 from clv_pipeline.validation.rules import ValidationRules
 
 ENV_PREFIX = "CLV_"
@@ -67,6 +69,21 @@ class ClvConfig(dg.ConfigurableResource):
     max_lifespan_days: float = Field(
         default=3650.0, gt=0, description="Cap on the estimated customer lifespan (seed formula)."
     )
+    value_tiers: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TIERS),
+        description="Value tiers by predicted-CLV rank: name -> upper cumulative share.",
+    )
+    risk_bands: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_RISK_BANDS),
+        description="Churn risk bands: name -> upper churn probability.",
+    )
+    active_window_days: int = Field(
+        default=90, ge=1, description="KPIs: a customer is active with a purchase in this window."
+    )
+    cost_to_serve_per_order: float = Field(
+        default=0.0, ge=0, description="Unit economics: cost per order, subtracted from CLV."
+    )
+    clv_cac_benchmark: float = Field(default=3.0, gt=0, description="CLV:CAC flag threshold.")
     horizon_days: float = Field(default=365.0, gt=0, description="Predictive CLV horizon (days).")
     discount_rate: float = Field(default=0.10, ge=0, description="Discount rate per period.")
     discount_period: Literal["annual", "monthly"] = "annual"

@@ -17,7 +17,7 @@ from clv_pipeline.config import ClvConfig
 from clv_pipeline.errors import InputError
 from clv_pipeline.faults import failpoint
 from clv_pipeline.features import compute_features
-from clv_pipeline.publish.catalog import mark_complete
+from clv_pipeline.publish.catalog import complete_dates, mark_complete
 from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.publish.warehouse import (
     Published,
@@ -26,9 +26,15 @@ from clv_pipeline.publish.warehouse import (
     read_published,
     scan_published,
 )
-from clv_pipeline.segments.seed import assign_segments, flag_churn
+from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
+from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
+from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
+from clv_pipeline.segments.lifecycle import find_purchase_gaps
+from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
+from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
+from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
 from clv_pipeline.sources.files import read_delivered_file, select_contract
-from clv_pipeline.sources.landing import read_landing_day
+from clv_pipeline.sources.landing import read_landing_day, read_marketing_inputs
 from clv_pipeline.validation.parse import event_date, parse_timestamps
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.transactions import (
@@ -182,17 +188,10 @@ def build_customer_features(config: ClvConfig, as_of: date) -> StepResult:
     return StepResult([published], {"customers": features.height})
 
 
-def _features(config: ClvConfig, as_of: date) -> pl.DataFrame:
-    features = read_published(config.layout, "customer_features", as_of)
-    if features is None:
-        raise InputError(f"customer_features for {as_of} is not published; run it first")
-    return features
-
-
 def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valuation]:
     """Fit the models and publish ``model_params`` and ``customer_clv``."""
     valuation = value_customers(
-        _features(config, as_of),
+        _read(config, "customer_features", as_of),
         as_of=as_of,
         gross_margin=config.gross_margin,
         horizon_days=config.horizon_days,
@@ -211,22 +210,102 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
     return StepResult([clv, params], stats), valuation
 
 
+def _read(config: ClvConfig, table: str, as_of: date) -> pl.DataFrame:
+    frame = read_published(config.layout, table, as_of)
+    if frame is None:
+        raise InputError(f"{table} for {as_of} is not published; run it first")
+    return frame
+
+
+def _history(config: ClvConfig, as_of: date) -> pl.LazyFrame:
+    return scan_published(config.layout, "validated_transactions", upto=as_of)
+
+
+def _previous(config: ClvConfig, table: str, as_of: date) -> pl.LazyFrame | None:
+    """``table`` of the latest complete snapshot before ``as_of`` (None when there is none)."""
+    earlier = [d for d in complete_dates(config.layout) if d < as_of]
+    frame = read_published(config.layout, table, earlier[-1]) if earlier else None
+    return frame.lazy() if frame is not None else None
+
+
+def _publish(
+    config: ClvConfig, table: str, frame: pl.LazyFrame, as_of: date, **stats: Any
+) -> StepResult:
+    published = publish_table(config.layout, table, frame.collect(), day=as_of)
+    return StepResult([published], stats)
+
+
 def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
-    segments = assign_segments(_features(config, as_of).lazy()).collect()
+    """RFM scores and map, value tier, lifecycle stage (own rhythm + p_alive), micro-segment."""
+    segments = build_segments_table(
+        _read(config, "customer_features", as_of).lazy(),
+        _read(config, "customer_clv", as_of).lazy(),
+        purchase_gaps=find_purchase_gaps(_history(config, as_of), as_of=as_of),
+        tiers=tuple(config.value_tiers.items()),
+    ).collect()
     published = publish_table(config.layout, "customer_segments", segments, day=as_of)
-    counts = segments.group_by("segment").len().sort("len", descending=True)
+    counts = segments.group_by("rfm_segment").len().sort("len", descending=True)
     return StepResult([published], {"segments": dict(counts.iter_rows())})
 
 
 def build_customer_churn(config: ClvConfig, as_of: date) -> StepResult:
-    clv = read_published(config.layout, "customer_clv", as_of)
-    if clv is None:
-        raise InputError(f"customer_clv for {as_of} is not published; run it first")
-    churn = flag_churn(
-        _features(config, as_of).lazy(), clv.lazy(), churn_window_days=config.churn_window_days
-    ).collect()
-    published = publish_table(config.layout, "customer_churn", churn, day=as_of)
-    return StepResult([published], {"churned": int(churn.get_column("is_churned").sum())})
+    """Churn probability, percentile, risk band, days overdue and value at risk."""
+    churn = build_churn_table(
+        _read(config, "customer_features", as_of).lazy(),
+        _read(config, "customer_clv", as_of).lazy(),
+        risk_bands=tuple(config.risk_bands.items()),
+    )
+    return _publish(config, "customer_churn", churn, as_of)
+
+
+def build_segment_migration(config: ClvConfig, as_of: date) -> StepResult:
+    """Moves between segments, tiers and stages since the previous complete snapshot."""
+    migration = build_migration_table(
+        _previous(config, "customer_segments", as_of),
+        _read(config, "customer_segments", as_of).lazy(),
+        as_of=as_of,
+    )
+    return _publish(config, "segment_migration", migration, as_of)
+
+
+def build_cohorts(config: ClvConfig, as_of: date) -> StepResult:
+    """Acquisition-month (and channel) cohorts: retention, revenue per customer, average CLV."""
+    cohorts = build_cohorts_table(
+        _history(config, as_of), _read(config, "customer_clv", as_of).lazy(), as_of=as_of
+    )
+    return _publish(config, "cohorts", cohorts, as_of)
+
+
+def build_unit_economics(config: ClvConfig, as_of: date) -> StepResult:
+    """CAC, CLV - CAC and CLV:CAC per channel and cohort (empty without marketing inputs)."""
+    customers, spend = read_marketing_inputs(config.layout)
+    table = build_unit_economics_table(
+        _read(config, "customer_features", as_of).lazy(),
+        _read(config, "customer_clv", as_of).lazy(),
+        as_of=as_of,
+        customers=customers,
+        acquisition_spend=spend,
+        gross_margin=1.0,  # customer_clv already carries the configured gross margin
+        cost_to_serve_per_order=config.cost_to_serve_per_order,
+        benchmark_ratio=config.clv_cac_benchmark,
+    )
+    inputs = "present" if customers is not None and spend is not None else "absent"
+    return _publish(config, "unit_economics", table, as_of, marketing_inputs=inputs)
+
+
+def build_kpis(config: ClvConfig, as_of: date) -> StepResult:
+    """One row of KPIs for ``as_of`` with the change against the previous complete snapshot."""
+    kpis = build_kpis_table(
+        _read(config, "customer_features", as_of).lazy(),
+        _read(config, "customer_clv", as_of).lazy(),
+        _read(config, "customer_segments", as_of).lazy(),
+        _history(config, as_of),
+        as_of=as_of,
+        previous=_previous(config, "kpis", as_of),
+        active_window_days=config.active_window_days,
+        gross_margin=config.gross_margin,
+    )
+    return _publish(config, "kpis", kpis, as_of)
 
 
 def commit_snapshot(config: ClvConfig, as_of: date) -> StepResult:

@@ -7,36 +7,13 @@ the committed document in sync.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
 
+from clv_pipeline.contract import Column, Table
+from clv_pipeline.segments.tables import SEGMENT_TABLES
+
 UTC_TS = pl.Datetime("us", "UTC")
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    dtype: pl.DataType
-    description: str
-    unit: str = ""
-    nullable: bool = False
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    partition_key: str  # "as_of" (snapshot date) or "date" (event date)
-    description: str
-    columns: tuple[Column, ...]
-
-    @property
-    def schema(self) -> pl.Schema:
-        return pl.Schema({c.name: c.dtype for c in self.columns})
-
-    @property
-    def names(self) -> list[str]:
-        return [c.name for c in self.columns]
+__all__ = ["Column", "Table", "TABLES", "SNAPSHOT_TABLES", "conform", "render_markdown"]
 
 
 # ---------------------------------------------------------------- input contract
@@ -244,35 +221,6 @@ CUSTOMER_CLV = Table(
     ),
 )
 
-CUSTOMER_SEGMENTS = Table(
-    "customer_segments",
-    "as_of",
-    "Recency / frequency segments (first version; RFM arrives with the segments issue).",
-    _KEY
-    + (
-        Column("days_since_last_purchase", pl.Int64(), "Last purchase-day to as_of.", "days"),
-        Column("n_purchase_days", pl.Int64(), "Distinct purchase-days.", "count"),
-        Column(
-            "recency_band", pl.String(), "0-30, 31-90, 91-180 or 181+ days since last purchase."
-        ),
-        Column("frequency_band", pl.String(), "one_time (1 day), repeat (2-4), loyal (5+)."),
-        Column("segment", pl.String(), "Named segment, see docs/data_contract.md."),
-    ),
-)
-
-CUSTOMER_CHURN = Table(
-    "customer_churn",
-    "as_of",
-    "Churn flag by recency plus the model's churn probability when available.",
-    _KEY
-    + (
-        Column("days_since_last_purchase", pl.Int64(), "Last purchase-day to as_of.", "days"),
-        Column("churn_window_days", pl.Int64(), "Configured window.", "days"),
-        Column("is_churned", pl.Boolean(), "days_since_last_purchase > churn_window_days."),
-        Column("churn_probability", pl.Float64(), "1 - p_alive (model).", "probability", True),
-    ),
-)
-
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -281,8 +229,7 @@ TABLES: dict[str, Table] = {
         CUSTOMER_FEATURES,
         MODEL_PARAMS,
         CUSTOMER_CLV,
-        CUSTOMER_SEGMENTS,
-        CUSTOMER_CHURN,
+        *SEGMENT_TABLES.values(),
     )
 }
 SNAPSHOT_TABLES = tuple(name for name, t in TABLES.items() if t.partition_key == "as_of")

@@ -188,44 +188,77 @@ def customer_clv(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[
     )
 
 
-@dg.asset(
-    group_name=SNAPSHOT,
-    partitions_def=clv_daily_partition,
-    deps=[customer_features],
-    kinds={"polars", "parquet"},
-    check_specs=table_check_specs("customer_segments"),
-    description="Recency / frequency segments per customer.",
-)
-def customer_segments(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
-    yield from _published(
-        context, "customer_segments", lambda: pipeline.build_customer_segments(clv, _as_of(context))
+def _snapshot_asset(
+    name: str, step: Callable[[ClvConfig, date], StepResult], deps: list[Any], description: str
+) -> dg.AssetsDefinition:
+    """A snapshot asset: one table per as-of date, published through its audits."""
+
+    @dg.asset(
+        name=name,
+        group_name=SNAPSHOT,
+        partitions_def=clv_daily_partition,
+        deps=deps,
+        kinds={"polars", "parquet"},
+        check_specs=table_check_specs(name),
+        description=description,
     )
+    def _asset(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+        yield from _published(context, name, lambda: step(clv, _as_of(context)))
+
+    return _asset
 
 
-@dg.asset(
-    group_name=SNAPSHOT,
-    partitions_def=clv_daily_partition,
-    deps=[customer_features, dg.AssetKey("customer_clv")],
-    kinds={"polars", "parquet"},
-    check_specs=table_check_specs("customer_churn"),
-    description="Churn flag by recency and model churn probability.",
+CLV = dg.AssetKey("customer_clv")
+customer_segments = _snapshot_asset(
+    "customer_segments",
+    pipeline.build_customer_segments,
+    [customer_features, CLV, validated_transactions],
+    "RFM scores and segments, value tier, lifecycle stage, micro-segment per customer.",
 )
-def customer_churn(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
-    yield from _published(
-        context, "customer_churn", lambda: pipeline.build_customer_churn(clv, _as_of(context))
-    )
+customer_churn = _snapshot_asset(
+    "customer_churn",
+    pipeline.build_customer_churn,
+    [customer_features, CLV],
+    "Churn probability, percentile, risk band, days overdue and value at risk per customer.",
+)
+segment_migration = _snapshot_asset(
+    "segment_migration",
+    pipeline.build_segment_migration,
+    [customer_segments],
+    "Customers and value moving between segments, tiers and stages since the last snapshot.",
+)
+cohorts = _snapshot_asset(
+    "cohorts",
+    pipeline.build_cohorts,
+    [validated_transactions, CLV],
+    "Acquisition-month x channel cohorts: retention, revenue per customer, average CLV.",
+)
+unit_economics = _snapshot_asset(
+    "unit_economics",
+    pipeline.build_unit_economics,
+    [customer_features, CLV],
+    "CAC, CLV - CAC and CLV:CAC per channel and cohort (needs landing/customers + spend).",
+)
+kpis = _snapshot_asset(
+    "kpis",
+    pipeline.build_kpis,
+    [customer_features, CLV, customer_segments],
+    "One row of KPIs per as-of date with the change against the previous snapshot.",
+)
+SNAPSHOT_TABLE_ASSETS = [
+    customer_segments,
+    customer_churn,
+    segment_migration,
+    cohorts,
+    unit_economics,
+    kpis,
+]
 
 
 @dg.asset(
     group_name=SNAPSHOT,
     partitions_def=clv_daily_partition,
-    deps=[
-        customer_features,
-        dg.AssetKey("model_params"),
-        dg.AssetKey("customer_clv"),
-        customer_segments,
-        customer_churn,
-    ],
+    deps=[customer_features, dg.AssetKey("model_params"), CLV, *SNAPSHOT_TABLE_ASSETS],
     kinds={"duckdb"},
     description="Commit point: the snapshot becomes visible in the DuckDB views and the manifest.",
 )
@@ -235,4 +268,4 @@ def clv_snapshot(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.Materi
 
 
 ingest_assets = [raw_transactions, validated_transactions]
-snapshot_assets = [customer_features, customer_clv, customer_segments, customer_churn, clv_snapshot]
+snapshot_assets = [customer_features, customer_clv, *SNAPSHOT_TABLE_ASSETS, clv_snapshot]

@@ -115,8 +115,36 @@ AUDITS: dict[str, list[Check]] = {
         ),
         CLV_FINITE,
     ],
-    "customer_segments": [_unique("customer_id")],
-    "customer_churn": [_unique("customer_id"), _probability("churn_probability")],
+    "customer_segments": [
+        _unique("customer_id"),
+        _rule(
+            "rfm_scores_1_to_5",
+            "RFM scores in 1..5",
+            pl.min_horizontal("r_score", "f_score", "m_score").is_between(1, 5)
+            & pl.max_horizontal("r_score", "f_score", "m_score").is_between(1, 5),
+        ),
+    ],
+    "customer_churn": [
+        _unique("customer_id"),
+        _probability("churn_probability"),
+        _rule(
+            "value_at_risk_within_clv",
+            "0 <= value_at_risk <= predicted_clv",
+            (pl.col("value_at_risk") >= 0)
+            & (pl.col("value_at_risk") <= pl.col("predicted_clv") + 1e-9),
+        ),
+    ],
+    "cohorts": [_probability("retention_rate")],
+    "segment_migration": [
+        _rule("non_negative_counts", "customers >= 0", pl.col("customers") >= 0, show="dimension")
+    ],
+    "kpis": [
+        Check(
+            "one_row",
+            "exactly one row per as-of date",
+            lambda f: [] if f.height == 1 else [f"{f.height} rows"],
+        )
+    ],
     "model_params": [
         _rule(
             "one_row_per_model_param",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from clv_pipeline.schema import Column, Table
+from clv_pipeline.contract import Column, Table
 
 _AS_OF = Column("as_of", pl.Date(), "Snapshot date: only rows with event_date <= as_of are used.")
 _KEY = (Column("customer_id", pl.String(), "Customer id."), _AS_OF)

@@ -130,3 +130,56 @@ def read_landing_day(
     if not frames:
         return pl.DataFrame(schema=RAW_TRANSACTIONS.schema)
     return conform(pl.concat(frames, how="vertical"), RAW_TRANSACTIONS)
+
+
+def read_marketing_inputs(layout: Layout) -> tuple[pl.LazyFrame | None, pl.LazyFrame | None]:
+    """Optional unit-economics inputs from ``landing/customers/`` and ``landing/acquisition_spend/``.
+
+    ``customers``: customer_id, acquisition_channel, acquired_at (date or timestamp);
+    ``acquisition_spend``: month (YYYY-MM or any date in the month), channel, spend.
+    Each is None when its folder has no file; a file missing a column raises :class:`InputError`.
+    """
+    customers = _read_folder(
+        layout.landing.parent / "customers", ("customer_id", "acquisition_channel", "acquired_at")
+    )
+    spend = _read_folder(layout.landing.parent / "acquisition_spend", ("month", "channel", "spend"))
+    if customers is not None:
+        stamps = parse_timestamps(customers.get_column("acquired_at"))
+        customers = customers.with_columns(stamps.dt.date().alias("acquired_at"))
+    if spend is not None:
+        month = pl.col("month").str.strip_chars()
+        month = pl.when(month.str.len_chars() == 7).then(month + "-01").otherwise(month)
+        spend = spend.with_columns(
+            month.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias("month"),
+            pl.col("spend").str.strip_chars().cast(pl.Float64, strict=False),
+        )
+        bad = spend.filter(pl.col("month").is_null() | pl.col("spend").is_null())
+        if bad.height:
+            raise InputError(
+                f"{layout.landing.parent / 'acquisition_spend'}: {bad.height} row(s) with an "
+                f"unparseable month or spend, e.g. {bad.head(2).to_dicts()}"
+            )
+    return (
+        customers.lazy() if customers is not None else None,
+        spend.lazy() if spend is not None else None,
+    )
+
+
+def _read_folder(folder: Path, columns: tuple[str, ...]) -> pl.DataFrame | None:
+    if not folder.is_dir() or not data_files(folder):
+        return None
+    frames = []
+    for path in data_files(folder):
+        try:
+            frame = (
+                pl.read_csv(path, infer_schema=False)
+                if path.suffix.lower() == ".csv"
+                else pl.read_parquet(path)
+            )
+        except Exception as exc:  # polars/arrow raise many types; name the file
+            raise InputError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from exc
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+        frames.append(frame.select(pl.col(c).cast(pl.String) for c in columns))
+    return pl.concat(frames)

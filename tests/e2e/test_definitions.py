@@ -11,12 +11,16 @@ def test_asset_graph_snapshot() -> None:
     graph = defs.resolve_asset_graph()
     assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == [
         "clv_snapshot",
+        "cohorts",
         "customer_churn",
         "customer_clv",
         "customer_features",
         "customer_segments",
+        "kpis",
         "model_params",
         "raw_transactions",
+        "segment_migration",
+        "unit_economics",
         "validated_transactions",
     ]
     upstream = {
@@ -25,7 +29,8 @@ def test_asset_graph_snapshot() -> None:
     }
     assert upstream["customer_features"] == ["validated_transactions"]
     assert upstream["customer_churn"] == ["customer_clv", "customer_features"]
-    assert len(upstream["clv_snapshot"]) == 5
+    assert len(upstream["clv_snapshot"]) == 9
+    assert upstream["kpis"] == ["customer_clv", "customer_features", "customer_segments"]
 
 
 def test_jobs_schedule_and_in_process_executor() -> None:

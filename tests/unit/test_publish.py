@@ -14,24 +14,35 @@ from clv_pipeline.errors import PublishError
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish import catalog
 from clv_pipeline.publish.warehouse import publish_table, read_published
-from clv_pipeline.schema import CUSTOMER_SEGMENTS, SNAPSHOT_TABLES, TABLES
+from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
 
 DAY = date(2024, 5, 1)
 
 
 def _segments(n: int, day: date = DAY) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "customer_id": [f"c{i}" for i in range(n)],
-            "as_of": [day] * n,
-            "days_since_last_purchase": list(range(n)),
-            "n_purchase_days": [1] * n,
-            "recency_band": ["0-30"] * n,
-            "frequency_band": ["one_time"] * n,
-            "segment": ["new"] * n,
-        },
-        schema=CUSTOMER_SEGMENTS.schema,
-    )
+    return _rows("customer_segments", n, day)
+
+
+def _rows(name: str, n: int, day: date = DAY) -> pl.DataFrame:
+    """n valid rows of a snapshot table (every column filled from its type)."""
+    table = TABLES[name]
+    values: dict[str, pl.Series] = {}
+    for column in table.columns:
+        dtype = column.dtype
+        if column.name == "customer_id":
+            data: list[object] = [f"c{i}" for i in range(n)]
+        elif dtype == pl.Date:
+            data = [day] * n
+        elif dtype == pl.String:
+            data = ["x"] * n
+        elif dtype == pl.Boolean:
+            data = [False] * n
+        elif isinstance(dtype, pl.Datetime):
+            data = [None] * n
+        else:
+            data = [1] * n
+        values[column.name] = pl.Series(column.name, data, dtype=dtype)
+    return pl.DataFrame(values)
 
 
 def test_publish_replaces_atomically_and_leaves_no_temp_files(layout: Layout) -> None:
@@ -54,8 +65,11 @@ def test_publish_replaces_atomically_and_leaves_no_temp_files(layout: Layout) ->
     [
         (lambda f: pl.concat([f, f.head(1)]), "customer_id not unique"),
         (lambda f: f.with_columns(pl.lit(date(2024, 4, 30)).alias("as_of")), "as_of must be"),
-        (lambda f: f.with_columns(pl.lit(None, pl.String).alias("segment")), "segment has nulls"),
-        (lambda f: f.drop("segment"), "lacks columns"),
+        (
+            lambda f: f.with_columns(pl.lit(None, pl.String).alias("rfm_segment")),
+            "rfm_segment has nulls",
+        ),
+        (lambda f: f.drop("rfm_segment"), "lacks columns"),
     ],
 )
 def test_failed_audit_keeps_previous_snapshot(
@@ -70,19 +84,9 @@ def test_failed_audit_keeps_previous_snapshot(
 
 
 def test_nan_is_never_published(layout: Layout) -> None:
-    frame = pl.DataFrame(
-        {
-            "customer_id": ["a"],
-            "as_of": [DAY],
-            "days_since_last_purchase": [1],
-            "churn_window_days": [180],
-            "is_churned": [False],
-            "churn_probability": [float("nan")],
-        },
-        schema=TABLES["customer_churn"].schema,
-    )
-    with pytest.raises(PublishError, match="churn_probability has NaN"):
-        publish_table(layout, "customer_churn", frame, day=DAY)
+    frame = _segments(2).with_columns(pl.Series("predicted_clv", [1.0, float("nan")]))
+    with pytest.raises(PublishError, match="predicted_clv has NaN"):
+        publish_table(layout, "customer_segments", frame, day=DAY)
 
 
 def test_write_failure_is_a_clear_error(layout: Layout) -> None:
@@ -102,6 +106,8 @@ def _publish_snapshot(layout: Layout, day: date, n: int) -> None:
         frame = pl.DataFrame(schema=TABLES[name].schema)
         if name == "customer_segments":
             frame = _segments(n, day)
+        elif name == "kpis":
+            frame = _rows("kpis", 1, day)
         publish_table(layout, name, frame, day=day)
 
 
