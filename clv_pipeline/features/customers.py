@@ -16,6 +16,7 @@ from datetime import date
 
 import polars as pl
 
+from clv_pipeline.numeric import exact_sum
 from clv_pipeline.schema import CUSTOMER_FEATURES
 
 _DAYS = pl.duration(days=1)
@@ -36,7 +37,7 @@ def compute_features(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame
         history.filter(pl.col("revenue_kind") == "purchase")
         .group_by("customer_id", "event_date")
         .agg(
-            pl.col("amount").sum().alias("day_total"),
+            exact_sum(pl.col("amount")).alias("day_total"),
             pl.len().alias("n"),
             pl.col("occurred_at").min().alias("first_ts"),
             pl.col("occurred_at").max().alias("last_ts"),
@@ -49,14 +50,14 @@ def compute_features(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame
         pl.col("event_date").max().alias("last_day"),
         pl.col("n").sum().cast(pl.Int64).alias("n_transactions"),
         pl.len().cast(pl.Int64).alias("n_purchase_days"),
-        pl.col("day_total").sum().alias("gross_revenue"),
+        exact_sum(pl.col("day_total")).alias("gross_revenue"),
         pl.col("day_total").sort_by("event_date").first().alias("first_day_total"),
     )
     refunds = (
         history.filter(pl.col("revenue_kind") == "refund")
         .group_by("customer_id")
         .agg(
-            (-pl.col("amount").sum()).alias("refund_amount"),
+            (-exact_sum(pl.col("amount"))).alias("refund_amount"),
             pl.len().cast(pl.Int64).alias("n_refunds"),
         )
     )

@@ -62,6 +62,8 @@ def publish_table(layout: Layout, table_name: str, frame: pl.DataFrame, *, day: 
     target = layout.partition_file(table_name, table.partition_key, day)
     staged = layout.staging / table_name / f"{target.parent.name}.{uuid.uuid4().hex}.parquet"
     staged.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in staged.parent.glob(f"{target.parent.name}.*.parquet"):
+        leftover.unlink(missing_ok=True)  # from a run killed mid-publish (runs hold a lock)
     try:
         write_parquet(frame, staged)
         written = pq.read_metadata(staged)

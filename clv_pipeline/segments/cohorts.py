@@ -21,6 +21,7 @@ from datetime import date
 
 import polars as pl
 
+from clv_pipeline.numeric import exact_mean, exact_sum
 from clv_pipeline.segments.tables import COHORTS, conform_lazy
 
 
@@ -72,7 +73,7 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
     members = pl.concat([per_channel, every_channel])
     sizes = members.group_by("cohort_month", "channel").agg(
         pl.len().cast(pl.Int64).alias("cohort_customers"),
-        pl.col("predicted_clv").fill_nan(None).mean().alias("avg_predicted_clv"),
+        exact_mean(pl.col("predicted_clv").fill_nan(None)).alias("avg_predicted_clv"),
     )
     as_of_index = _month_index(pl.lit(as_of))
     grid = sizes.with_columns(
@@ -96,7 +97,7 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
             .n_unique()
             .cast(pl.Int64)
             .alias("active_customers"),
-            pl.col("amount").sum().alias("revenue"),
+            exact_sum(pl.col("amount")).alias("revenue"),
         )
     )
     out = (

@@ -29,6 +29,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from clv_pipeline.numeric import exact_mean, exact_sum
 from clv_pipeline.segments.tables import KPI_NAMES, KPIS, conform_lazy, empty_frame
 
 
@@ -97,23 +98,23 @@ def build_kpis(
         .then((p_alive >= alive_threshold).sum())
         .cast(pl.Int64)
         .alias("alive_customers"),
-        pl.col("formula_clv").mean().alias("avg_formula_clv"),
-        pl.col("historic_clv").mean().alias("avg_historic_clv"),
-        predicted.mean().alias("avg_predicted_clv"),
+        exact_mean(pl.col("formula_clv")).alias("avg_formula_clv"),
+        exact_mean(pl.col("historic_clv")).alias("avg_historic_clv"),
+        exact_mean(predicted).alias("avg_predicted_clv"),
         predicted.median().alias("median_predicted_clv"),
     )
     kind = pl.col("revenue_kind")
     window = transactions.filter(
         pl.col("event_date").is_between(as_of - timedelta(days=w), as_of)
     ).select(
-        pl.col("amount").filter(kind.is_in(["purchase", "refund"])).sum().alias("_net"),
-        pl.col("amount").filter(kind == "purchase").sum().alias("_gross"),
+        exact_sum(pl.col("amount").filter(kind.is_in(["purchase", "refund"]))).alias("_net"),
+        exact_sum(pl.col("amount").filter(kind == "purchase")).alias("_gross"),
         (kind == "purchase").sum().alias("_orders"),
     )
     top = pl.col("value_tier").is_in(list(top_tiers))
     share = segments.select(
-        pl.when(pl.col("total_revenue").sum() != 0)
-        .then(pl.col("total_revenue").filter(top).sum() / pl.col("total_revenue").sum())
+        pl.when(exact_sum(pl.col("total_revenue")) != 0)
+        .then(exact_sum(pl.col("total_revenue").filter(top)) / exact_sum(pl.col("total_revenue")))
         .alias("top_tier_revenue_share")
     )
     churn = pl.col("churn_rate")

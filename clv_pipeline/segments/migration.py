@@ -14,6 +14,7 @@ from datetime import date
 
 import polars as pl
 
+from clv_pipeline.numeric import exact_sum
 from clv_pipeline.segments.tables import (
     CUSTOMER_SEGMENTS,
     MIGRATION_DIMENSIONS,
@@ -63,7 +64,7 @@ def build_segment_migration(
     out = (
         pl.concat(parts)
         .group_by("dimension", "from_value", "to_value")
-        .agg(pl.len().cast(pl.Int64).alias("customers"), pl.col("value").sum())
+        .agg(pl.len().cast(pl.Int64).alias("customers"), exact_sum(pl.col("value")).alias("value"))
         .join(previous_as_of, how="cross")
         .with_columns(pl.lit(as_of).alias("as_of"))
     )

@@ -26,6 +26,7 @@ from datetime import date
 
 import polars as pl
 
+from clv_pipeline.numeric import exact_mean, exact_sum
 from clv_pipeline.segments.tables import UNIT_ECONOMICS, conform_lazy, empty_frame
 
 _KEYS = ["cohort_month", "channel"]
@@ -115,8 +116,8 @@ def build_unit_economics(
         value,
         [
             pl.len().cast(pl.Int64).alias("customers"),
-            pl.col("_clv").mean().alias("avg_clv"),
-            pl.col("_cost").mean().alias("avg_cost_to_serve"),
+            exact_mean(pl.col("_clv")).alias("avg_clv"),
+            exact_mean(pl.col("_cost")).alias("avg_cost_to_serve"),
         ],
     )
     spend = _with_all(
@@ -125,7 +126,7 @@ def build_unit_economics(
             pl.col("channel").cast(pl.String).fill_null("unknown"),
             pl.col("spend").cast(pl.Float64),
         ).filter(pl.col("cohort_month") <= as_of),
-        [pl.col("spend").sum()],
+        [exact_sum(pl.col("spend")).alias("spend")],
     )
     cac = pl.col("cac")
     out = (
