@@ -18,7 +18,7 @@ demo: setup  ## synthetic 20k-customer history -> import -> run yesterday -> sum
 	$(BIN)/clv demo
 
 test: setup  ## the whole test suite (what CI runs)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/mypy clv_pipeline
