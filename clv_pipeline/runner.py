@@ -38,22 +38,33 @@ class RunOutcome:
     materialized: list[str] = field(default_factory=list)
 
 
-def packaged_instance_yaml() -> Path:
-    return Path(str(resources.files("clv_pipeline") / "resources" / "dagster.yaml"))
+POSTGRES_ENV = "CLV_DAGSTER_POSTGRES_URL"
+
+
+def packaged_instance_yaml(postgres: bool = False) -> Path:
+    name = "dagster.postgres.yaml" if postgres else "dagster.yaml"
+    return Path(str(resources.files("clv_pipeline") / "resources" / name))
 
 
 def get_instance(layout: Layout) -> dg.DagsterInstance:
-    """The Dagster instance: ``$DAGSTER_HOME`` when set, else SQLite under ``<home>/dagster``."""
+    """The Dagster instance.
+
+    ``$DAGSTER_HOME`` when set (a team's daemon-managed instance); else PostgreSQL storage when
+    ``$CLV_DAGSTER_POSTGRES_URL`` is set; else SQLite under ``<home>/dagster``.
+    """
     layout.dagster.mkdir(parents=True, exist_ok=True)
     if os.environ.get("DAGSTER_HOME"):
         os.environ.setdefault("CLV_DAGSTER_STORAGE", str(layout.dagster))
         return dg.DagsterInstance.get()
     os.environ["CLV_DAGSTER_STORAGE"] = str(layout.dagster)
-    target = layout.dagster / "dagster.yaml"
-    source = packaged_instance_yaml()
+    postgres = bool(os.environ.get(POSTGRES_ENV))
+    folder = layout.dagster / "postgres" if postgres else layout.dagster
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "dagster.yaml"
+    source = packaged_instance_yaml(postgres)
     if not target.exists() or target.read_bytes() != source.read_bytes():
         shutil.copyfile(source, target)
-    return dg.DagsterInstance.from_config(str(layout.dagster))
+    return dg.DagsterInstance.from_config(str(folder))
 
 
 def stale_ingest_days(layout: Layout, *, before: date) -> list[date]:

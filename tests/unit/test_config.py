@@ -56,9 +56,10 @@ def test_default_home_is_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert ClvConfig.from_env().layout.home == tmp_path / "data"
 
 
-def test_packaged_instance_yaml_matches_repo_root() -> None:
-    packaged = ROOT / "clv_pipeline" / "resources" / "dagster.yaml"
-    assert packaged.read_text() == (ROOT / "dagster.yaml").read_text()
+@pytest.mark.parametrize("name", ["dagster.yaml", "dagster.postgres.yaml"])
+def test_packaged_instance_yaml_matches_repo_root(name: str) -> None:
+    packaged = ROOT / "clv_pipeline" / "resources" / name
+    assert packaged.read_text() == (ROOT / name).read_text()
     text = packaged.read_text()
     assert "telemetry:\n  enabled: false" in text and "run_retries:\n  enabled: true" in text
 

@@ -1,0 +1,45 @@
+"""The pipeline with Dagster run/event/schedule storage in a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from clv_pipeline import operations, runner
+from clv_pipeline.config import ClvConfig
+from clv_pipeline.demo import generate_history
+from clv_pipeline.paths import Layout
+from clv_pipeline.sources.landing import import_files
+from clv_pipeline.status import partition_status
+
+DAY = date(2024, 2, 29)
+
+
+def test_pipeline_on_postgres_storage(
+    postgres_url: str, layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLV_DAGSTER_POSTGRES_URL", postgres_url)
+    export = tmp_path / "h.parquet"
+    generate_history(n_customers=150, days=14, end=DAY, seed=2).write_parquet(export)
+    import_files([export], layout)
+    config = ClvConfig.from_env()
+    outcome = operations.run_partition(config, DAY)
+    assert outcome.success
+    instance = runner.get_instance(layout)
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    assert not (layout.dagster / "runs.db").exists()  # nothing went to SQLite
+    run = instance.get_run_by_id(outcome.run_id)
+    assert run is not None and run.tags["dagster/partition"] == DAY.isoformat()
+    rows = {r.asset: r for r in partition_status(instance, layout)}
+    assert rows["customer_clv"].latest == DAY and rows["raw_transactions"].materialized == 14
+    # a failure and its rerun are recorded in PostgreSQL too
+    bad = layout.landing_day(DAY) / "zz.csv"
+    bad.write_text("nope\n1\n")
+    with pytest.raises(operations.RunFailed) as failed:
+        operations.run_partition(config, DAY)
+    bad.unlink()
+    assert operations.rerun_run(config, failed.value.outcome.run_id).success
+    assert operations.failed_days(config) == []
