@@ -43,9 +43,10 @@ def postgres_url() -> Iterator[str]:
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
     port = _free_port()
-    run = lambda args: subprocess.run(
-        _as_postgres(args), check=True, capture_output=True, timeout=120
-    )  # noqa: E731
+
+    def run(args: list[str]) -> None:
+        subprocess.run(_as_postgres(args), check=True, capture_output=True, timeout=120)
+
     try:
         run([str(bin_dir / "initdb"), "-D", str(data), "-U", "clv", "--auth=trust", "-E", "UTF8"])
         run(
