@@ -29,6 +29,10 @@ console = Console()
 err = Console(stderr=True)
 
 T = TypeVar("T")
+ColumnOption = Annotated[
+    list[str] | None,
+    typer.Option("--column", "-c", help="Rename source=contract, e.g. order_ts=occurred_at."),
+]
 HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Data home (default: $CLV_HOME or ./data).", show_default=False),
@@ -48,6 +52,16 @@ def _config() -> ClvConfig:
     return ClvConfig.from_env()
 
 
+def _column_map(config: ClvConfig, column: list[str] | None) -> dict[str, str]:
+    """CLV_COLUMN_MAP overridden by the command's --column options."""
+    from clv_pipeline.config import parse_mapping
+
+    try:
+        return {**config.column_map, **parse_mapping(column or [])}
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code)
@@ -62,19 +76,15 @@ def _yesterday(timezone: str) -> date:
 @app.command("import")
 def import_cmd(
     files: Annotated[list[Path], typer.Argument(help="CSV or parquet exports to load.")],
-    column: Annotated[
-        list[str] | None,
-        typer.Option("--column", "-c", help="Rename source=contract, e.g. order_ts=occurred_at."),
-    ] = None,
+    column: ColumnOption = None,
     home: HomeOption = None,
 ) -> None:
     """Load historical exports into landing/, one folder per event date (idempotent)."""
     _setup(home)
-    from clv_pipeline.config import parse_mapping
     from clv_pipeline.sources.landing import import_files
 
     config = _config()
-    mapping = {**config.column_map, **parse_mapping(column or [])}
+    mapping = _column_map(config, column)
     try:
         report = import_files(
             files,
@@ -397,20 +407,16 @@ def _ranges(days: list[date]) -> str:
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="A CSV or parquet file as it would be delivered.")],
-    column: Annotated[
-        list[str] | None,
-        typer.Option("--column", "-c", help="Rename source=contract, e.g. order_ts=occurred_at."),
-    ] = None,
+    column: ColumnOption = None,
     limit: Annotated[int, typer.Option(help="Rejected rows to list.")] = 20,
     home: HomeOption = None,
 ) -> None:
     """Run the validation suite on FILE (no pipeline run) and print its failures."""
     _setup(home)
-    from clv_pipeline.config import parse_mapping
     from clv_pipeline.pipeline import partition_failure, validate_file
 
     config = _config()
-    mapping = {**config.column_map, **parse_mapping(column or [])}
+    mapping = _column_map(config, column)
     if not file.is_file():
         raise _fail(f"{file}: no such file")
     try:
