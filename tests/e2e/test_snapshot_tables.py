@@ -1,0 +1,114 @@
+"""Every snapshot table is published daily, visible in DuckDB, and reruns are byte-identical."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from clv_pipeline import operations
+from clv_pipeline.config import ClvConfig
+from clv_pipeline.demo import generate_history
+from clv_pipeline.paths import Layout
+from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
+from clv_pipeline.sources.landing import import_files
+
+END = date(2024, 8, 31)
+
+
+@pytest.fixture
+def config(layout: Layout, tmp_path: Path) -> ClvConfig:
+    history = generate_history(n_customers=300, days=90, end=END, seed=4)
+    path = tmp_path / "h.parquet"
+    history.write_parquet(path)
+    import_files([path], layout)
+    first = (
+        history.filter(pl.col("amount") > 0)
+        .group_by("customer_id")
+        .agg(pl.col("occurred_at").min().dt.date().alias("acquired_at"), pl.col("channel").first())
+        .rename({"channel": "acquisition_channel"})
+    )
+    customers = layout.landing.parent / "customers"
+    customers.mkdir(parents=True)
+    first.write_csv(customers / "crm.csv")
+    spend = layout.landing.parent / "acquisition_spend"
+    spend.mkdir(parents=True)
+    spend.joinpath("spend.csv").write_text(
+        "month,channel,spend\n"
+        + "".join(
+            f"2024-{m:02d},{ch},{1000 + 100 * m}\n"
+            for m in (6, 7, 8)
+            for ch in ("web", "app", "store")
+        )
+    )
+    return ClvConfig.from_env()
+
+
+def _files(layout: Layout) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(layout.warehouse)): p.read_bytes()
+        for p in sorted(layout.warehouse.rglob("part-0.parquet"))
+    }
+
+
+def test_all_tables_daily_and_idempotent(config: ClvConfig, layout: Layout) -> None:
+    days = [END - timedelta(days=1), END]
+    for day in days:
+        operations.run_partition(config, day)
+    for table in SNAPSHOT_TABLES:
+        frame = pl.read_parquet(layout.partition_file(table, "as_of", END))
+        assert frame.schema == TABLES[table].schema, table
+    kpis = pl.read_parquet(layout.partition_file("kpis", "as_of", END))
+    assert kpis.height == 1 and kpis["previous_as_of"][0] == days[0]
+    migration = pl.read_parquet(layout.partition_file("segment_migration", "as_of", END))
+    customers = pl.read_parquet(layout.partition_file("customer_segments", "as_of", END)).height
+    for dimension in ("rfm_segment", "value_tier", "lifecycle_stage"):
+        assert migration.filter(pl.col("dimension") == dimension)["customers"].sum() == customers
+    economics = pl.read_parquet(layout.partition_file("unit_economics", "as_of", END))
+    assert economics.height > 0 and economics["cac"].drop_nulls().min() > 0  # type: ignore[operator]
+    cohorts = pl.read_parquet(layout.partition_file("cohorts", "as_of", END))
+    assert cohorts["retention_rate"].is_between(0, 1).all()
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        for table in SNAPSHOT_TABLES:
+            latest = con.execute(f"SELECT max(as_of), count(*) FROM {table}_latest").fetchone()  # noqa: S608
+            assert latest is not None and latest[0] == END, table
+        assert con.execute("SELECT count(DISTINCT as_of) FROM kpis").fetchone() == (2,)
+    # the full history again gives byte-identical tables
+    before = _files(layout)
+    for day in days:
+        operations.run_partition(config, day)
+    assert _files(layout) == before
+
+
+def test_failure_sensor_writes_the_alert(config: ClvConfig, layout: Layout) -> None:
+    from clv_pipeline.defs.sensors import clv_failure_alert
+    from clv_pipeline.runner import get_instance
+
+    (layout.landing_day(END) / "broken.parquet").write_bytes(b"nope")
+    with pytest.raises(operations.RunFailed) as failed:
+        operations.run_partition(config, END)
+    alerts = layout.home / "alerts" / "alerts.jsonl"
+    alerts.unlink()
+    instance = get_instance(layout)
+    run = instance.get_run_by_id(failed.value.outcome.run_id)
+    assert run is not None
+    event = next(
+        r.dagster_event
+        for r in instance.all_logs(run.run_id)
+        if r.dagster_event and r.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE
+    )
+    context = dg.build_run_status_sensor_context(
+        sensor_name="clv_failure_alert",
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=run,
+    ).for_run_failure()
+    clv_failure_alert(context)
+    alert = pl.read_ndjson(alerts).row(0, named=True)
+    assert alert["partition"] == END.isoformat() and alert["failed_steps"] == ["raw_transactions"]
+    assert "broken.parquet: cannot read as parquet" in alert["error"]
+    assert alert["rerun_command"].startswith(f"clv rerun {run.run_id}")
