@@ -98,12 +98,17 @@ def run_partition(
     """Catch up stale ingest days before ``day`` in one run, then run every asset for ``day``."""
     check_partition(config, day)
     instance = instance or runner.get_instance(config.layout)
-    start = date.fromisoformat(config.start_date)
-    stale = [d for d in runner.stale_ingest_days(config.layout, before=day) if d >= start]
+    stale = _stale_before(config, day)
     if stale and announce:
         announce(f"catching up {len(stale)} ingest day(s) {stale[0]} .. {stale[-1]} in one run")
     ingest(config, instance, stale, progress)
     return _execute(config, instance, "clv_daily_job", f"partition {day}", progress, partition=day)
+
+
+def _stale_before(config: ClvConfig, day: date) -> list[date]:
+    """Landing days from CLV_START_DATE up to ``day`` (exclusive) that need (re)ingesting."""
+    start = date.fromisoformat(config.start_date)
+    return [d for d in runner.stale_ingest_days(config.layout, before=day) if d >= start]
 
 
 @dataclass(frozen=True)
@@ -131,8 +136,7 @@ def backfill(
     check_partition(config, end)
     instance = runner.get_instance(config.layout)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    catch_up = [d for d in runner.stale_ingest_days(config.layout, before=start)]
-    ingest(config, instance, catch_up)
+    ingest(config, instance, _stale_before(config, start))
     ingest(config, instance, days)
     results = []
     for i, day in enumerate(days, start=1):
