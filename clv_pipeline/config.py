@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 from clv_pipeline.paths import Layout, resolve_home
 from clv_pipeline.segments.churn import DEFAULT_RISK_BANDS
 from clv_pipeline.segments.tiers import DEFAULT_TIERS
+from clv_pipeline.sources.base import LandingSource, TransactionSource
 from clv_pipeline.validation.rules import ValidationRules
 
 ENV_PREFIX = "CLV_"
@@ -37,6 +38,25 @@ class ClvConfig(dg.ConfigurableResource):
         default="UTC", description="Timezone assumed for input timestamps without an offset."
     )
     start_date: str = Field(default="2020-01-01", description="First daily partition (YYYY-MM-DD).")
+    source: Literal["landing", "s3", "postgres"] = Field(
+        default="landing", description="Where raw_transactions pulls a day from (docs/sources.md)."
+    )
+    lookback_days: int = Field(
+        default=0, ge=0, description="Also re-pull the previous N days on each run (late rows)."
+    )
+    s3_bucket: str = Field(default="", description="s3: bucket.")
+    s3_prefix: str = Field(default="", description="s3: key prefix.")
+    s3_pattern: str = Field(
+        default="", description="s3: key template with {date}; empty = date= folders."
+    )
+    s3_endpoint_url: str = Field(default="", description="s3: endpoint of an S3-compatible store.")
+    source_url_env: str = Field(
+        default="CLV_SOURCE_URL", description="postgres: NAME of the env var with the URL."
+    )
+    source_table: str = Field(default="", description="postgres: table or schema.table.")
+    source_query: str = Field(default="", description="postgres: SELECT with %(start)s/%(end)s.")
+    source_timestamp_column: str = Field(default="", description="postgres: event-time column.")
+    source_batch_size: int = Field(default=100_000, ge=1, description="postgres: rows per fetch.")
     column_map: dict[str, str] = Field(
         default_factory=dict, description="Input column renames, source name -> contract name."
     )
@@ -112,6 +132,33 @@ class ClvConfig(dg.ConfigurableResource):
     @property
     def layout(self) -> Layout:
         return Layout(resolve_home(self.home or None))
+
+    def transaction_source(self) -> TransactionSource:
+        """The configured source of raw transactions."""
+        if self.source == "s3":
+            from clv_pipeline.sources.object_store import ObjectStoreSource
+
+            if not self.s3_bucket:
+                raise ValueError("CLV_SOURCE=s3 needs CLV_S3_BUCKET")
+            return ObjectStoreSource(
+                bucket=self.s3_bucket,
+                prefix=self.s3_prefix,
+                pattern=self.s3_pattern or None,
+                endpoint_url=self.s3_endpoint_url or None,
+                column_map=self.column_map,
+            )
+        if self.source == "postgres":
+            from clv_pipeline.sources.sql import SqlSource
+
+            return SqlSource(
+                url_env=self.source_url_env,
+                table=self.source_table or None,
+                query=self.source_query or None,
+                timestamp_column=self.source_timestamp_column or None,
+                column_map=self.column_map,
+                batch_size=self.source_batch_size,
+            )
+        return LandingSource(self.layout, self.column_map)
 
     def validation_rules(self) -> ValidationRules:
         """The validation settings as the pure stage expects them."""

@@ -106,9 +106,20 @@ def run_partition(
 
 
 def _stale_before(config: ClvConfig, day: date) -> list[date]:
-    """Landing days from CLV_START_DATE up to ``day`` (exclusive) that need (re)ingesting."""
+    """Days from CLV_START_DATE up to ``day`` (exclusive) to (re)ingest before running ``day``.
+
+    Landing folder: days with files newer than their ingest. Every source: the ``lookback_days``
+    days before ``day`` are pulled again (late rows land in their day, deduplicated on
+    ``transaction_id``), and for remote sources the days of that window never ingested.
+    """
     start = date.fromisoformat(config.start_date)
-    return [d for d in runner.stale_ingest_days(config.layout, before=day) if d >= start]
+    days = (
+        set(runner.stale_ingest_days(config.layout, before=day))
+        if config.source == "landing"
+        else set()
+    )
+    days |= {day - timedelta(days=i) for i in range(1, config.lookback_days + 1)}
+    return sorted(d for d in days if start <= d < day)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from clv_pipeline.segments.migration import build_segment_migration as build_mig
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
 from clv_pipeline.sources.files import read_delivered_file, select_contract
-from clv_pipeline.sources.landing import read_landing_day, read_marketing_inputs
+from clv_pipeline.sources.landing import read_marketing_inputs
 from clv_pipeline.validation.parse import event_date, parse_timestamps
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.transactions import (
@@ -62,11 +62,12 @@ class StepResult:
 
 
 def pull_raw_transactions(config: ClvConfig, day: date) -> StepResult:
-    """Read the day's landing files (as delivered, strings) and publish ``raw_transactions``."""
-    raw = read_landing_day(config.layout, day, column_map=config.column_map)
+    """Pull the day from the configured source (as delivered, strings); publish ``raw_transactions``."""
+    source = config.transaction_source()
+    raw = source.pull_day(day, timezone=config.timezone)
     files = raw.get_column("_source_file").n_unique() if raw.height else 0
     published = publish_table(config.layout, "raw_transactions", raw, day=day)
-    return StepResult([published], {"files": files})
+    return StepResult([published], {"files": files, "source": source.describe()})
 
 
 MAX_BATCH_ROWS = 2_000_000  # rows validated per GX call when a run covers many days

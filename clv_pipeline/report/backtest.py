@@ -1,0 +1,560 @@
+"""Out-of-time backtest of the BTYD models against a naive baseline.
+
+History is split at ``calibration_end = as_of - holdout_days``. Customer features are computed
+on the calibration period (:func:`clv_pipeline.features.customers.compute_features`), each
+transaction model is fitted there (with Gamma-Gamma for spend) and predicts the holdout
+``(calibration_end, as_of]``; the predictions are compared with what every calibration customer
+actually did in the holdout. Customers acquired in the holdout are not evaluated.
+
+Everything here is a pure function of polars frames / numpy arrays. Undefined metrics are null
+(``None``), never NaN. Definitions: ``docs/report.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+
+from clv_pipeline.features.customers import compute_features
+from clv_pipeline.models import fit_and_predict
+from clv_pipeline.report.tables import (
+    BACKTEST_CALIBRATION,
+    BACKTEST_DECILES,
+    BACKTEST_METRICS,
+    MODEL_BACKTEST,
+)
+
+FloatArray = NDArray[np.float64]
+
+#: Name of the naive benchmark in the ``model`` column.
+BASELINE = "baseline"
+
+#: Metrics where lower is better (lift = relative error reduction); the rest: higher is better.
+LOWER_IS_BETTER = frozenset(
+    {"purchases_mae", "purchases_rmse", "value_mae", "value_rmse", "purchases_total_error_pct"}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class BacktestResult:
+    """What :func:`run_backtest` produces.
+
+    Attributes
+    ----------
+    metrics : pl.DataFrame
+        ``model_backtest`` rows (:data:`~clv_pipeline.report.tables.MODEL_BACKTEST`).
+    deciles : pl.DataFrame
+        ``backtest_deciles`` rows (:data:`~clv_pipeline.report.tables.BACKTEST_DECILES`).
+    calibration : pl.DataFrame
+        ``backtest_calibration`` rows (:data:`~clv_pipeline.report.tables.BACKTEST_CALIBRATION`).
+    data_sufficient : bool
+        At least one BTYD model could be fitted and evaluated.
+    messages : list[str]
+        Human-readable notes (data sufficiency, fit messages per model).
+    """
+
+    metrics: pl.DataFrame
+    deciles: pl.DataFrame
+    calibration: pl.DataFrame
+    data_sufficient: bool
+    messages: list[str]
+
+
+# --------------------------------------------------------------------------------------
+# Metrics (numpy in, float | None out)
+# --------------------------------------------------------------------------------------
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _arrays(predicted: ArrayLike, actual: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    p = np.asarray(predicted, dtype=np.float64)
+    a = np.asarray(actual, dtype=np.float64)
+    if p.shape != a.shape or p.ndim != 1:
+        raise ValueError("predicted and actual must be 1-D arrays of the same length")
+    return p, a
+
+
+def mae(predicted: ArrayLike, actual: ArrayLike) -> float | None:
+    """Mean absolute error; None for no rows."""
+    p, a = _arrays(predicted, actual)
+    return _finite(float(np.mean(np.abs(p - a)))) if p.size else None
+
+
+def rmse(predicted: ArrayLike, actual: ArrayLike) -> float | None:
+    """Root mean squared error; None for no rows."""
+    p, a = _arrays(predicted, actual)
+    return _finite(math.sqrt(float(np.mean((p - a) ** 2)))) if p.size else None
+
+
+def spearman(predicted: ArrayLike, actual: ArrayLike) -> float | None:
+    """Spearman rank correlation (average ranks for ties); None when either side is constant."""
+    p, a = _arrays(predicted, actual)
+    if p.size < 2 or np.ptp(p) == 0 or np.ptp(a) == 0:
+        return None
+    rho = stats.spearmanr(p, a).statistic
+    return _finite(float(rho))
+
+
+def _gini(actual: FloatArray, score: FloatArray) -> float:
+    """Unnormalised Gini of ``actual`` ordered by ``score`` descending, ties averaged."""
+    order = np.argsort(-score, kind="stable")
+    s, a = score[order], actual[order]
+    # Tied scores get their group's mean actual: the expectation over random tie-breaking.
+    _, start, counts = np.unique(-s, return_index=True, return_counts=True)
+    sums = np.add.reduceat(a, start)
+    a = np.repeat(sums / counts, counts)
+    n = a.size
+    cum = np.cumsum(a) / a.sum()
+    return float(cum.sum() / n - (n + 1) / (2 * n))
+
+
+def normalized_gini(predicted: ArrayLike, actual: ArrayLike) -> float | None:
+    """Normalised Gini: Gini(actual ranked by predicted) / Gini(actual ranked by actual).
+
+    1 = perfect ordering, 0 = random, negative = worse than random. None when there are fewer
+    than two rows, the actual total is not positive, or actuals do not vary.
+    """
+    p, a = _arrays(predicted, actual)
+    if p.size < 2 or a.sum() <= 0 or np.ptp(a) == 0:
+        return None
+    best = _gini(a, a)
+    if best <= 0:
+        return None
+    return _finite(_gini(a, p) / best)
+
+
+def auc(score: ArrayLike, target: ArrayLike) -> float | None:
+    """ROC AUC (Mann-Whitney, average ranks for ties) of ``score`` for a boolean ``target``.
+
+    None when the target has only one class.
+    """
+    s = np.asarray(score, dtype=np.float64)
+    y = np.asarray(target, dtype=bool)
+    if s.shape != y.shape or s.ndim != 1:
+        raise ValueError("score and target must be 1-D arrays of the same length")
+    n_pos = int(np.count_nonzero(y))
+    n_neg = int(y.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = stats.rankdata(s)
+    u = float(ranks[y].sum()) - n_pos * (n_pos + 1) / 2.0
+    return _finite(u / (n_pos * n_neg))
+
+
+def _total_error_pct(predicted: FloatArray, actual: FloatArray) -> float | None:
+    total = float(actual.sum())
+    if total == 0:
+        return None
+    return _finite(100.0 * (float(predicted.sum()) - total) / total)
+
+
+def _metric_values(
+    pred_purchases: FloatArray | None,
+    pred_value: FloatArray | None,
+    churn_score: FloatArray | None,
+    actual_purchases: FloatArray,
+    actual_value: FloatArray,
+) -> dict[str, float | None]:
+    out: dict[str, float | None] = dict.fromkeys(BACKTEST_METRICS)
+    out["purchases_actual_total"] = float(actual_purchases.sum())
+    out["value_actual_total"] = float(actual_value.sum())
+    if pred_purchases is not None:
+        out["purchases_mae"] = mae(pred_purchases, actual_purchases)
+        out["purchases_rmse"] = rmse(pred_purchases, actual_purchases)
+        out["purchases_predicted_total"] = _finite(float(pred_purchases.sum()))
+        out["purchases_total_error_pct"] = _total_error_pct(pred_purchases, actual_purchases)
+        out["purchases_spearman"] = spearman(pred_purchases, actual_purchases)
+    if pred_value is not None:
+        out["value_mae"] = mae(pred_value, actual_value)
+        out["value_rmse"] = rmse(pred_value, actual_value)
+        out["value_predicted_total"] = _finite(float(pred_value.sum()))
+        out["value_gini"] = normalized_gini(pred_value, actual_value)
+    if churn_score is not None:
+        out["churn_auc"] = auc(churn_score, actual_purchases == 0)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Data preparation
+# --------------------------------------------------------------------------------------
+def _holdout_actuals(
+    transactions: pl.LazyFrame, *, calibration_end: date, as_of: date
+) -> pl.LazyFrame:
+    return (
+        transactions.filter(
+            (pl.col("event_date") > calibration_end)
+            & (pl.col("event_date") <= as_of)
+            & (pl.col("revenue_kind") == "purchase")
+        )
+        .group_by("customer_id")
+        .agg(
+            pl.col("event_date").n_unique().cast(pl.Int64).alias("actual_purchases"),
+            pl.col("amount").sum().cast(pl.Float64).alias("actual_value"),
+        )
+    )
+
+
+def baseline_predictions(
+    frequency: ArrayLike,
+    age_days: ArrayLike,
+    gross_revenue: ArrayLike,
+    n_purchase_days: ArrayLike,
+    days_since_last_purchase: ArrayLike,
+    *,
+    holdout_days: int,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Naive "last-period rate" benchmark.
+
+    Parameters
+    ----------
+    frequency, age_days, gross_revenue, n_purchase_days, days_since_last_purchase
+        Calibration features per customer (``frequency`` = repeat purchase-days, ``age_days``
+        = ``T``, first purchase-day to the calibration end).
+    holdout_days
+        Holdout length.
+
+    Returns
+    -------
+    purchases, value, churn_score
+        ``frequency / T * holdout_days`` (the customer's observed repeat purchase-days per day
+        of age carried forward; 0 when ``T`` is 0), that times the customer's AOV per
+        purchase-day ``gross_revenue / n_purchase_days``, and the recency churn score
+        ``days_since_last_purchase`` (longer silence = more likely churned).
+    """
+    x = np.asarray(frequency, dtype=np.float64)
+    age = np.asarray(age_days, dtype=np.float64)
+    rev = np.asarray(gross_revenue, dtype=np.float64)
+    n = np.asarray(n_purchase_days, dtype=np.float64)
+    silent = np.asarray(days_since_last_purchase, dtype=np.float64)
+    purchases = np.divide(x, age, out=np.zeros_like(x), where=age > 0) * float(holdout_days)
+    aov_day = np.divide(rev, n, out=np.zeros_like(rev), where=n > 0)
+    return purchases, purchases * aov_day, silent
+
+
+# --------------------------------------------------------------------------------------
+# Frames
+# --------------------------------------------------------------------------------------
+def _deciles(
+    model: str,
+    pred_purchases: FloatArray,
+    pred_value: FloatArray | None,
+    actual_purchases: FloatArray,
+    actual_value: FloatArray,
+    n_deciles: int,
+) -> pl.DataFrame:
+    n = pred_purchases.size
+    order = np.argsort(-pred_purchases, kind="stable")
+    decile = np.empty(n, dtype=np.int64)
+    decile[order] = np.arange(n) * n_deciles // max(n, 1) + 1
+    frame = pl.DataFrame(
+        {
+            "decile": decile,
+            "predicted_purchases": pred_purchases,
+            "actual_purchases": actual_purchases,
+            "predicted_value": pred_value
+            if pred_value is not None
+            else pl.Series([None] * n, dtype=pl.Float64),
+            "actual_value": actual_value,
+        }
+    )
+    return (
+        frame.group_by("decile")
+        .agg(
+            pl.len().cast(pl.Int64).alias("customers"),
+            pl.col("predicted_purchases").mean(),
+            pl.col("actual_purchases").mean(),
+            pl.col("predicted_value").mean(),
+            pl.col("actual_value").mean(),
+        )
+        .with_columns(pl.lit(model).alias("model"))
+        .sort("decile")
+    )
+
+
+def _calibration(
+    model: str,
+    frequency: NDArray[np.int64],
+    pred_purchases: FloatArray,
+    actual_purchases: FloatArray,
+    max_frequency: int,
+) -> pl.DataFrame:
+    bucket = np.minimum(frequency, max_frequency)
+    frame = pl.DataFrame(
+        {
+            "frequency": bucket.astype(np.int64),
+            "predicted_purchases": pred_purchases,
+            "actual_purchases": actual_purchases,
+        }
+    )
+    return (
+        frame.group_by("frequency")
+        .agg(
+            pl.len().cast(pl.Int64).alias("customers"),
+            pl.col("predicted_purchases").mean(),
+            pl.col("actual_purchases").mean(),
+        )
+        .with_columns(
+            pl.lit(model).alias("model"),
+            pl.when(pl.col("frequency") >= max_frequency)
+            .then(pl.col("frequency").cast(pl.String) + "+")
+            .otherwise(pl.col("frequency").cast(pl.String))
+            .alias("frequency_label"),
+        )
+        .sort("frequency")
+    )
+
+
+def _conform(
+    frame: pl.DataFrame, columns: dict[str, object], table_schema: pl.Schema
+) -> pl.DataFrame:
+    frame = frame.with_columns(pl.lit(v).alias(k) for k, v in columns.items())
+    return frame.select(pl.col(n).cast(t, strict=True) for n, t in table_schema.items())
+
+
+def run_backtest(
+    transactions: pl.LazyFrame,
+    *,
+    as_of: date,
+    holdout_days: int = 90,
+    models: Sequence[str] = ("bgnbd", "pareto_nbd"),
+    penalizer: float = 0.0,
+    min_customers: int = 50,
+    min_repeat_customers: int = 20,
+    n_deciles: int = 10,
+    max_frequency: int = 7,
+) -> BacktestResult:
+    """Backtest each transaction model (+ Gamma-Gamma) and the naive baseline on a holdout.
+
+    Parameters
+    ----------
+    transactions
+        Validated transactions (``customer_id, occurred_at, event_date, amount,
+        revenue_kind``); rows after ``as_of`` are ignored.
+    as_of
+        End of the holdout period (inclusive).
+    holdout_days
+        Holdout length; the calibration period ends at ``as_of - holdout_days``.
+    models
+        Transaction models to evaluate (names in ``TRANSACTION_MODELS``), each fitted alone.
+    penalizer, min_customers, min_repeat_customers
+        Passed to :func:`clv_pipeline.models.fit_and_predict`.
+    n_deciles
+        Number of prediction buckets in the decile frame.
+    max_frequency
+        Last (open-ended) calibration-frequency bucket of the calibration frame.
+
+    Returns
+    -------
+    BacktestResult
+        Metrics (long), deciles and calibration-vs-holdout frames, conforming to
+        :mod:`clv_pipeline.report.tables`. A model that cannot be fitted has
+        ``data_sufficient = false``, null metric values and the reason in ``note``.
+
+    Raises
+    ------
+    ValueError
+        For ``holdout_days < 1``, ``n_deciles < 1`` or ``max_frequency < 1``.
+    """
+    if isinstance(models, str):
+        models = [models]
+    if holdout_days < 1:
+        raise ValueError("holdout_days must be >= 1")
+    if n_deciles < 1 or max_frequency < 1:
+        raise ValueError("n_deciles and max_frequency must be >= 1")
+    calibration_end = as_of - timedelta(days=holdout_days)
+    history = transactions.filter(pl.col("event_date") <= as_of)
+    feats = (
+        compute_features(history, as_of=calibration_end)
+        .join(
+            _holdout_actuals(history, calibration_end=calibration_end, as_of=as_of),
+            on="customer_id",
+            how="left",
+        )
+        .with_columns(
+            pl.col("actual_purchases").fill_null(0), pl.col("actual_value").fill_null(0.0)
+        )
+        .sort("customer_id")
+        .collect()
+    )
+    n = feats.height
+    x = feats["frequency"].to_numpy().astype(np.int64)
+    recency = feats["recency"].to_numpy().astype(np.float64)
+    age = feats["T"].to_numpy().astype(np.float64)
+    monetary = feats["monetary_value"].to_numpy().astype(np.float64)
+    actual_p = feats["actual_purchases"].to_numpy().astype(np.float64)
+    actual_v = feats["actual_value"].to_numpy().astype(np.float64)
+
+    messages: list[str] = []
+    metric_rows: list[dict[str, object]] = []
+    decile_frames: list[pl.DataFrame] = []
+    calib_frames: list[pl.DataFrame] = []
+
+    def add(
+        model: str,
+        ok: bool,
+        p_purch: FloatArray | None,
+        p_value: FloatArray | None,
+        churn: FloatArray | None,
+        note: str | None,
+    ) -> None:
+        values = (
+            _metric_values(p_purch, p_value, churn, actual_p, actual_v)
+            if n
+            else dict.fromkeys(BACKTEST_METRICS)
+        )
+        for metric in BACKTEST_METRICS:
+            value = values[metric]
+            metric_rows.append(
+                {
+                    "model": model,
+                    "data_sufficient": ok,
+                    "metric": metric,
+                    "value": value,
+                    "n_customers": n,
+                    "note": note if (value is None or not ok) else None,
+                }
+            )
+        if p_purch is not None and n:
+            decile_frames.append(_deciles(model, p_purch, p_value, actual_p, actual_v, n_deciles))
+            calib_frames.append(_calibration(model, x, p_purch, actual_p, max_frequency))
+
+    if n == 0:
+        messages.append(
+            f"no customers with a purchase on or before the calibration end {calibration_end}: "
+            "backtest disabled"
+        )
+    elif actual_p.sum() == 0:
+        messages.append(
+            f"no purchases by calibration customers in the holdout ({calibration_end}, {as_of}]: "
+            "ranking metrics (Spearman, Gini, AUC) are undefined"
+        )
+
+    any_model = False
+    for name in dict.fromkeys(models):
+        if n == 0:
+            add(name, False, None, None, None, messages[0])
+            continue
+        with np.errstate(all="ignore"):
+            run = fit_and_predict(
+                x,
+                recency,
+                age,
+                monetary,
+                horizon_days=float(holdout_days),
+                discount_rate=0.0,
+                gross_margin=1.0,
+                models=(name,),
+                selection=name,
+                penalizer=penalizer,
+                min_customers=min_customers,
+                min_repeat_customers=min_repeat_customers,
+            )
+        if not run.data_sufficient or run.expected_purchases is None or run.p_alive is None:
+            why = "; ".join(run.messages) or "model could not be fitted"
+            messages.append(f"{name}: insufficient data ({why})")
+            add(name, False, None, None, None, f"insufficient data: {why}")
+            continue
+        any_model = True
+        note = None
+        if run.predicted_clv is None:
+            note = "spend model unavailable: " + "; ".join(run.messages)
+            messages.append(f"{name}: {note}")
+        add(name, True, run.expected_purchases, run.predicted_clv, 1.0 - run.p_alive, note)
+
+    if n == 0:
+        add(BASELINE, False, None, None, None, messages[0])
+    else:
+        b_purch, b_value, b_churn = baseline_predictions(
+            x,
+            age,
+            feats["gross_revenue"].to_numpy(),
+            feats["n_purchase_days"].to_numpy(),
+            feats["days_since_last_purchase"].to_numpy(),
+            holdout_days=holdout_days,
+        )
+        add(BASELINE, True, b_purch, b_value, b_churn, None)
+
+    for row in metric_rows:
+        if row["value"] is None and row["note"] is None:
+            row["note"] = "undefined for this data (no variation or no holdout activity)"
+
+    common = {"as_of": as_of, "holdout_days": holdout_days}
+    metrics = _conform(
+        pl.DataFrame(
+            metric_rows,
+            schema={
+                "model": pl.String,
+                "data_sufficient": pl.Boolean,
+                "metric": pl.String,
+                "value": pl.Float64,
+                "n_customers": pl.Int64,
+                "note": pl.String,
+            },
+        ),
+        {**common, "calibration_end": calibration_end},
+        MODEL_BACKTEST.schema,
+    )
+    deciles = (
+        _conform(pl.concat(decile_frames), common, BACKTEST_DECILES.schema)
+        if decile_frames
+        else pl.DataFrame(schema=BACKTEST_DECILES.schema)
+    )
+    calibration = (
+        _conform(pl.concat(calib_frames), common, BACKTEST_CALIBRATION.schema)
+        if calib_frames
+        else pl.DataFrame(schema=BACKTEST_CALIBRATION.schema)
+    )
+    return BacktestResult(
+        metrics=metrics,
+        deciles=deciles,
+        calibration=calibration,
+        data_sufficient=any_model,
+        messages=messages,
+    )
+
+
+def backtest_lift(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Wide comparison of each model with the baseline, lift explicit.
+
+    Parameters
+    ----------
+    metrics
+        ``model_backtest`` rows of one ``as_of``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``metric, model, value, baseline, lift, better`` where for error metrics (MAE, RMSE,
+        total error %) ``lift = 1 - |model| / |baseline|`` (share of the baseline's error
+        removed) and for ranking metrics (Spearman, Gini, AUC) ``lift = model - baseline``
+        (points gained). Totals have a null lift. ``better`` is null when lift is null.
+    """
+    base = metrics.filter(pl.col("model") == BASELINE).select(
+        "metric", pl.col("value").alias("baseline")
+    )
+    lower = pl.col("metric").is_in(sorted(LOWER_IS_BETTER))
+    ranking = pl.col("metric").is_in(["purchases_spearman", "value_gini", "churn_auc"])
+    lift = (
+        pl.when(lower & (pl.col("baseline").abs() > 0))
+        .then(1.0 - pl.col("value").abs() / pl.col("baseline").abs())
+        .when(ranking)
+        .then(pl.col("value") - pl.col("baseline"))
+        .otherwise(None)
+    )
+    return (
+        metrics.filter(pl.col("model") != BASELINE)
+        .select("metric", "model", "value")
+        .join(base, on="metric", how="left")
+        .with_columns(lift.cast(pl.Float64).alias("lift"))
+        .with_columns(
+            pl.when(pl.col("lift").is_not_null()).then(pl.col("lift") > 0).alias("better")
+        )
+    )

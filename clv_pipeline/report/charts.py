@@ -1,0 +1,336 @@
+"""Plotly figures for the HTML report, built from published tables (polars frames).
+
+Every builder accepts ``None`` or an empty frame and then returns a figure with a "no data"
+note, so the page always has one rendered chart per section. Figures carry no data beyond the
+aggregates shown (no per-customer rows are embedded except the CLV histogram's values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.subplots import make_subplots
+
+#: Value tiers and churn risk bands in display order (customer_segments / customer_churn).
+TIER_ORDER = ("platinum", "gold", "silver", "bronze", "medium", "low")
+RISK_ORDER = ("low", "medium", "high", "critical", "unknown")
+
+_TEMPLATE = "plotly_white"
+_MODEL_COLORS = {
+    "actual": "#222222",
+    "bgnbd": "#1f77b4",
+    "pareto_nbd": "#ff7f0e",
+    "mbgnbd": "#9467bd",
+    "baseline": "#7f7f7f",
+}
+_RISK_COLORS = {
+    "low": "#2ca02c",
+    "medium": "#bcbd22",
+    "high": "#ff7f0e",
+    "critical": "#d62728",
+    "unknown": "#7f7f7f",
+}
+
+
+def _has_rows(frame: pl.DataFrame | None, *columns: str) -> bool:
+    return frame is not None and frame.height > 0 and all(c in frame.columns for c in columns)
+
+
+def _layout(fig: go.Figure, title: str, *, height: int = 380) -> go.Figure:
+    fig.update_layout(
+        template=_TEMPLATE,
+        title={"text": title, "x": 0.01, "font": {"size": 15}},
+        height=height,
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        legend={"orientation": "h", "y": -0.18},
+        font={"family": "system-ui, -apple-system, Segoe UI, Roboto, Arial, sans-serif"},
+    )
+    return fig
+
+
+def empty_figure(title: str, reason: str = "no data") -> go.Figure:
+    """A blank chart with ``reason`` written in the middle (still renders an SVG)."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=reason, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 16}
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title, height=260)
+
+
+_KPI_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Customers", ("customers", "active_customers", "alive_customers")),
+    ("Average CLV", ("avg_predicted_clv", "median_predicted_clv", "avg_historic_clv")),
+    ("Retention / churn (per window)", ("retention_rate", "churn_rate")),
+    ("Order economics", ("aov", "arpu")),
+)
+
+
+def kpi_trend(kpis_history: pl.DataFrame | None) -> go.Figure:
+    """Four small line panels of the ``kpis`` table over ``as_of``."""
+    title = "KPI trend"
+    if kpis_history is None or not _has_rows(kpis_history, "as_of"):
+        return empty_figure(title, "no kpis snapshots")
+    frame = kpis_history.sort("as_of")
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=[p[0] for p in _KPI_PANELS],
+        vertical_spacing=0.16,
+        horizontal_spacing=0.08,
+    )
+    x = frame["as_of"].to_list()
+    for i, (_, columns) in enumerate(_KPI_PANELS):
+        row, col = i // 2 + 1, i % 2 + 1
+        for name in columns:
+            if name not in frame.columns:
+                continue
+            fig.add_trace(
+                go.Scatter(x=x, y=frame[name].to_list(), name=name, mode="lines+markers"),
+                row=row,
+                col=col,
+            )
+    fig.update_xaxes(tickformat="%Y-%m-%d", type="date")
+    days = frame["as_of"].unique()
+    if days.len() == 1:
+        day = days[0]
+        fig.update_xaxes(range=[day - timedelta(days=3), day + timedelta(days=3)], dtick=86_400_000)
+    fig.update_yaxes(tickformat=".0%", row=2, col=1)
+    return _layout(fig, f"{title} ({frame.height} snapshot(s))", height=560)
+
+
+def clv_distribution(clv: pl.DataFrame | None, *, clip_quantile: float = 0.99) -> go.Figure:
+    """Histogram of ``predicted_clv`` (``historic_clv`` when no model), tail clipped."""
+    title = "CLV distribution"
+    if clv is None or not _has_rows(clv):
+        return empty_figure(title, "no customer_clv rows")
+    column = "predicted_clv"
+    if column not in clv.columns or clv[column].drop_nulls().len() == 0:
+        column = "historic_clv"
+    if column not in clv.columns:
+        return empty_figure(title, "no CLV column")
+    values = clv[column].drop_nulls()
+    if values.len() == 0:
+        return empty_figure(title, f"no {column} values")
+    cap = values.quantile(clip_quantile, interpolation="nearest")
+    shown = values.filter(values <= cap) if cap is not None else values
+    fig = go.Figure(go.Histogram(x=shown.to_list(), nbinsx=40, name=column, marker_color="#1f77b4"))
+    mean = values.mean()
+    if isinstance(mean, int | float):
+        fig.add_vline(x=float(mean), line_dash="dash", annotation_text=f"mean {mean:,.0f}")
+    fig.update_xaxes(title_text=f"{column} (currency units)")
+    fig.update_yaxes(title_text="customers")
+    note = f" — values above the {clip_quantile:.0%} quantile ({cap:,.0f}) not shown"
+    return _layout(fig, f"{title}: {column}{note if cap is not None else ''}")
+
+
+def _ordered(frame: pl.DataFrame, column: str, order: Sequence[str]) -> pl.DataFrame:
+    rank = {v: i for i, v in enumerate(order)}
+    return frame.with_columns(
+        pl.col(column)
+        .replace_strict(rank, default=len(order), return_dtype=pl.Int64)
+        .alias("_order")
+    ).sort("_order", column)
+
+
+def _count_and_value(
+    frame: pl.DataFrame,
+    key: str,
+    value: str,
+    *,
+    order: Sequence[str] | None,
+    title: str,
+    value_title: str,
+    colors: dict[str, str] | None = None,
+    horizontal: bool = False,
+) -> go.Figure:
+    agg = frame.group_by(key).agg(
+        pl.len().alias("customers"), pl.col(value).fill_null(0.0).sum().alias("value")
+    )
+    agg = _ordered(agg, key, order) if order else agg.sort("value", descending=True)
+    labels = [str(v) for v in agg[key].to_list()]
+    marker: dict[str, Any] = {}
+    if colors:
+        marker = {"color": [colors.get(v, "#1f77b4") for v in labels]}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["customers", value_title])
+    for col, series in ((1, "customers"), (2, "value")):
+        ys = agg[series].to_list()
+        bar = (
+            go.Bar(y=labels, x=ys, orientation="h", marker=marker, showlegend=False)
+            if horizontal
+            else go.Bar(x=labels, y=ys, marker=marker, showlegend=False)
+        )
+        fig.add_trace(bar, row=1, col=col)
+    if horizontal:
+        fig.update_yaxes(autorange="reversed")
+    height = max(380, 28 * len(labels) + 120) if horizontal else 380
+    return _layout(fig, title, height=height)
+
+
+def value_tiers(segments: pl.DataFrame | None) -> go.Figure:
+    """Customers and summed ``segment_value`` per value tier."""
+    title = "Value tiers"
+    if segments is None or not _has_rows(segments, "value_tier", "segment_value"):
+        return empty_figure(title, "no customer_segments rows")
+    return _count_and_value(
+        segments,
+        "value_tier",
+        "segment_value",
+        order=TIER_ORDER,
+        title=title,
+        value_title="value (segment_value)",
+    )
+
+
+def segment_sizes(segments: pl.DataFrame | None) -> go.Figure:
+    """Customers and summed ``segment_value`` per named RFM segment."""
+    title = "RFM segments: size and value"
+    if segments is None or not _has_rows(segments, "rfm_segment", "segment_value"):
+        return empty_figure(title, "no customer_segments rows")
+    return _count_and_value(
+        segments,
+        "rfm_segment",
+        "segment_value",
+        order=None,
+        title=title,
+        value_title="value (segment_value)",
+        horizontal=True,
+    )
+
+
+def churn_risk(churn: pl.DataFrame | None) -> go.Figure:
+    """Customers and value at risk per churn risk band."""
+    title = "Churn risk bands and value at risk"
+    if churn is None or not _has_rows(churn, "risk_band", "value_at_risk"):
+        return empty_figure(title, "no customer_churn rows")
+    return _count_and_value(
+        churn,
+        "risk_band",
+        "value_at_risk",
+        order=RISK_ORDER,
+        title=title,
+        value_title="value at risk",
+        colors=_RISK_COLORS,
+    )
+
+
+def cohort_heatmap(cohorts: pl.DataFrame | None, *, channel: str = "all") -> go.Figure:
+    """Retention rate by acquisition month (rows) and months since acquisition (columns)."""
+    title = "Cohort retention (share of the cohort purchasing in each month)"
+    needed = ("cohort_month", "months_since_acquisition", "retention_rate")
+    if cohorts is None or not _has_rows(cohorts, *needed):
+        return empty_figure(title, "no cohorts rows")
+    frame = cohorts
+    if "channel" in frame.columns:
+        frame = frame.filter(pl.col("channel") == channel)
+    if frame.height == 0:
+        return empty_figure(title, f"no cohorts rows for channel {channel!r}")
+    wide = (
+        frame.sort("months_since_acquisition")
+        .pivot(
+            on="months_since_acquisition",
+            index="cohort_month",
+            values="retention_rate",
+            aggregate_function="first",
+        )
+        .sort("cohort_month")
+    )
+    months = [c for c in wide.columns if c != "cohort_month"]
+    z = [
+        [None if v is None else round(100.0 * v, 1) for v in row]
+        for row in wide.select(months).rows()
+    ]
+    y = [d.strftime("%Y-%m") for d in wide["cohort_month"].to_list()]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[int(m) for m in months],
+            y=y,
+            colorscale="Blues",
+            zmin=0,
+            zmax=100,
+            colorbar={"title": {"text": "%"}},
+            text=[["" if v is None else f"{v:.0f}" for v in row] for row in z],
+            texttemplate="%{text}",
+            hovertemplate="cohort %{y}<br>month %{x}<br>retention %{z}%<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="months since acquisition", dtick=1)
+    fig.update_yaxes(title_text="cohort month", autorange="reversed", type="category")
+    return _layout(fig, title, height=max(380, 26 * len(y) + 140))
+
+
+def calibration_vs_holdout(calibration: pl.DataFrame | None) -> go.Figure:
+    """Mean actual vs predicted holdout purchases by calibration frequency, per model."""
+    title = "Calibration vs holdout: mean purchases in the holdout by calibration frequency"
+    needed = ("model", "frequency", "frequency_label", "predicted_purchases", "actual_purchases")
+    if calibration is None or not _has_rows(calibration, *needed):
+        return empty_figure(title, "no backtest (insufficient data)")
+    frame = calibration.sort("model", "frequency")
+    models = list(dict.fromkeys(frame["model"].to_list()))
+    first = frame.filter(pl.col("model") == models[0])
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=first["frequency_label"].to_list(),
+            y=first["actual_purchases"].to_list(),
+            name="actual",
+            mode="lines+markers",
+            line={"color": _MODEL_COLORS["actual"], "width": 3},
+        )
+    )
+    for model in models:
+        part = frame.filter(pl.col("model") == model)
+        fig.add_trace(
+            go.Scatter(
+                x=part["frequency_label"].to_list(),
+                y=part["predicted_purchases"].to_list(),
+                name=f"{model} (predicted)",
+                mode="lines+markers",
+                line={"color": _MODEL_COLORS.get(model), "dash": "dash"},
+            )
+        )
+    fig.update_xaxes(
+        title_text="purchase-days repeated in calibration (frequency)", type="category"
+    )
+    fig.update_yaxes(title_text="mean purchase-days in holdout")
+    return _layout(fig, title)
+
+
+def decile_lift(deciles: pl.DataFrame | None) -> go.Figure:
+    """Mean predicted vs actual holdout purchases per decile of prediction, per model."""
+    title = "Deciles of predicted purchases: predicted vs actual (decile 1 = highest)"
+    needed = ("model", "decile", "predicted_purchases", "actual_purchases")
+    if deciles is None or not _has_rows(deciles, *needed):
+        return empty_figure(title, "no backtest (insufficient data)")
+    frame = deciles.sort("model", "decile")
+    fig = go.Figure()
+    for model in dict.fromkeys(frame["model"].to_list()):
+        part = frame.filter(pl.col("model") == model)
+        color = _MODEL_COLORS.get(model)
+        fig.add_trace(
+            go.Scatter(
+                x=part["decile"].to_list(),
+                y=part["actual_purchases"].to_list(),
+                name=f"{model} actual",
+                mode="lines+markers",
+                line={"color": color},
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=part["decile"].to_list(),
+                y=part["predicted_purchases"].to_list(),
+                name=f"{model} predicted",
+                mode="lines",
+                line={"color": color, "dash": "dash"},
+            )
+        )
+    fig.update_xaxes(title_text="decile of prediction", dtick=1)
+    fig.update_yaxes(title_text="mean purchase-days in holdout")
+    return _layout(fig, title)
