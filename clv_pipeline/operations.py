@@ -53,7 +53,14 @@ def _execute(
     progress: Progress | None,
     **kwargs: object,
 ) -> RunOutcome:
-    outcome = runner.execute(job, config.layout, instance=instance, progress=progress, **kwargs)  # type: ignore[arg-type]
+    outcome = runner.execute(
+        job,
+        config.layout,
+        instance=instance,
+        progress=progress,
+        config=config,
+        **kwargs,  # type: ignore[arg-type]
+    )
     if not outcome.success:
         partition = kwargs.get("partition")
         span = kwargs.get("partition_range")

@@ -22,6 +22,7 @@ from dagster._core.storage.tags import (
 )
 from dagster._core.utils import make_new_run_id
 
+from clv_pipeline.config import ClvConfig
 from clv_pipeline.faults import failpoint
 from clv_pipeline.locks import partition_lock
 from clv_pipeline.paths import PART_FILE, Layout, data_files
@@ -92,11 +93,13 @@ def execute(
     progress: Progress | None = None,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "WARNING",
+    config: ClvConfig | None = None,
 ) -> RunOutcome:
     """Execute ``job_name`` in process for one partition or a single-run partition range.
 
     Events always go to the instance (``clv status``, the Dagster UI); ``log_level`` only sets what
-    the console logger prints.
+    the console logger prints. ``config`` (default: read from the environment now) is bound as the
+    ``clv`` resource, so a long-lived process always runs with the settings it was given.
     """
     from clv_pipeline.definitions import defs  # imported late: config comes from the environment
 
@@ -122,6 +125,7 @@ def execute(
                 run_id=run_id,
                 tags=tags,
                 raise_on_error=False,
+                resources={"clv": config or ClvConfig.from_env()},
             )
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             box["error"] = exc
