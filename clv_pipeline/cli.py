@@ -477,6 +477,57 @@ def validate(
     console.print("[green]all rows valid[/]")
 
 
+@app.command("report")
+def report_cmd(
+    day: Annotated[
+        str | None, typer.Option("--date", "-d", help="Snapshot date (default: the latest).")
+    ] = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Print (and optionally open) the HTML report of a snapshot, with its headline numbers."""
+    _setup(home)
+    from clv_pipeline.publish.catalog import complete_dates
+    from clv_pipeline.report.html import report_paths
+
+    config = _config()
+    dates = complete_dates(config.layout)
+    if day is None and not dates:
+        raise _fail("no complete snapshot yet; run `clv run` or `clv demo` first")
+    chosen = _parse_date(day, "--date") if day else dates[-1]
+    path, _ = report_paths(config.layout.warehouse, chosen)
+    if not path.exists():
+        from clv_pipeline import pipeline
+
+        path = _guard(lambda: pipeline.build_report(config, chosen)).path
+    from clv_pipeline.publish.warehouse import read_published
+
+    kpis = read_published(config.layout, "kpis", chosen)
+    if kpis is not None and kpis.height:
+        row = kpis.row(0, named=True)
+        table = Table(title=f"Headline {chosen}")
+        table.add_column("kpi")
+        table.add_column("value", justify="right")
+        for name in (
+            "customers",
+            "active_customers",
+            "retention_rate",
+            "churn_rate",
+            "arpu",
+            "avg_predicted_clv",
+            "median_predicted_clv",
+            "top_tier_revenue_share",
+        ):
+            value = row.get(name)
+            table.add_row(name, "-" if value is None else f"{value:,.4g}")
+        console.print(table)
+    console.print(f"report: {path}")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(path.as_uri())
+
+
 @app.command()
 def docs(
     output: Annotated[Path, typer.Option(help="Where to write the data dictionary.")] = Path(

@@ -104,6 +104,9 @@ class ClvConfig(dg.ConfigurableResource):
         default=0.0, ge=0, description="Unit economics: cost per order, subtracted from CLV."
     )
     clv_cac_benchmark: float = Field(default=3.0, gt=0, description="CLV:CAC flag threshold.")
+    backtest_holdout_days: int = Field(
+        default=90, ge=7, description="model_backtest: days held out after the calibration period."
+    )
     horizon_days: float = Field(default=365.0, gt=0, description="Predictive CLV horizon (days).")
     discount_rate: float = Field(default=0.10, ge=0, description="Discount rate per period.")
     discount_period: Literal["annual", "monthly"] = "annual"

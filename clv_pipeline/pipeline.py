@@ -309,6 +309,85 @@ def build_kpis(config: ClvConfig, as_of: date) -> StepResult:
     return _publish(config, "kpis", kpis, as_of)
 
 
+def build_model_backtest(config: ClvConfig, as_of: date) -> StepResult:
+    """Fit on history before ``as_of - holdout``, score the holdout, against a naive baseline."""
+    from clv_pipeline.report.backtest import run_backtest
+
+    options = config.model_options()
+    result = run_backtest(
+        _history(config, as_of),
+        as_of=as_of,
+        holdout_days=config.backtest_holdout_days,
+        models=options["models"],
+        penalizer=config.penalizer,
+        min_customers=config.min_customers,
+        min_repeat_customers=config.min_repeat_customers,
+    )
+    published = [
+        publish_table(config.layout, name, frame, day=as_of)
+        for name, frame in (
+            ("model_backtest", result.metrics),
+            ("backtest_deciles", result.deciles),
+            ("backtest_calibration", result.calibration),
+        )
+    ]
+    stats = {"data_sufficient": result.data_sufficient, "messages": "\n".join(result.messages)}
+    return StepResult(published, stats)
+
+
+@dataclass(frozen=True)
+class Report:
+    path: Path
+    latest: Path | None
+    headline: dict[str, Any]
+
+
+def build_report(config: ClvConfig, as_of: date) -> Report:
+    """Render the self-contained HTML report of ``as_of`` from the published tables."""
+    from clv_pipeline.report.html import publish_report, render_report
+
+    layout = config.layout
+    tables = {
+        name: read_published(layout, name, as_of)
+        for name in (
+            "customer_clv",
+            "customer_segments",
+            "customer_churn",
+            "cohorts",
+            "model_params",
+            "model_backtest",
+            "backtest_deciles",
+            "backtest_calibration",
+        )
+    }
+    if tables["customer_clv"] is None:
+        raise InputError(f"snapshot {as_of} is not published; run `clv run --date {as_of}` first")
+    kpis = scan_published(layout, "kpis", upto=as_of).collect()
+    html = render_report(
+        as_of=as_of,
+        kpis_history=kpis,
+        clv=tables["customer_clv"],
+        segments=tables["customer_segments"],
+        churn=tables["customer_churn"],
+        cohorts=tables["cohorts"],
+        model_params=tables["model_params"],
+        backtest=tables["model_backtest"],
+        deciles=tables["backtest_deciles"],
+        calibration=tables["backtest_calibration"],
+    )
+    latest_day = max(complete_dates(layout) + [as_of])
+    path, latest = publish_report(html, layout.warehouse, as_of, update_latest=as_of >= latest_day)
+    row = kpis.filter(pl.col("as_of") == as_of)
+    headline = (
+        row.select("customers", "active_customers", "avg_predicted_clv", "churn_rate").row(
+            0, named=True
+        )
+        if row.height
+        else {}
+    )
+    return Report(path, latest, headline)
+
+
 def commit_snapshot(config: ClvConfig, as_of: date) -> StepResult:
     """The commit point: make ``as_of`` visible in the DuckDB views and the manifest."""
     dates = mark_complete(config.layout, as_of)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from clv_pipeline.contract import Column, Table
+from clv_pipeline.report.tables import REPORT_TABLES
 from clv_pipeline.segments.tables import SEGMENT_TABLES
 
 UTC_TS = pl.Datetime("us", "UTC")
@@ -230,6 +231,7 @@ TABLES: dict[str, Table] = {
         MODEL_PARAMS,
         CUSTOMER_CLV,
         *SEGMENT_TABLES.values(),
+        *REPORT_TABLES.values(),
     )
 }
 SNAPSHOT_TABLES = tuple(name for name, t in TABLES.items() if t.partition_key == "as_of")

@@ -245,6 +245,28 @@ kpis = _snapshot_asset(
     [customer_features, CLV, customer_segments],
     "One row of KPIs per as-of date with the change against the previous snapshot.",
 )
+
+
+@dg.multi_asset(
+    group_name=SNAPSHOT,
+    partitions_def=clv_daily_partition,
+    specs=[
+        dg.AssetSpec(name, deps=[validated_transactions], kinds={"scipy", "parquet"})
+        for name in ("model_backtest", "backtest_deciles", "backtest_calibration")
+    ],
+    check_specs=[
+        spec
+        for name in ("model_backtest", "backtest_deciles", "backtest_calibration")
+        for spec in table_check_specs(name)
+    ],
+    description="Fit on history before as_of - holdout, score the holdout vs a naive baseline.",
+)
+def model_backtest(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    yield from _published(
+        context, "model_backtest", lambda: pipeline.build_model_backtest(clv, _as_of(context))
+    )
+
+
 SNAPSHOT_TABLE_ASSETS = [
     customer_segments,
     customer_churn,
@@ -258,7 +280,13 @@ SNAPSHOT_TABLE_ASSETS = [
 @dg.asset(
     group_name=SNAPSHOT,
     partitions_def=clv_daily_partition,
-    deps=[customer_features, dg.AssetKey("model_params"), CLV, *SNAPSHOT_TABLE_ASSETS],
+    deps=[
+        customer_features,
+        dg.AssetKey("model_params"),
+        CLV,
+        *SNAPSHOT_TABLE_ASSETS,
+        model_backtest,
+    ],
     kinds={"duckdb"},
     description="Commit point: the snapshot becomes visible in the DuckDB views and the manifest.",
 )
@@ -267,5 +295,30 @@ def clv_snapshot(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.Materi
     return dg.MaterializeResult(metadata=result.metadata())
 
 
+@dg.asset(
+    group_name=SNAPSHOT,
+    partitions_def=clv_daily_partition,
+    deps=[clv_snapshot],
+    kinds={"plotly", "html"},
+    description="Self-contained HTML report: KPIs, CLV, segments, churn, cohorts, backtest.",
+)
+def report(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
+    built = pipeline.build_report(clv, _as_of(context))
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(built.path)),
+            "open": dg.MetadataValue.url(built.path.as_uri()),
+            **{k: v for k, v in built.headline.items() if v is not None},
+        }
+    )
+
+
 ingest_assets = [raw_transactions, validated_transactions]
-snapshot_assets = [customer_features, customer_clv, *SNAPSHOT_TABLE_ASSETS, clv_snapshot]
+snapshot_assets = [
+    customer_features,
+    customer_clv,
+    *SNAPSHOT_TABLE_ASSETS,
+    model_backtest,
+    clv_snapshot,
+    report,
+]

@@ -267,7 +267,7 @@ def cohort_heatmap(cohorts: pl.DataFrame | None, *, channel: str = "all") -> go.
 
 def calibration_vs_holdout(calibration: pl.DataFrame | None) -> go.Figure:
     """Mean actual vs predicted holdout purchases by calibration frequency, per model."""
-    title = "Calibration vs holdout: mean purchases in the holdout by calibration frequency"
+    title = "Calibration vs holdout: mean holdout purchases by frequency"
     needed = ("model", "frequency", "frequency_label", "predicted_purchases", "actual_purchases")
     if calibration is None or not _has_rows(calibration, *needed):
         return empty_figure(title, "no backtest (insufficient data)")
@@ -304,7 +304,7 @@ def calibration_vs_holdout(calibration: pl.DataFrame | None) -> go.Figure:
 
 def decile_lift(deciles: pl.DataFrame | None) -> go.Figure:
     """Mean predicted vs actual holdout purchases per decile of prediction, per model."""
-    title = "Deciles of predicted purchases: predicted vs actual (decile 1 = highest)"
+    title = "Holdout purchases by decile of prediction (1 = highest)"
     needed = ("model", "decile", "predicted_purchases", "actual_purchases")
     if deciles is None or not _has_rows(deciles, *needed):
         return empty_figure(title, "no backtest (insufficient data)")

@@ -192,7 +192,7 @@ def _chart_div(chart_id: str, fig: go.Figure) -> str:
         include_plotlyjs=False,
         include_mathjax=False,
         div_id=f"{chart_id}-plot",
-        config={"displaylogo": False, "responsive": True},
+        config={"displaylogo": False, "displayModeBar": False, "responsive": True},
         default_height=f"{int(fig.layout.height or 380)}px",
         post_script="__markRendered('{plot_id}');",
     )
@@ -304,7 +304,7 @@ def _params_table(model_params: pl.DataFrame | None) -> str:
         "converged",
         "selected",
     ]
-    return _table("table-model-params", header, rows)
+    return _table("table-model-params", header, rows, left=2)
 
 
 def _flags_table(clv: pl.DataFrame | None, backtest: pl.DataFrame | None) -> str:

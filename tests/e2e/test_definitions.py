@@ -10,6 +10,8 @@ from clv_pipeline.definitions import defs
 def test_asset_graph_snapshot() -> None:
     graph = defs.resolve_asset_graph()
     assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == [
+        "backtest_calibration",
+        "backtest_deciles",
         "clv_snapshot",
         "cohorts",
         "customer_churn",
@@ -17,8 +19,10 @@ def test_asset_graph_snapshot() -> None:
         "customer_features",
         "customer_segments",
         "kpis",
+        "model_backtest",
         "model_params",
         "raw_transactions",
+        "report",
         "segment_migration",
         "unit_economics",
         "validated_transactions",
@@ -29,7 +33,8 @@ def test_asset_graph_snapshot() -> None:
     }
     assert upstream["customer_features"] == ["validated_transactions"]
     assert upstream["customer_churn"] == ["customer_clv", "customer_features"]
-    assert len(upstream["clv_snapshot"]) == 9
+    assert len(upstream["clv_snapshot"]) == 12
+    assert upstream["report"] == ["clv_snapshot"]
     assert upstream["kpis"] == ["customer_clv", "customer_features", "customer_segments"]
 
 
