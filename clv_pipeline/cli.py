@@ -393,6 +393,17 @@ def status(
         console.print("Rerun them with `clv rerun --failed` or one run with `clv rerun RUN_ID`.")
 
 
+def _number(value: object) -> str:
+    """1,234 for counts, 0.2532 for shares, 67.18 for money; '-' for missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:,.2f}"
+    return str(value)
+
+
 def _ranges(days: list[date]) -> str:
     """Compact day list: 2024-01-01..2024-01-05, 2024-02-01."""
     out: list[str] = []
@@ -519,7 +530,7 @@ def report_cmd(
             "top_tier_revenue_share",
         ):
             value = row.get(name)
-            table.add_row(name, "-" if value is None else f"{value:,.4g}")
+            table.add_row(name, _number(value))
         console.print(table)
     console.print(f"report: {path}")
     if open_browser:
