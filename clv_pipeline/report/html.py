@@ -446,6 +446,7 @@ def write_report(html: str, path: str | os.PathLike[str]) -> Path:
             handle.write(html)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the report is for people and BI tools
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
