@@ -244,14 +244,7 @@ def backfill(
 
     config = _config()
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _progress(quiet=False) as bar:
         task = bar.add_task(f"backfill {first}..{last}", total=(last - first).days + 1)
         results = _guard(
             lambda: operations.backfill(
