@@ -32,7 +32,6 @@ class ImportReport:
     days: set[date] = field(default_factory=set)
     unparseable_rows: int = 0
     written: list[Path] = field(default_factory=list)
-    rejected_files: list[Path] = field(default_factory=list)
 
     @property
     def first_day(self) -> date | None:
