@@ -342,6 +342,11 @@ def _summary(as_of: date) -> None:
     console.print(f"Parquet tables: {layout.warehouse}/<table>/as_of={as_of}/part-0.parquet")
     example = "SELECT * FROM customer_clv_latest"
     console.print(f"DuckDB catalog: {layout.catalog}  (e.g. {example})")
+    from clv_pipeline.report.html import report_paths
+
+    report, _ = report_paths(layout.warehouse, as_of)
+    if report.exists():
+        console.print(f"HTML report: {report}  (clv report --open)")
 
 
 @app.command()
