@@ -16,10 +16,23 @@ from datetime import date
 
 import polars as pl
 
-from clv_pipeline.numeric import exact_sum
 from clv_pipeline.schema import CUSTOMER_FEATURES
 
 _DAYS = pl.duration(days=1)
+MONEY = pl.Decimal(38, 9)  # fixed point: sums are exact and independent of row order
+STATE_COLUMNS = (
+    "customer_id",
+    "first_day",
+    "last_day",
+    "first_purchase_at",
+    "last_purchase_at",
+    "n_transactions",
+    "n_purchase_days",
+    "gross_revenue",
+    "first_day_total",
+    "refund_amount",
+    "n_refunds",
+)
 
 
 def compute_features(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
@@ -33,53 +46,103 @@ def compute_features(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame
         Snapshot date; later rows are never used.
     """
     history = transactions.filter(pl.col("event_date") <= as_of)
+    return features_from_state(summarise_transactions(history), as_of=as_of)
+
+
+def summarise_transactions(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """Per-customer running state (:data:`STATE_COLUMNS`) of a set of validated transactions.
+
+    Money is kept in fixed point (``Decimal(38, 9)``), so states merge exactly: see
+    :func:`merge_states`.
+    """
     per_day = (
-        history.filter(pl.col("revenue_kind") == "purchase")
+        transactions.filter(pl.col("revenue_kind") == "purchase")
         .group_by("customer_id", "event_date")
         .agg(
-            exact_sum(pl.col("amount")).alias("day_total"),
+            pl.col("amount").cast(MONEY).sum().alias("day_total"),
             pl.len().alias("n"),
             pl.col("occurred_at").min().alias("first_ts"),
             pl.col("occurred_at").max().alias("last_ts"),
         )
     )
     customers = per_day.group_by("customer_id").agg(
-        pl.col("first_ts").min().alias("first_purchase_at"),
-        pl.col("last_ts").max().alias("last_purchase_at"),
         pl.col("event_date").min().alias("first_day"),
         pl.col("event_date").max().alias("last_day"),
+        pl.col("first_ts").min().alias("first_purchase_at"),
+        pl.col("last_ts").max().alias("last_purchase_at"),
         pl.col("n").sum().cast(pl.Int64).alias("n_transactions"),
         pl.len().cast(pl.Int64).alias("n_purchase_days"),
-        exact_sum(pl.col("day_total")).alias("gross_revenue"),
+        pl.col("day_total").sum().alias("gross_revenue"),
         pl.col("day_total").sort_by("event_date").first().alias("first_day_total"),
     )
     refunds = (
-        history.filter(pl.col("revenue_kind") == "refund")
+        transactions.filter(pl.col("revenue_kind") == "refund")
         .group_by("customer_id")
         .agg(
-            (-exact_sum(pl.col("amount"))).alias("refund_amount"),
+            (-pl.col("amount").cast(MONEY)).sum().alias("refund_amount"),
             pl.len().cast(pl.Int64).alias("n_refunds"),
         )
     )
+    return _fill_state(customers.join(refunds, on="customer_id", how="full", coalesce=True))
+
+
+def merge_states(older: pl.LazyFrame, newer: pl.LazyFrame) -> pl.LazyFrame:
+    """Combine the states of two sets of transactions on *different* event dates.
+
+    ``state(history up to D) = merge_states(state(history up to D-1), summarise(day D))`` is
+    exact (fixed-point sums, min/max, counts). A late row for an older day D' needs the state to
+    be rebuilt from D' (its purchase-day may already be counted).
+    """
+    first = pl.col("first_day")
+    return _fill_state(
+        pl.concat([older, newer], how="vertical_relaxed")
+        .group_by("customer_id")
+        .agg(
+            first.min().alias("first_day"),
+            pl.col("last_day").max(),
+            pl.col("first_purchase_at").min(),
+            pl.col("last_purchase_at").max(),
+            pl.col("n_transactions").sum(),
+            pl.col("n_purchase_days").sum(),
+            pl.col("gross_revenue").sum(),
+            pl.col("first_day_total").filter(first == first.min()).first(),
+            pl.col("refund_amount").sum(),
+            pl.col("n_refunds").sum(),
+        )
+    )
+
+
+def _fill_state(state: pl.LazyFrame) -> pl.LazyFrame:
+    zero = pl.lit(0).cast(MONEY)
+    return state.with_columns(
+        pl.col("n_transactions", "n_purchase_days", "n_refunds").fill_null(0).cast(pl.Int64),
+        pl.col("gross_revenue", "refund_amount").fill_null(zero).cast(MONEY),
+        pl.col("first_day_total").cast(MONEY),
+    ).select(STATE_COLUMNS)
+
+
+def features_from_state(state: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
+    """``customer_features`` at ``as_of`` from a state covering every event date <= ``as_of``."""
     frequency = pl.col("n_purchase_days") - 1
+    gross = pl.col("gross_revenue")
     return (
-        customers.join(refunds, on="customer_id", how="left")
+        state.filter(pl.col("n_purchase_days") > 0)
         .with_columns(
             pl.lit(as_of).alias("as_of"),
-            pl.col("refund_amount").fill_null(0.0),
-            pl.col("n_refunds").fill_null(0),
             frequency.alias("frequency"),
             ((pl.col("last_day") - pl.col("first_day")) / _DAYS).cast(pl.Int64).alias("recency"),
             ((pl.lit(as_of) - pl.col("first_day")) / _DAYS).cast(pl.Int64).alias("T"),
             pl.when(frequency > 0)
-            .then((pl.col("gross_revenue") - pl.col("first_day_total")) / frequency)
+            .then((gross - pl.col("first_day_total")).cast(pl.Float64) / frequency)
             .otherwise(0.0)
             .alias("monetary_value"),
-            (pl.col("gross_revenue") / pl.col("n_transactions")).alias("aov"),
+            (gross.cast(pl.Float64) / pl.col("n_transactions")).alias("aov"),
+            (gross - pl.col("refund_amount")).cast(pl.Float64).alias("total_revenue"),
+            gross.cast(pl.Float64).alias("gross_revenue"),
+            pl.col("refund_amount").cast(pl.Float64),
         )
         .with_columns(
             (pl.col("T") - pl.col("recency")).alias("days_since_last_purchase"),
-            (pl.col("gross_revenue") - pl.col("refund_amount")).alias("total_revenue"),
             pl.when(pl.col("frequency") > 0)
             .then(pl.col("recency") / pl.col("frequency"))
             .alias("avg_days_between_purchases"),
