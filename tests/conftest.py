@@ -67,3 +67,17 @@ def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
 
 
 D = date.fromisoformat
+
+
+def land_demo_history(
+    layout: Layout, folder: Path, *, n_customers: int, days: int, end: date, seed: int
+) -> pl.DataFrame:
+    """Generate a synthetic history, export it to ``folder`` and import it into landing."""
+    from clv_pipeline.demo import generate_history
+    from clv_pipeline.sources.landing import import_files
+
+    history = generate_history(n_customers=n_customers, days=days, end=end, seed=seed)
+    export = folder / f"history-{seed}.parquet"
+    history.write_parquet(export)
+    import_files([export], layout)
+    return history

@@ -12,21 +12,16 @@ import pytest
 
 from clv_pipeline import runner
 from clv_pipeline.config import ClvConfig
-from clv_pipeline.demo import generate_history
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
-from clv_pipeline.sources.landing import import_files
+from tests.conftest import land_demo_history
 
 END = date(2024, 6, 30)
 
 
 @pytest.fixture
 def history(layout: Layout, tmp_path: Path) -> pl.DataFrame:
-    frame = generate_history(n_customers=400, days=60, end=END, seed=7)
-    path = tmp_path / "history.parquet"
-    frame.write_parquet(path)
-    import_files([path], layout)
-    return frame
+    return land_demo_history(layout, tmp_path, n_customers=400, days=60, end=END, seed=7)
 
 
 def _assets() -> list[dg.AssetsDefinition]:

@@ -14,12 +14,11 @@ from typer.testing import CliRunner
 
 from clv_pipeline import cli, operations, runner
 from clv_pipeline.config import ClvConfig
-from clv_pipeline.demo import generate_history
 from clv_pipeline.errors import ClvError
 from clv_pipeline.locks import partition_lock
 from clv_pipeline.paths import Layout
-from clv_pipeline.sources.landing import import_files
 from clv_pipeline.status import partition_status
+from tests.conftest import land_demo_history
 
 END = date(2024, 5, 31)
 BROKEN = "zz-broken.csv"
@@ -27,10 +26,7 @@ BROKEN = "zz-broken.csv"
 
 @pytest.fixture
 def config(layout: Layout, tmp_path: Path) -> ClvConfig:
-    history = generate_history(n_customers=250, days=30, end=END, seed=11)
-    path = tmp_path / "h.parquet"
-    history.write_parquet(path)
-    import_files([path], layout)
+    land_demo_history(layout, tmp_path, n_customers=250, days=30, end=END, seed=11)
     return ClvConfig.from_env()
 
 

@@ -12,20 +12,16 @@ import pytest
 
 from clv_pipeline import operations
 from clv_pipeline.config import ClvConfig
-from clv_pipeline.demo import generate_history
 from clv_pipeline.paths import Layout
 from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
-from clv_pipeline.sources.landing import import_files
+from tests.conftest import land_demo_history
 
 END = date(2024, 8, 31)
 
 
 @pytest.fixture
 def config(layout: Layout, tmp_path: Path) -> ClvConfig:
-    history = generate_history(n_customers=300, days=90, end=END, seed=4)
-    path = tmp_path / "h.parquet"
-    history.write_parquet(path)
-    import_files([path], layout)
+    history = land_demo_history(layout, tmp_path, n_customers=300, days=90, end=END, seed=4)
     first = (
         history.filter(pl.col("amount") > 0)
         .group_by("customer_id")

@@ -9,10 +9,9 @@ import pytest
 
 from clv_pipeline import operations, runner
 from clv_pipeline.config import ClvConfig
-from clv_pipeline.demo import generate_history
 from clv_pipeline.paths import Layout
-from clv_pipeline.sources.landing import import_files
 from clv_pipeline.status import partition_status
+from tests.conftest import land_demo_history
 
 DAY = date(2024, 2, 29)
 
@@ -21,9 +20,7 @@ def test_pipeline_on_postgres_storage(
     postgres_url: str, layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLV_DAGSTER_POSTGRES_URL", postgres_url)
-    export = tmp_path / "h.parquet"
-    generate_history(n_customers=150, days=14, end=DAY, seed=2).write_parquet(export)
-    import_files([export], layout)
+    land_demo_history(layout, tmp_path, n_customers=150, days=14, end=DAY, seed=2)
     config = ClvConfig.from_env()
     outcome = operations.run_partition(config, DAY)
     assert outcome.success
