@@ -17,6 +17,7 @@ from clv_pipeline.config import ClvConfig
 from clv_pipeline.errors import InputError
 from clv_pipeline.faults import failpoint
 from clv_pipeline.features import compute_features
+from clv_pipeline.paths import Layout
 from clv_pipeline.publish.catalog import complete_dates, mark_complete
 from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.publish.warehouse import (
@@ -89,23 +90,21 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
     batch: list[pl.DataFrame] = []
     batch_rows = 0
 
+    def record(result: DayResult, suite: list[dict[str, Any]]) -> None:
+        step, failure = _publish_validated(config, rules, result, suite)
+        results.append(step)
+        if failure:
+            failures.append(failure)
+
     def flush() -> None:
         nonlocal batch, batch_rows
         if not batch:
             return
         raw = pl.concat(batch, how="vertical")
         in_batch = raw.get_column(DAY).unique().to_list()
-        earlier = (
-            scan_published(layout, "validated_transactions")
-            .select("transaction_id", "event_date")
-            .filter(~pl.col("event_date").is_in(in_batch))
-        )
-        outcome = validate_transactions(raw, rules=rules, earlier=earlier)
+        outcome = validate_transactions(raw, rules=rules, earlier=_ids_outside(layout, in_batch))
         for day in sorted(in_batch):
-            step, failure = _publish_validated(config, outcome.day(day), outcome.suite.summary())
-            results.append(step)
-            if failure:
-                failures.append(failure)
+            record(outcome.day(day), outcome.suite.summary())
         batch, batch_rows = [], 0
 
     for day in days:
@@ -113,10 +112,7 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
         if raw is None:
             raise InputError(f"raw_transactions {day} is not published; run raw_transactions first")
         if raw.is_empty():
-            step, failure = _publish_validated(config, empty_day_result(day), [])
-            results.append(step)
-            if failure:
-                failures.append(failure)
+            record(empty_day_result(day), [])
             continue
         batch.append(raw.with_columns(pl.lit(day).alias(DAY)))
         batch_rows += raw.height
@@ -128,12 +124,20 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
     return sorted(results, key=lambda r: r.stats["day"])
 
 
+def _ids_outside(layout: Layout, days: list[date]) -> pl.LazyFrame:
+    """``transaction_id, event_date`` of validated days other than ``days`` (re-delivery check)."""
+    return (
+        scan_published(layout, "validated_transactions")
+        .select("transaction_id", "event_date")
+        .filter(~pl.col("event_date").is_in(days))
+    )
+
+
 def _publish_validated(
-    config: ClvConfig, result: DayResult, suite: list[dict[str, Any]]
+    config: ClvConfig, rules: ValidationRules, result: DayResult, suite: list[dict[str, Any]]
 ) -> tuple[StepResult, str | None]:
     """Write the day's quarantine file, apply the partition-level rules, publish clean rows."""
     layout = config.layout
-    rules = config.validation_rules()
     day = result.day
     quarantine_path = layout.quarantine_file("transactions", day)
     if result.quarantine.height:
@@ -416,9 +420,4 @@ def validate_file(
     default_day = fallback[0] if len(fallback) else date.today()
     raw = frame.with_columns(parsed.get_column(DAY).fill_null(default_day))
     in_file = raw.get_column(DAY).unique().to_list()
-    earlier = (
-        scan_published(config.layout, "validated_transactions")
-        .select("transaction_id", "event_date")
-        .filter(~pl.col("event_date").is_in(in_file))
-    )
-    return validate_transactions(raw, rules=rules, earlier=earlier)
+    return validate_transactions(raw, rules=rules, earlier=_ids_outside(config.layout, in_file))
