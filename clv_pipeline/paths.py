@@ -85,6 +85,12 @@ class Layout:
                         continue
         return sorted(days)
 
+    def landing_mtime(self, day: date) -> float:
+        """Modification time of the newest data file delivered for ``day`` (0 when none)."""
+        folder = self.landing_day(day)
+        files = data_files(folder) if folder.is_dir() else []
+        return max((p.stat().st_mtime for p in files), default=0.0)
+
     def published_days(self, table: str, key: str) -> list[date]:
         """Partition dates of ``table`` that have a published file, sorted."""
         out = []

@@ -25,7 +25,7 @@ from dagster._core.utils import make_new_run_id
 from clv_pipeline.config import ClvConfig
 from clv_pipeline.faults import failpoint
 from clv_pipeline.locks import partition_lock
-from clv_pipeline.paths import PART_FILE, Layout, data_files
+from clv_pipeline.paths import Layout
 
 WAREHOUSE_LOCK = "warehouse"
 Progress = Callable[[str, int, int], None]  # (message, steps done, steps total)
@@ -74,9 +74,9 @@ def stale_ingest_days(layout: Layout, *, before: date) -> list[date]:
     for day in layout.landing_days():
         if day >= before:
             break
-        newest = max(p.stat().st_mtime for p in data_files(layout.landing_day(day)))
+        newest = layout.landing_mtime(day)
         outputs = [
-            layout.warehouse / table / f"date={day.isoformat()}" / PART_FILE
+            layout.partition_file(table, "date", day)
             for table in ("raw_transactions", "validated_transactions")
         ]
         if any(not p.exists() or p.stat().st_mtime < newest for p in outputs):

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import dagster as dg
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
-from clv_pipeline.paths import Layout, data_files
+from clv_pipeline.paths import Layout
 from clv_pipeline.schema import TABLES
 
 
@@ -70,8 +70,7 @@ def stale_days(layout: Layout, asset: str) -> list[date]:
         out = []
         for day in layout.landing_days():
             published = _mtime(layout.partition_file(asset, "date", day))
-            newest = max(p.stat().st_mtime for p in data_files(layout.landing_day(day)))
-            if published is not None and newest > published:
+            if published is not None and layout.landing_mtime(day) > published:
                 out.append(day)
         return out
     validated = sorted(
