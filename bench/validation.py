@@ -68,8 +68,23 @@ def main() -> None:
     now = datetime.now(UTC)
     run_suite(  # warm-up: GX import and context (seconds, once per process)
         pl.DataFrame(
-            {c: [None] for c in ("transaction_id", "day_transaction_id", "customer_id", "currency", "status", "_delivered_on")}
-            | {"occurred_at": [now], "event_date": [DAY_VALUE], "partition_day": [DAY_VALUE], "amount": [1.0]},
+            {
+                c: [None]
+                for c in (
+                    "transaction_id",
+                    "day_transaction_id",
+                    "customer_id",
+                    "currency",
+                    "status",
+                    "_delivered_on",
+                )
+            }
+            | {
+                "occurred_at": [now],
+                "event_date": [DAY_VALUE],
+                "partition_day": [DAY_VALUE],
+                "amount": [1.0],
+            },
         ),
         rules=rules,
         now=now,
@@ -94,7 +109,9 @@ def main() -> None:
     run_suite(view, rules=rules, now=now)
     gx_only = time.perf_counter() - t0
     per_m = 1_000_000 / args.rows
-    print(f"rows={args.rows:,} bad_share={args.bad_share} quarantined={day.stats['rows_quarantined']:,}")
+    print(
+        f"rows={args.rows:,} bad_share={args.bad_share} quarantined={day.stats['rows_quarantined']:,}"
+    )
     print(f"{'stage':<34}{'seconds':>10}{'s / 1M rows':>14}")
     print(f"{'ours: parse + GX suite + quarantine':<34}{ours:>10.2f}{ours * per_m:>14.2f}")
     print(f"{'reference: GX suite only (pandas)':<34}{gx_only:>10.2f}{gx_only * per_m:>14.2f}")

@@ -174,10 +174,19 @@ def run(
         str | None,
         typer.Option("--date", "-d", help="Partition date YYYY-MM-DD (default: yesterday)."),
     ] = None,
+    full_recompute: Annotated[
+        bool,
+        typer.Option(
+            "--full-recompute",
+            help="Rebuild customer_state from the whole validated history (CLV_STATE_REBUILD=full).",
+        ),
+    ] = False,
     home: HomeOption = None,
 ) -> None:
     """Materialize partition DATE of every asset (after catching up stale ingest days)."""
     _setup(home)
+    if full_recompute:
+        os.environ["CLV_STATE_REBUILD"] = "full"
     config = _config()
     chosen = _parse_date(day, "--date") if day else _yesterday(config.timezone)
     run_day(chosen)

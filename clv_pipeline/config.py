@@ -104,6 +104,15 @@ class ClvConfig(dg.ConfigurableResource):
         default=0.0, ge=0, description="Unit economics: cost per order, subtracted from CLV."
     )
     clv_cac_benchmark: float = Field(default=3.0, gt=0, description="CLV:CAC flag threshold.")
+    state_full_every_days: int = Field(
+        default=28,
+        ge=0,
+        description="customer_state: recompute from the whole history every N days (0 = never).",
+    )
+    state_rebuild: Literal["auto", "full"] = Field(
+        default="auto",
+        description="customer_state: 'auto' = incremental when possible; 'full' = recompute.",
+    )
     backtest_holdout_days: int = Field(
         default=90, ge=7, description="model_backtest: days held out after the calibration period."
     )

@@ -16,7 +16,12 @@ import polars as pl
 from clv_pipeline.config import ClvConfig
 from clv_pipeline.errors import InputError
 from clv_pipeline.faults import failpoint
-from clv_pipeline.features import compute_features
+from clv_pipeline.features.customers import (
+    features_from_state,
+    merge_states,
+    summarise_transactions,
+)
+from clv_pipeline.features.state import plan_state
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.catalog import complete_dates, mark_complete
 from clv_pipeline.publish.files import write_parquet_atomic
@@ -26,11 +31,12 @@ from clv_pipeline.publish.warehouse import (
     publish_table,
     read_published,
     scan_published,
+    scan_published_partition,
 )
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
-from clv_pipeline.segments.lifecycle import find_purchase_gaps
+from clv_pipeline.segments.lifecycle import purchase_gaps_from_state
 from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
@@ -185,10 +191,44 @@ def partition_failure(
     )
 
 
+def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
+    """``customer_state[as_of]`` from the latest reusable state plus the days after it.
+
+    Falls back to a full recompute over the validated history (see :mod:`~clv_pipeline.features.state`).
+    """
+    layout = config.layout
+    plan = plan_state(
+        layout, as_of, full_every_days=config.state_full_every_days, rebuild=config.state_rebuild
+    )
+    history = scan_published(layout, "validated_transactions", upto=as_of)
+    if plan.base is None:
+        state = summarise_transactions(history)
+    else:
+        new_rows = history.filter(pl.col("event_date").is_in(plan.days))
+        state = merge_states(
+            scan_published_partition(layout, "customer_state", plan.base),
+            summarise_transactions(new_rows),
+        )
+    frame = state.with_columns(pl.lit(as_of).alias("as_of")).sort("customer_id").collect()
+    published = publish_table(
+        layout, "customer_state", frame, day=as_of, file_metadata=plan.file_metadata()
+    )
+    stats = {
+        "mode": plan.mode,
+        "reason": plan.reason,
+        "days_read": len(plan.days),
+        "customers": frame.height,
+    }
+    return StepResult([published], stats)
+
+
+def _state(config: ClvConfig, as_of: date) -> pl.LazyFrame:
+    return _read(config, "customer_state", as_of).lazy()
+
+
 def build_customer_features(config: ClvConfig, as_of: date) -> StepResult:
-    """Features from every validated day up to ``as_of`` (never later rows)."""
-    history = scan_published(config.layout, "validated_transactions", upto=as_of)
-    features = compute_features(history, as_of=as_of).collect()
+    """Features of every customer as of ``as_of`` from ``customer_state`` (never later rows)."""
+    features = features_from_state(_state(config, as_of), as_of=as_of).collect()
     published = publish_table(config.layout, "customer_features", features, day=as_of)
     return StepResult([published], {"customers": features.height})
 
@@ -245,7 +285,7 @@ def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
     segments = build_segments_table(
         _read(config, "customer_features", as_of).lazy(),
         _read(config, "customer_clv", as_of).lazy(),
-        purchase_gaps=find_purchase_gaps(_history(config, as_of), as_of=as_of),
+        purchase_gaps=purchase_gaps_from_state(_state(config, as_of), as_of=as_of),
         tiers=tuple(config.value_tiers.items()),
     ).collect()
     published = publish_table(config.layout, "customer_segments", segments, day=as_of)

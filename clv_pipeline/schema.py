@@ -91,6 +91,37 @@ _KEY = (
     Column("as_of", pl.Date(), "Snapshot date: only rows with event_date <= as_of are used."),
 )
 
+MONEY = pl.Decimal(38, 9)  # fixed point: sums are exact and independent of row order
+
+CUSTOMER_STATE = Table(
+    "customer_state",
+    "as_of",
+    "Running per-customer summary of every validated row with event_date <= as_of; "
+    "customer_state[D] = customer_state[D-1] merged with day D (docs/scaling.md). Money in fixed "
+    "point so incremental and full recomputes are identical. One row per customer with any "
+    "purchase or refund.",
+    _KEY
+    + (
+        Column("first_day", pl.Date(), "First purchase-day (null: refunds only).", nullable=True),
+        Column("previous_day", pl.Date(), "Second-latest purchase-day (null: < 2).", nullable=True),
+        Column("last_day", pl.Date(), "Latest purchase-day.", nullable=True),
+        Column("first_purchase_at", UTC_TS, "Time of the first purchase.", nullable=True),
+        Column("last_purchase_at", UTC_TS, "Time of the last purchase.", nullable=True),
+        Column("n_transactions", pl.Int64(), "Purchase transactions.", "count"),
+        Column("n_purchase_days", pl.Int64(), "Distinct purchase-days.", "count"),
+        Column("gross_revenue", MONEY, "Sum of purchase amounts.", "currency units"),
+        Column(
+            "first_day_total",
+            MONEY,
+            "Purchase total of the first purchase-day.",
+            "currency units",
+            nullable=True,
+        ),
+        Column("refund_amount", MONEY, "Sum of refunds (positive).", "currency units"),
+        Column("n_refunds", pl.Int64(), "Refund transactions.", "count"),
+    ),
+)
+
 CUSTOMER_FEATURES = Table(
     "customer_features",
     "as_of",
@@ -227,6 +258,7 @@ TABLES: dict[str, Table] = {
     for t in (
         RAW_TRANSACTIONS,
         VALIDATED_TRANSACTIONS,
+        CUSTOMER_STATE,
         CUSTOMER_FEATURES,
         MODEL_PARAMS,
         CUSTOMER_CLV,

@@ -163,6 +163,21 @@ def validated_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) ->
     partitions_def=clv_daily_partition,
     deps=[validated_transactions],
     kinds={"polars", "parquet"},
+    check_specs=table_check_specs("customer_state"),
+    description="Running per-customer summary: yesterday's state + today's validated rows "
+    "(full recompute when inputs changed or every CLV_STATE_FULL_EVERY_DAYS).",
+)
+def customer_state(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    yield from _published(
+        context, "customer_state", lambda: pipeline.build_customer_state(clv, _as_of(context))
+    )
+
+
+@dg.asset(
+    group_name=SNAPSHOT,
+    partitions_def=clv_daily_partition,
+    deps=[customer_state],
+    kinds={"polars", "parquet"},
     check_specs=table_check_specs("customer_features"),
     description="Per-customer frequency, recency, T (days) and spend as of the partition date.",
 )
@@ -212,7 +227,7 @@ CLV = dg.AssetKey("customer_clv")
 customer_segments = _snapshot_asset(
     "customer_segments",
     pipeline.build_customer_segments,
-    [customer_features, CLV, validated_transactions],
+    [customer_features, CLV, customer_state],
     "RFM scores and segments, value tier, lifecycle stage, micro-segment per customer.",
 )
 customer_churn = _snapshot_asset(
@@ -281,6 +296,7 @@ SNAPSHOT_TABLE_ASSETS = [
     group_name=SNAPSHOT,
     partitions_def=clv_daily_partition,
     deps=[
+        customer_state,
         customer_features,
         dg.AssetKey("model_params"),
         CLV,
@@ -315,6 +331,7 @@ def report(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeR
 
 ingest_assets = [raw_transactions, validated_transactions]
 snapshot_assets = [
+    customer_state,
     customer_features,
     customer_clv,
     *SNAPSHOT_TABLE_ASSETS,

@@ -16,13 +16,13 @@ from datetime import date
 
 import polars as pl
 
-from clv_pipeline.schema import CUSTOMER_FEATURES
+from clv_pipeline.schema import CUSTOMER_FEATURES, MONEY
 
 _DAYS = pl.duration(days=1)
-MONEY = pl.Decimal(38, 9)  # fixed point: sums are exact and independent of row order
 STATE_COLUMNS = (
     "customer_id",
     "first_day",
+    "previous_day",
     "last_day",
     "first_purchase_at",
     "last_purchase_at",
@@ -65,9 +65,11 @@ def summarise_transactions(transactions: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("occurred_at").max().alias("last_ts"),
         )
     )
+    day = pl.col("event_date")
     customers = per_day.group_by("customer_id").agg(
-        pl.col("event_date").min().alias("first_day"),
-        pl.col("event_date").max().alias("last_day"),
+        day.min().alias("first_day"),
+        day.filter(day < day.max()).max().alias("previous_day"),
+        day.max().alias("last_day"),
         pl.col("first_ts").min().alias("first_purchase_at"),
         pl.col("last_ts").max().alias("last_purchase_at"),
         pl.col("n").sum().cast(pl.Int64).alias("n_transactions"),
@@ -93,13 +95,18 @@ def merge_states(older: pl.LazyFrame, newer: pl.LazyFrame) -> pl.LazyFrame:
     exact (fixed-point sums, min/max, counts). A late row for an older day D' needs the state to
     be rebuilt from D' (its purchase-day may already be counted).
     """
-    first = pl.col("first_day")
+    first, last = pl.col("first_day"), pl.col("last_day")
     return _fill_state(
-        pl.concat([older, newer], how="vertical_relaxed")
+        pl.concat([older.select(STATE_COLUMNS), newer.select(STATE_COLUMNS)], how="vertical")
         .group_by("customer_id")
         .agg(
             first.min().alias("first_day"),
-            pl.col("last_day").max(),
+            # days are disjoint: the second-latest purchase-day is the latest of the previous
+            # days and of the last days that are not the overall last day
+            pl.max_horizontal(
+                pl.col("previous_day").max(), last.filter(last < last.max()).max()
+            ).alias("previous_day"),
+            last.max().alias("last_day"),
             pl.col("first_purchase_at").min(),
             pl.col("last_purchase_at").max(),
             pl.col("n_transactions").sum(),

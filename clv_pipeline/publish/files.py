@@ -28,10 +28,13 @@ def write_parquet_atomic(frame: pl.DataFrame, target: Path) -> Path:
     return target
 
 
-def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Write and fsync one parquet file (not atomic by itself)."""
+def write_parquet(frame: pl.DataFrame, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write and fsync one parquet file (not atomic by itself); ``metadata`` goes in the footer."""
+    table = frame.to_arrow()
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     pq.write_table(
-        frame.to_arrow(),
+        table,
         path,
         compression="zstd",
         write_statistics=True,

@@ -10,6 +10,7 @@ previously published file untouched. The DuckDB commit point is separate (``cata
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +28,25 @@ from clv_pipeline.publish.audit import audit_table
 from clv_pipeline.publish.files import fsync_dir, write_parquet
 from clv_pipeline.schema import TABLES, conform
 
+DIGEST_KEY = "clv.content_digest"
+DIGESTED_TABLES = frozenset({"validated_transactions"})  # inputs of the incremental state
+
+
+def content_digest(frame: pl.DataFrame) -> str:
+    """A digest of the rows (order included) that stays the same when a day is republished as is."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(frame.height).encode())
+    if frame.height:
+        digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def stored_digest(path: Path) -> str | None:
+    """The content digest in a published file's footer (None for files without one)."""
+    metadata = pq.read_schema(path).metadata or {}
+    value = metadata.get(DIGEST_KEY.encode())
+    return value.decode() if value else None
+
 
 @dataclass(frozen=True)
 class Published:
@@ -42,8 +62,18 @@ class Published:
         return {"rows": self.rows, "path": str(self.path), "preview": self.preview}
 
 
-def publish_table(layout: Layout, table_name: str, frame: pl.DataFrame, *, day: date) -> Published:
-    """Stage, audit and atomically publish partition ``day`` of ``table_name``."""
+def publish_table(
+    layout: Layout,
+    table_name: str,
+    frame: pl.DataFrame,
+    *,
+    day: date,
+    file_metadata: dict[str, str] | None = None,
+) -> Published:
+    """Stage, audit and atomically publish partition ``day`` of ``table_name``.
+
+    ``file_metadata`` is stored in the parquet footer, so it is replaced atomically with the data.
+    """
     table = TABLES[table_name]
     try:
         frame = conform(frame, table)
@@ -51,6 +81,8 @@ def publish_table(layout: Layout, table_name: str, frame: pl.DataFrame, *, day: 
         raise PublishError(
             f"{table_name} {day}: output does not match the contract: {exc}"
         ) from exc
+    if table_name in DIGESTED_TABLES:
+        file_metadata = {**(file_metadata or {}), DIGEST_KEY: content_digest(frame)}
     checks = audit_table(frame, table, day=day)
     problems = [p for found in checks.values() for p in found if p != "not run"]
     if problems:
@@ -65,7 +97,7 @@ def publish_table(layout: Layout, table_name: str, frame: pl.DataFrame, *, day: 
     for leftover in staged.parent.glob(f"{target.parent.name}.*.parquet"):
         leftover.unlink(missing_ok=True)  # from a run killed mid-publish (runs hold a lock)
     try:
-        write_parquet(frame, staged)
+        write_parquet(frame, staged, file_metadata)
         written = pq.read_metadata(staged)
         if written.num_rows != frame.height:
             raise PublishError(
@@ -121,3 +153,12 @@ def read_published(layout: Layout, table_name: str, day: date) -> pl.DataFrame |
     table = TABLES[table_name]
     path = layout.partition_file(table_name, table.partition_key, day)
     return pl.read_parquet(path) if path.exists() else None
+
+
+def scan_published_partition(layout: Layout, table_name: str, day: date) -> pl.LazyFrame:
+    """Lazy scan of one published partition (it must exist)."""
+    table = TABLES[table_name]
+    path = layout.partition_file(table_name, table.partition_key, day)
+    if not path.exists():
+        raise PublishError(f"{table_name} {day} is not published ({path})")
+    return pl.scan_parquet(path)

@@ -88,21 +88,20 @@ def find_purchase_gaps(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFra
     pl.LazyFrame
         :data:`~clv_pipeline.segments.tables.PURCHASE_GAPS` columns, one row per customer.
     """
-    days = (
-        transactions.filter(
-            (pl.col("event_date") <= as_of) & (pl.col("revenue_kind") == "purchase")
-        )
-        .select("customer_id", "event_date")
-        .unique()
-    )
-    per_customer = days.group_by("customer_id").agg(
-        pl.col("event_date").min().alias("first_purchase_day"),
-        pl.col("event_date").max().alias("last_purchase_day"),
-        pl.col("event_date")
-        .sort(descending=True)
-        .get(1, null_on_oob=True)
-        .alias("previous_purchase_day"),
-        pl.len().cast(pl.Int64).alias("_n_days"),
+    from clv_pipeline.features.customers import summarise_transactions
+
+    history = transactions.filter(pl.col("event_date") <= as_of)
+    return purchase_gaps_from_state(summarise_transactions(history), as_of=as_of)
+
+
+def purchase_gaps_from_state(state: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
+    """:func:`find_purchase_gaps` from the per-customer ``customer_state`` (no history scan)."""
+    per_customer = state.filter(pl.col("n_purchase_days") > 0).select(
+        "customer_id",
+        pl.col("first_day").alias("first_purchase_day"),
+        pl.col("last_day").alias("last_purchase_day"),
+        pl.col("previous_day").alias("previous_purchase_day"),
+        pl.col("n_purchase_days").alias("_n_days"),
     )
     return conform_lazy(
         per_customer.with_columns(

@@ -18,6 +18,7 @@ def test_asset_graph_snapshot() -> None:
         "customer_clv",
         "customer_features",
         "customer_segments",
+        "customer_state",
         "kpis",
         "model_backtest",
         "model_params",
@@ -31,9 +32,10 @@ def test_asset_graph_snapshot() -> None:
         k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
         for k in graph.get_all_asset_keys()
     }
-    assert upstream["customer_features"] == ["validated_transactions"]
+    assert upstream["customer_state"] == ["validated_transactions"]
+    assert upstream["customer_features"] == ["customer_state"]
     assert upstream["customer_churn"] == ["customer_clv", "customer_features"]
-    assert len(upstream["clv_snapshot"]) == 12
+    assert len(upstream["clv_snapshot"]) == 13
     assert upstream["report"] == ["clv_snapshot"]
     assert upstream["kpis"] == ["customer_clv", "customer_features", "customer_segments"]
 

@@ -64,6 +64,10 @@ def test_incremental_state_equals_full_recompute(rows: list, as_of_offset: int) 
     incremental = features_from_state(state, as_of=as_of).collect()
     full = compute_features(tx, as_of=as_of).collect()
     assert_frame_equal(incremental, full)
+    full_state = summarise_transactions(tx.filter(pl.col("event_date") <= as_of))
+    assert_frame_equal(
+        state.sort("customer_id").collect(), full_state.sort("customer_id").collect()
+    )
 
 
 def test_late_row_is_absorbed_by_rebuilding_from_its_day() -> None:

@@ -1,0 +1,438 @@
+"""Benchmark: the daily pipeline on a synthetic history of 1M / 10M / 100M transactions.
+
+Usage (see bench/README.md)::
+
+    .venv/bin/python bench/pipeline.py --size 1M
+    .venv/bin/python bench/pipeline.py --size target      # 1M customers, ~6M transactions
+    .venv/bin/python bench/pipeline.py --size 100M        # 10M customers, 100M transactions
+
+What it does, in a data home of its own (``--home``, default ``/tmp/clv-bench/<size>``):
+
+1. **Seed** (not timed as part of the pipeline): a seeded BG/NBD + Gamma-Gamma history
+   (``clv_pipeline.demo.generate_history``, one block of customers at a time, never the whole
+   history in memory) over 730 days ending the day before ``AS_OF``, written as the
+   ``validated_transactions`` partitions earlier daily runs would have published (rows typed as the
+   validation stage types them; ``revenue_kind`` by the documented rule). Then the delivery of
+   ``AS_OF`` lands in ``landing/`` as a raw parquet file with ``--new-share`` (1%) of the history's
+   row count: repeat purchases of existing customers, first purchases of new ones, refunds.
+   ``customer_state`` of the day before is built (a full recompute, timed) so ``AS_OF`` can be
+   incremental.
+2. **Stages**: every pipeline step for ``AS_OF`` called in one child process, one after the other,
+   with wall time, peak RSS of the step (``VmHWM`` reset between steps) and rows/s.
+3. **Daily runs**: ``clv run --date AS_OF`` as a fresh process, as the schedule runs it (Dagster
+   run in process, SQLite storage, GX import, every asset, commit, report) — once with
+   ``--full-recompute`` (state from the whole history) and once incremental (state of the day
+   before + the day), with wall time and the peak RSS of the process.
+
+Prints one table with the machine's cores and memory; ``--json`` writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+AS_OF = date(2026, 10, 31)
+DAYS = 730
+HISTORY_START = AS_OF - timedelta(days=DAYS)
+SIZES = {  # transactions, customers
+    "1M": (1_000_000, 170_000),
+    "target": (6_000_000, 1_000_000),
+    "10M": (10_000_000, 1_200_000),
+    "100M": (100_000_000, 10_000_000),
+}
+BLOCK_CUSTOMERS = 500_000
+
+
+# ----------------------------------------------------------------------------- machine
+def machine() -> dict[str, Any]:
+    mem_kb = 0
+    model = platform.processor() or platform.machine()
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")),
+                model,
+            )
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024**2, 1),
+        "cpu": model,
+        "python": platform.python_version(),
+        "polars": pl.__version__,
+    }
+
+
+def reset_peak() -> None:
+    """Reset this process's peak RSS (Linux: write 5 to clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def peak_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------- seed
+def _tx_per_customer(target: float, seed: int) -> float:
+    """DemoParams.alpha giving ``target`` transactions per customer (bisection on a pilot)."""
+    from clv_pipeline.demo import DemoParams, generate_history
+
+    lo, hi = 2.0, 400.0  # smaller alpha = higher purchase rate
+    for _ in range(14):
+        mid = (lo * hi) ** 0.5
+        pilot = generate_history(
+            n_customers=20_000, days=DAYS, end=AS_OF, seed=seed, params=DemoParams(alpha=mid)
+        )
+        if pilot.height / 20_000 > target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo * hi) ** 0.5
+
+
+def _validated(raw: pl.DataFrame, block: int) -> pl.DataFrame:
+    """Type a generated block as validated_transactions (validation's rules, vectorised)."""
+    from clv_pipeline.schema import VALIDATED_TRANSACTIONS
+
+    revenue = pl.col("status").is_in(["completed", "refunded"])
+    return raw.select(
+        pl.format("B{}{}", pl.lit(f"{block:03d}"), pl.col("transaction_id")).alias(
+            "transaction_id"
+        ),
+        pl.format("B{}{}", pl.lit(f"{block:03d}"), pl.col("customer_id")).alias("customer_id"),
+        pl.col("occurred_at"),
+        pl.col("occurred_at").dt.date().alias("event_date"),
+        pl.col("amount"),
+        pl.when(revenue & (pl.col("amount") > 0))
+        .then(pl.lit("purchase"))
+        .when(revenue & (pl.col("amount") < 0))
+        .then(pl.lit("refund"))
+        .otherwise(pl.lit("ignored"))
+        .alias("revenue_kind"),
+        "currency",
+        "quantity",
+        "status",
+        "channel",
+        "product_category",
+        pl.lit(f"bench-block-{block:03d}.parquet").alias("_source_file"),
+    ).select(VALIDATED_TRANSACTIONS.names)
+
+
+def seed(home: Path, transactions: int, customers: int, new_share: float, seed_: int) -> dict:
+    """Write the validated history and the new day's delivery (see the module docstring)."""
+    from clv_pipeline.demo import DemoParams, generate_history
+    from clv_pipeline.paths import Layout
+    from clv_pipeline.publish.files import write_parquet
+
+    if home.exists():
+        shutil.rmtree(home)
+    layout = Layout(home)
+    scratch = home / "bench-scratch"
+    alpha = _tx_per_customer(transactions / customers, seed_)
+    params = DemoParams(alpha=alpha)
+    t0 = time.perf_counter()
+    blocks = (customers + BLOCK_CUSTOMERS - 1) // BLOCK_CUSTOMERS
+    rows = 0
+    for block in range(blocks):
+        n = min(BLOCK_CUSTOMERS, customers - block * BLOCK_CUSTOMERS)
+        raw = generate_history(
+            n_customers=n,
+            days=DAYS,
+            end=AS_OF - timedelta(days=1),
+            seed=seed_ + block,
+            params=params,
+        )
+        frame = _validated(raw, block)
+        rows += frame.height
+        for (day,), part in frame.partition_by("event_date", as_dict=True).items():
+            target = scratch / f"date={day}" / f"block-{block:03d}.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part.write_parquet(target)
+        print(f"  seed: block {block + 1}/{blocks}, {rows:,} rows", flush=True)
+    for folder in sorted(scratch.iterdir()):
+        day = date.fromisoformat(folder.name[5:])
+        day_rows = pl.read_parquet(sorted(folder.glob("*.parquet"))).sort("occurred_at")
+        target = layout.partition_file("validated_transactions", "date", day)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet(day_rows, target)
+    shutil.rmtree(scratch)
+    new_rows = _new_day(layout, customers, blocks, int(transactions * new_share), seed_)
+    return {
+        "history_rows": rows,
+        "customers_generated": customers,
+        "alpha": round(alpha, 3),
+        "new_day_rows": new_rows,
+        "seed_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _new_day(layout: Any, customers: int, blocks: int, n: int, seed_: int) -> int:
+    """The delivery of AS_OF: 80% existing customers, 20% new ones, 2% refunds (raw strings)."""
+    rng = np.random.default_rng(seed_ + 10_000)
+    existing = rng.random(n) < 0.8
+    index = rng.integers(0, customers, n)
+    block, local = index // BLOCK_CUSTOMERS, index % BLOCK_CUSTOMERS
+    ids = np.where(
+        existing,
+        np.char.add(
+            np.char.add("B", np.char.zfill(block.astype(str), 3)),
+            np.char.add("C", np.char.zfill(local.astype(str), 7)),
+        ),
+        np.char.add("N", np.char.zfill(rng.integers(0, max(n // 2, 1), n).astype(str), 9)),
+    )
+    amount = np.round(rng.gamma(6.25, 6.0, n), 2)
+    amount = np.where(rng.random(n) < 0.02, -amount, amount)
+    start = np.datetime64(datetime.combine(AS_OF, datetime.min.time()), "us")
+    stamps = start + rng.integers(0, 86_400_000_000, n).astype("timedelta64[us]")
+    frame = pl.DataFrame(
+        {
+            "customer_id": ids,
+            "occurred_at": pl.Series(stamps).dt.replace_time_zone("UTC"),
+            "amount": amount,
+            "status": np.where(amount < 0, "refunded", "completed"),
+            "channel": rng.choice(np.array(["web", "app", "store"]), n),
+        }
+    ).select(
+        pl.format(
+            "D{}-{}", pl.lit(f"{AS_OF:%Y%m%d}"), pl.int_range(pl.len()).cast(pl.String)
+        ).alias("transaction_id"),
+        "customer_id",
+        pl.col("occurred_at").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        pl.col("amount").cast(pl.String),
+        pl.lit("USD").alias("currency"),
+        "status",
+        "channel",
+    )
+    target = layout.landing_day(AS_OF) / "orders.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(target)
+    return n
+
+
+# ----------------------------------------------------------------------------- stages
+def _stage_table(home: Path) -> list[dict[str, Any]]:
+    """Every step for AS_OF in this process; returns one row per step (child process only)."""
+    from clv_pipeline import pipeline
+    from clv_pipeline.config import ClvConfig
+    from clv_pipeline.publish.warehouse import scan_published
+
+    config = ClvConfig(home=str(home), start_date=str(HISTORY_START))
+    full = config.model_copy(update={"state_rebuild": "full"})
+    layout = config.layout
+    history_rows = (
+        scan_published(layout, "validated_transactions").select(pl.len()).collect().item()
+    )
+    out: list[dict[str, Any]] = []
+
+    def stage(name: str, rows: Callable[[], int], step: Callable[[], Any]) -> None:
+        reset_peak()
+        t0 = time.perf_counter()
+        step()
+        wall = time.perf_counter() - t0
+        n = rows()
+        out.append(
+            {
+                "stage": name,
+                "wall_s": round(wall, 2),
+                "peak_rss_mb": round(peak_mb()),
+                "rows": n,
+                "rows_per_s": round(n / wall) if wall > 0 else None,
+            }
+        )
+        print(f"  {name:<34} {wall:8.2f} s  {out[-1]['peak_rss_mb']:>7} MB", flush=True)
+
+    def count(table: str) -> Callable[[], int]:
+        def rows() -> int:
+            frame = pipeline.read_published(layout, table, AS_OF)
+            return 0 if frame is None else frame.height
+
+        return rows
+
+    customers = count("customer_state")
+    stage(
+        "state full recompute (day before)",
+        lambda: history_rows,
+        lambda: pipeline.build_customer_state(full, AS_OF - timedelta(days=1)),
+    )
+    stage(
+        "raw_transactions (pull the day)",
+        count("raw_transactions"),
+        lambda: pipeline.pull_raw_transactions(config, AS_OF),
+    )
+    stage(
+        "validated_transactions (GX)",
+        count("raw_transactions"),
+        lambda: pipeline.validate_days(config, [AS_OF]),
+    )
+    history_rows = (
+        scan_published(layout, "validated_transactions").select(pl.len()).collect().item()
+    )
+    stage(
+        "customer_state: full recompute",
+        lambda: history_rows,
+        lambda: pipeline.build_customer_state(full, AS_OF),
+    )
+    stage(
+        "customer_state: incremental",
+        count("validated_transactions"),
+        lambda: pipeline.build_customer_state(config, AS_OF),
+    )
+    stage("customer_features", customers, lambda: pipeline.build_customer_features(config, AS_OF))
+    stage(
+        "customer_clv (fits + predictions)",
+        customers,
+        lambda: pipeline.build_customer_clv(config, AS_OF),
+    )
+    for name, step in (
+        ("customer_segments", pipeline.build_customer_segments),
+        ("customer_churn", pipeline.build_customer_churn),
+        ("segment_migration", pipeline.build_segment_migration),
+        ("unit_economics", pipeline.build_unit_economics),
+        ("kpis", pipeline.build_kpis),
+    ):
+        stage(name, customers, lambda step=step: step(config, AS_OF))
+    stage("cohorts", lambda: history_rows, lambda: pipeline.build_cohorts(config, AS_OF))
+    stage(
+        "model_backtest", lambda: history_rows, lambda: pipeline.build_model_backtest(config, AS_OF)
+    )
+    stage("commit (DuckDB catalog)", customers, lambda: pipeline.commit_snapshot(config, AS_OF))
+    stage("report (HTML)", customers, lambda: pipeline.build_report(config, AS_OF))
+    return out
+
+
+# ----------------------------------------------------------------------------- daily runs
+def daily_run(home: Path, *, full: bool) -> dict[str, Any]:
+    """``clv run --date AS_OF`` as a fresh process; wall time and the process's peak RSS."""
+    clv = Path(sys.executable).parent / "clv"
+    command = [str(clv), "run", "--date", str(AS_OF), "--home", str(home)]
+    if full:
+        command.append("--full-recompute")
+    env = {**os.environ, "CLV_START_DATE": str(HISTORY_START)}
+    env.pop("CLV_STATE_REBUILD", None)
+    t0 = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - t0
+    log = process.stdout.read().decode() if process.stdout else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"clv run failed:\n{log}")
+    return {"wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--size", choices=sorted(SIZES), default="1M")
+    parser.add_argument("--transactions", type=int, help="override the size's transactions")
+    parser.add_argument("--customers", type=int, help="override the size's customers")
+    parser.add_argument("--new-share", type=float, default=0.01, help="new day rows / history rows")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--home", type=Path)
+    parser.add_argument("--reuse", action="store_true", help="reuse a seeded home (skip seeding)")
+    parser.add_argument("--skip-stages", action="store_true")
+    parser.add_argument("--skip-runs", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--_stages", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._stages:  # child process: the stage table
+        print(json.dumps(_stage_table(args._stages)))
+        return
+    tx, cust = SIZES[args.size]
+    tx, cust = args.transactions or tx, args.customers or cust
+    home = (
+        args.home
+        or Path(os.environ.get("CLV_BENCH_HOME") or Path(tempfile.gettempdir()) / "clv-bench")
+        / args.size
+    )
+    figures: dict[str, Any] = {"machine": machine(), "size": args.size, "as_of": str(AS_OF)}
+    print(f"machine: {figures['machine']}")
+    if not args.reuse:
+        print(f"seeding {tx:,} transactions / {cust:,} customers in {home} ...", flush=True)
+        figures["seed"] = seed(home, tx, cust, args.new_share, args.seed)
+        print(f"  {figures['seed']}")
+    if not args.skip_stages:
+        print("stages (one process, one after the other):", flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--_stages", str(home)],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "CLV_START_DATE": str(HISTORY_START), "CLV_HOME": str(home)},
+        )
+        lines = child.stdout.strip().splitlines()
+        print("\n".join(lines[:-1]))
+        figures["stages"] = json.loads(lines[-1])
+    if not args.skip_runs:
+        print("daily runs (`clv run`, fresh process each):", flush=True)
+        figures["run_full"] = daily_run(home, full=True)
+        print(f"  full recompute: {figures['run_full']}", flush=True)
+        figures["run_incremental"] = daily_run(home, full=False)
+        print(f"  incremental:    {figures['run_incremental']}", flush=True)
+    print()
+    print(render(figures))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+def render(figures: dict[str, Any]) -> str:
+    m = figures["machine"]
+    seed_ = figures.get("seed", {})
+    lines = [
+        f"clv_pipeline daily run, size {figures['size']}: "
+        f"{seed_.get('history_rows', '?'):,} history rows, "
+        f"{seed_.get('new_day_rows', '?'):,} new rows on {figures['as_of']} | "
+        f"{m['cores']} cores, {m['memory_gib']} GiB, {m['cpu']}",
+        "",
+        "| stage | wall s | peak RSS MB | rows | rows/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in figures.get("stages", []):
+        rate = f"{row['rows_per_s']:,}" if row["rows_per_s"] else ""
+        lines.append(
+            f"| {row['stage']} | {row['wall_s']:.2f} | {row['peak_rss_mb']:,} | {row['rows']:,} | {rate} |"
+        )
+    for key, label in (("run_full", "full recompute"), ("run_incremental", "incremental")):
+        if key in figures:
+            run = figures[key]
+            lines.append(
+                f"| **`clv run` ({label})** | **{run['wall_s']:.1f}** | **{run['peak_rss_mb']:,}** | | |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
