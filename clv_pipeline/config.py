@@ -116,6 +116,12 @@ class ClvConfig(dg.ConfigurableResource):
     backtest_holdout_days: int = Field(
         default=90, ge=7, description="model_backtest: days held out after the calibration period."
     )
+    backtest_max_customers: int = Field(
+        default=200_000,
+        ge=0,
+        description="model_backtest: customers scored at most (a deterministic hash sample; "
+        "0 = all).",
+    )
     horizon_days: float = Field(default=365.0, gt=0, description="Predictive CLV horizon (days).")
     discount_rate: float = Field(default=0.10, ge=0, description="Discount rate per period.")
     discount_period: Literal["annual", "monthly"] = "annual"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import polars as pl
 
-_FIXED = pl.Decimal(38, 9)
+FIXED = pl.Decimal(38, 9)
 
 
 def exact_sum(expr: pl.Expr) -> pl.Expr:
     """Sum of a finite float expression, identical whatever the row order (nulls skipped)."""
-    return expr.cast(_FIXED).sum().cast(pl.Float64)
+    return expr.cast(FIXED).sum().cast(pl.Float64)
 
 
 def exact_mean(expr: pl.Expr) -> pl.Expr:

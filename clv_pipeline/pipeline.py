@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from clv_pipeline.config import ClvConfig
 from clv_pipeline.errors import InputError
@@ -200,11 +201,10 @@ def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
     plan = plan_state(
         layout, as_of, full_every_days=config.state_full_every_days, rebuild=config.state_rebuild
     )
-    history = scan_published(layout, "validated_transactions", upto=as_of)
     if plan.base is None:
-        state = summarise_transactions(history)
+        state = summarise_transactions(scan_published(layout, "validated_transactions", upto=as_of))
     else:
-        new_rows = history.filter(pl.col("event_date").is_in(plan.days))
+        new_rows = scan_published(layout, "validated_transactions", days=set(plan.days))
         state = merge_states(
             scan_published_partition(layout, "customer_state", plan.base),
             summarise_transactions(new_rows),
@@ -358,8 +358,13 @@ def build_model_backtest(config: ClvConfig, as_of: date) -> StepResult:
     from clv_pipeline.report.backtest import run_backtest
 
     options = config.model_options()
+    customers = pq.read_metadata(
+        config.layout.partition_file("customer_state", "as_of", as_of)
+    ).num_rows
+    limit = config.backtest_max_customers
     result = run_backtest(
         _history(config, as_of),
+        sample_share=min(1.0, limit / customers) if limit and customers else 1.0,
         as_of=as_of,
         holdout_days=config.backtest_holdout_days,
         models=options["models"],

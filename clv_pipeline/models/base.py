@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -357,27 +357,53 @@ def solve_increasing(
     upper: float,
     tol: float = 1e-4,
 ) -> FloatArray:
-    """Vectorised bisection: smallest ``t`` in ``[0, upper]`` with ``func(t) >= target``.
+    """Smallest ``t`` in ``[0, upper]`` with ``func(t) >= target`` (vectorised root search).
 
     ``func(t, idx)`` evaluates a non-decreasing function for the elements ``idx`` at times
     ``t`` (same length as ``idx``). Elements whose value at ``upper`` is below ``target``
-    get NaN. Iterates until the bracket is narrower than ``tol`` (days).
+    get NaN. Illinois false position on the bracket ``[0, upper]`` (superlinear: about 8
+    evaluations instead of bisection's 22 at ``tol=1e-3``), with a bisection step whenever the
+    bracket did not halve, until the bracket is narrower than ``tol`` (days) or the value hits
+    ``target`` to 1e-12 relative; only unfinished elements are evaluated.
     """
     out = np.full(n, np.nan)
     idx = np.arange(n, dtype=np.intp)
-    f_up = func(np.full(n, upper), idx)
-    reach = f_up >= target
-    idx = idx[reach]
+    g_hi = func(np.full(n, upper), idx) - target
+    reach = g_hi >= 0
+    idx, g_hi = idx[reach], g_hi[reach]
     lo = np.zeros(idx.shape[0])
     hi = np.full(idx.shape[0], upper)
-    n_iter = max(1, math.ceil(math.log2(max(upper, tol) / tol)))
-    for _ in range(n_iter):
+    g_lo = func(lo, idx) - target
+    done = g_lo >= 0  # already there at t = 0
+    out[idx[done]] = 0.0
+    idx, lo, hi, g_lo, g_hi = idx[~done], lo[~done], hi[~done], g_lo[~done], g_hi[~done]
+    side = np.zeros(idx.shape[0], dtype=np.int8)  # endpoint kept last time: -1 lo, +1 hi
+    width = hi - lo
+    max_iter = 4 * max(1, math.ceil(math.log2(max(upper, tol) / tol)))
+    for step in range(max_iter):
         if idx.shape[0] == 0:
             break
-        mid = 0.5 * (lo + hi)
-        ok = func(mid, idx) >= target
-        hi = np.where(ok, mid, hi)
-        lo = np.where(ok, lo, mid)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = hi - g_hi * (hi - lo) / (g_hi - g_lo)
+        bisect = ~np.isfinite(t) | (t <= lo) | (t >= hi)
+        if step % 3 == 2:  # guarantee progress: bisect where the bracket did not halve
+            bisect |= (hi - lo) > 0.5 * width
+            width = hi - lo
+        t = np.where(bisect, 0.5 * (lo + hi), t)
+        g = func(t, idx) - target
+        up = g >= 0
+        hit = np.abs(g) <= 1e-12 * abs(target)
+        # Illinois: halve the value at an endpoint kept twice in a row
+        g_lo = np.where(~up & (side == -1), g_lo, np.where(up & (side == -1), 0.5 * g_lo, g_lo))
+        g_hi = np.where(up & (side == 1), g_hi, np.where(~up & (side == 1), 0.5 * g_hi, g_hi))
+        hi, g_hi = np.where(up, t, hi), np.where(up, g, g_hi)
+        lo, g_lo = np.where(up, lo, t), np.where(up, g_lo, g)
+        side = np.where(up, -1, 1).astype(np.int8)  # up: hi moved, lo kept
+        finished = hit | (hi - lo < tol)
+        out[idx[finished]] = hi[finished]
+        keep = ~finished
+        idx, lo, hi, g_lo, g_hi = idx[keep], lo[keep], hi[keep], g_lo[keep], g_hi[keep]
+        side, width = side[keep], width[keep]
     out[idx] = hi
     return out
 
@@ -547,6 +573,20 @@ class TransactionModel(abc.ABC):
         horizon_days: float | ArrayLike,
     ) -> FloatArray:
         """E[number of purchases in (T, T + horizon_days] | x, t_x, T]."""
+
+    def expected_purchases_curve(
+        self,
+        params: Params,
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,
+        *,
+        horizons: Sequence[float],
+    ) -> list[FloatArray]:
+        """:meth:`expected_purchases` at several scalar horizons (models share the work)."""
+        return [
+            self.expected_purchases(params, frequency, recency, T, horizon_days=h) for h in horizons
+        ]
 
     @abc.abstractmethod
     def purchase_probability(
@@ -802,6 +842,13 @@ class BetaGeometricFamily(TransactionModel):
         theta = self.theta(params)
         x, tx, t_obs = validate_rft(frequency, recency, T)
         t = horizon_array(horizon_days, x.shape[0])
+        alive = special.expit(-self._log_odds_dead(theta, x, tx, t_obs))
+        return np.asarray(alive * self._alive_expectation(theta, x, t_obs, t))
+
+    def _alive_expectation(
+        self, theta: FloatArray, x: FloatArray, t_obs: FloatArray, t: FloatArray | float
+    ) -> FloatArray:
+        """E[purchases in (T, T+t] | alive at T]: depends on x and T only, not on t_x."""
         r, alpha, a, b = theta
         if abs(a - 1.0) < 1e-7:
             a = 1.0 + math.copysign(1e-7, a - 1.0)
@@ -817,8 +864,31 @@ class BetaGeometricFamily(TransactionModel):
                 -np.expm1((a - 1.0) * log_1mz + np.log(np.where(hyp > 0, hyp, 1.0))),
                 1.0 - np.exp((a - 1.0) * log_1mz) * hyp,
             )
+        return np.asarray(c / (a - 1.0) * bracket)
+
+    def expected_purchases_curve(
+        self,
+        params: Params,
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,
+        *,
+        horizons: Sequence[float],
+    ) -> list[FloatArray]:
+        """P(alive) once, the alive expectation once per unique (x, T) pair and horizon."""
+        theta = self.theta(params)
+        x, tx, t_obs = validate_rft(frequency, recency, T)
         alive = special.expit(-self._log_odds_dead(theta, x, tx, t_obs))
-        return np.asarray(alive * c / (a - 1.0) * bracket)
+        key = x * (float(t_obs.max(initial=0.0)) + 1.0) + t_obs
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        ux, ut = x[first], t_obs[first]
+        out = []
+        for h in horizons:
+            horizon_array(h, 1)
+            out.append(
+                np.asarray(alive * self._alive_expectation(theta, ux, ut, float(h))[inverse])
+            )
+        return out
 
     def purchase_probability(
         self,

@@ -111,13 +111,34 @@ def discounted_expected_purchases(
         step_days=step_days,
     )
     x, tx, t_obs = validate_rft(frequency, recency, T)
+    return _discounted_and_total(model, params, x, tx, t_obs, ends, factors, discount_rate)[0]
+
+
+def _discounted_and_total(
+    model: TransactionModel,
+    params: Params,
+    x: FloatArray,
+    tx: FloatArray,
+    t_obs: FloatArray,
+    ends: FloatArray,
+    factors: FloatArray,
+    discount_rate: float,
+) -> tuple[FloatArray, FloatArray]:
+    """(discounted expected purchases, expected purchases over the whole horizon).
+
+    The model evaluates its expensive terms once for all step ends
+    (:meth:`~clv_pipeline.models.base.TransactionModel.expected_purchases_curve`); without
+    discounting the increments telescope, so only the horizon itself is evaluated.
+    """
+    if discount_rate == 0:
+        ends, factors = ends[-1:], factors[-1:]
+    curve = model.expected_purchases_curve(params, x, tx, t_obs, horizons=[float(e) for e in ends])
     total = np.zeros(x.shape[0])
     prev = np.zeros(x.shape[0])
-    for end, factor in zip(ends, factors, strict=True):
-        cur = model.expected_purchases(params, x, tx, t_obs, horizon_days=float(end))
+    for cur, factor in zip(curve, factors, strict=True):
         total += (cur - prev) * factor
         prev = cur
-    return total
+    return total, prev
 
 
 def predicted_clv(
@@ -301,6 +322,7 @@ def fit_and_predict(
     penalizer: float = 0.0,
     min_customers: int = 50,
     min_repeat_customers: int = 20,
+    next_purchase: bool = True,
 ) -> ModelRun:
     """Fit transaction + spend models, select one and predict per customer.
 
@@ -314,7 +336,8 @@ def fit_and_predict(
     When data is insufficient or no fit converged, ``data_sufficient`` is False,
     ``selected_model`` None and every per-customer array None (never NaN-filled); the
     reasons are in ``messages``. If only Gamma-Gamma fails, the purchase predictions are
-    kept and ``expected_avg_value``/``predicted_clv`` are None.
+    kept and ``expected_avg_value``/``predicted_clv`` are None. ``next_purchase=False`` skips
+    ``expected_days_to_next_purchase`` (a root search per pattern; None in the result).
     """
     names = _check_options(
         models,
@@ -393,19 +416,19 @@ def fit_and_predict(
     inv = pat.inverse
     with np.errstate(all="ignore"):
         p_alive = model.probability_alive(params, px, ptx, pT)[inv]
-        exp_purch = model.expected_purchases(params, px, ptx, pT, horizon_days=horizon_days)
+        ends, factors = discount_schedule(
+            horizon_days, discount_rate=discount_rate, discount_period=discount_period
+        )
+        disc_pat, exp_purch = _discounted_and_total(
+            model, params, px, ptx, pT, ends, factors, discount_rate
+        )
+        disc = disc_pat[inv]
         prob_active = model.purchase_probability(params, px, ptx, pT, horizon_days=horizon_days)
-        days_next = model.expected_days_to_next_purchase(params, px, ptx, pT)[inv]
-        disc = discounted_expected_purchases(
-            model,
-            params,
-            px,
-            ptx,
-            pT,
-            horizon_days=horizon_days,
-            discount_rate=discount_rate,
-            discount_period=discount_period,
-        )[inv]
+        days_next = (
+            model.expected_days_to_next_purchase(params, px, ptx, pT)[inv]
+            if next_purchase
+            else None
+        )
     avg_value: FloatArray | None = None
     clv: FloatArray | None = None
     if gg_fit is not None and gg_fit.converged:

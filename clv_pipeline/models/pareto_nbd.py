@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -258,11 +259,35 @@ class ParetoNBDModel(TransactionModel):
         theta = self.theta(params)
         x, tx, t_obs = validate_rft(frequency, recency, T)
         t = horizon_array(horizon_days, x.shape[0])
-        r, alpha, s, beta = (float(v) for v in theta)
-        log_h = np.log1p(t / (beta + t_obs))
-        h = log_h if abs(s - 1.0) < 1e-12 else -np.expm1(-(s - 1.0) * log_h) / (s - 1.0)
         alive = np.exp(self._log_p_alive(theta, x, tx, t_obs))
+        return self._given_alive(theta, alive, x, t_obs, t)
+
+    @staticmethod
+    def _given_alive(
+        theta: FloatArray, alive: FloatArray, x: FloatArray, t_obs: FloatArray, t: ArrayLike
+    ) -> FloatArray:
+        r, alpha, s, beta = (float(v) for v in theta)
+        log_h = np.log1p(np.asarray(t) / (beta + t_obs))
+        h = log_h if abs(s - 1.0) < 1e-12 else -np.expm1(-(s - 1.0) * log_h) / (s - 1.0)
         return np.asarray(alive * (r + x) * (beta + t_obs) / (alpha + t_obs) * h)
+
+    def expected_purchases_curve(
+        self,
+        params: Params,
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,
+        *,
+        horizons: Sequence[float],
+    ) -> list[FloatArray]:
+        """P(alive) (the expensive part) once for every horizon."""
+        theta = self.theta(params)
+        x, tx, t_obs = validate_rft(frequency, recency, T)
+        alive = np.exp(self._log_p_alive(theta, x, tx, t_obs))
+        return [
+            self._given_alive(theta, alive, x, t_obs, horizon_array(h, x.shape[0]))
+            for h in horizons
+        ]
 
     def purchase_probability(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -135,13 +136,23 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|")
 
 
-def scan_published(layout: Layout, table_name: str, *, upto: date | None = None) -> pl.LazyFrame:
-    """Lazy scan over every published partition of a table (optionally with date <= ``upto``)."""
+def scan_published(
+    layout: Layout,
+    table_name: str,
+    *,
+    upto: date | None = None,
+    since: date | None = None,
+    days: Collection[date] | None = None,
+) -> pl.LazyFrame:
+    """Lazy scan over the published partitions of a table: all, ``since <= date <= upto``, or
+    only ``days`` (files outside are never opened)."""
     table = TABLES[table_name]
     files = [
         layout.partition_file(table_name, table.partition_key, d)
         for d in layout.published_days(table_name, table.partition_key)
-        if upto is None or d <= upto
+        if (upto is None or d <= upto)
+        and (since is None or d >= since)
+        and (days is None or d in days)
     ]
     if not files:
         return pl.LazyFrame(schema=table.schema)

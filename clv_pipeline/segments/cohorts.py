@@ -21,7 +21,7 @@ from datetime import date
 
 import polars as pl
 
-from clv_pipeline.numeric import exact_mean, exact_sum
+from clv_pipeline.numeric import FIXED, exact_mean
 from clv_pipeline.segments.tables import COHORTS, conform_lazy
 
 
@@ -48,18 +48,29 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
         :data:`~clv_pipeline.segments.tables.COHORTS` columns sorted by cohort_month, channel,
         months_since_acquisition.
     """
-    history = transactions.filter(pl.col("event_date") <= as_of).with_columns(
-        pl.col("channel").cast(pl.String)
+    history = transactions.filter(pl.col("event_date") <= as_of).select(
+        "transaction_id",
+        "customer_id",
+        "occurred_at",
+        "event_date",
+        "amount",
+        "revenue_kind",
+        pl.col("channel").cast(pl.String),
     )
     purchases = history.filter(pl.col("revenue_kind") == "purchase")
+    # the first purchase transaction without sorting the history: earliest time, then id
+    first_at = purchases.group_by("customer_id").agg(pl.col("occurred_at").min().alias("_first"))
     first = (
-        purchases.sort("occurred_at", "transaction_id")
+        purchases.join(first_at, on="customer_id")
+        .filter(pl.col("occurred_at") == pl.col("_first"))
         .group_by("customer_id")
         .agg(
-            pl.col("event_date").first().dt.month_start().alias("cohort_month"),
-            pl.col("channel").first().fill_null("unknown").alias("channel"),
+            pl.col("event_date").min().dt.month_start().alias("cohort_month"),
+            pl.col("channel").sort_by("transaction_id").first().fill_null("unknown"),
         )
         .join(clv.select("customer_id", "predicted_clv"), on="customer_id", how="left")
+        .collect()  # used four times below: computed once (polars would repeat it per use)
+        .lazy()
     )
     any_channel = purchases.select(pl.col("channel").is_not_null().any().alias("_any"))
     per_channel = (
@@ -81,23 +92,27 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
             0, as_of_index - _month_index(pl.col("cohort_month")) + 1, dtype=pl.Int64
         ).alias("months_since_acquisition")
     ).explode("months_since_acquisition")
-    activity = (
+    # one row per customer and calendar month first (bought at all?, net revenue in fixed
+    # point), then per cohort: counting customers is a sum, not a distinct count
+    per_month = (
         history.filter(pl.col("revenue_kind").is_in(["purchase", "refund"]))
-        .select("customer_id", "event_date", "amount", "revenue_kind")
-        .join(members.select("customer_id", "cohort_month", "channel"), on="customer_id")
+        .group_by("customer_id", _month_index(pl.col("event_date")).alias("_month"))
+        .agg(
+            (pl.col("revenue_kind") == "purchase").any().alias("_bought"),
+            pl.col("amount").cast(FIXED).sum().alias("_revenue"),
+        )
+    )
+    activity = (
+        per_month.join(members.select("customer_id", "cohort_month", "channel"), on="customer_id")
         .with_columns(
-            (_month_index(pl.col("event_date")) - _month_index(pl.col("cohort_month"))).alias(
+            (pl.col("_month") - _month_index(pl.col("cohort_month"))).alias(
                 "months_since_acquisition"
             )
         )
         .group_by("cohort_month", "channel", "months_since_acquisition")
         .agg(
-            pl.col("customer_id")
-            .filter(pl.col("revenue_kind") == "purchase")
-            .n_unique()
-            .cast(pl.Int64)
-            .alias("active_customers"),
-            exact_sum(pl.col("amount")).alias("revenue"),
+            pl.col("_bought").sum().cast(pl.Int64).alias("active_customers"),
+            pl.col("_revenue").sum().cast(pl.Float64).alias("revenue"),
         )
     )
     out = (

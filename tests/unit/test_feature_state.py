@@ -59,7 +59,7 @@ def test_incremental_state_equals_full_recompute(rows: list, as_of_offset: int) 
     for offset in range(as_of_offset + 1):
         day = START + timedelta(days=offset)
         today = summarise_transactions(tx.filter(pl.col("event_date") == day))
-        state = today if state is None else merge_states(state, today)
+        state = today if state is None else merge_states(state, today).collect().lazy()
     assert state is not None
     incremental = features_from_state(state, as_of=as_of).collect()
     full = compute_features(tx, as_of=as_of).collect()
@@ -80,7 +80,7 @@ def test_late_row_is_absorbed_by_rebuilding_from_its_day() -> None:
         state = base
         for day in upto:
             today = summarise_transactions(tx.filter(pl.col("event_date") == day))
-            state = today if state is None else merge_states(state, today)
+            state = today if state is None else merge_states(state, today).collect().lazy()
         assert state is not None
         return state
 

@@ -121,3 +121,18 @@ def test_predictions_monotone_and_bounded(module, bg_params, pareto_params):
     assert np.all(np.diff(ep) > 0) and np.all(np.diff(pp) > 0)
     alive = module.probability_alive(params, x, tx, t_obs)[0]
     assert pp[-1] <= alive + 1e-12
+
+
+@pytest.mark.parametrize("module", [bgnbd, mbgnbd, pareto_nbd])
+def test_expected_purchases_curve_equals_one_call_per_horizon(module, bg_params, pareto_params):
+    params = pareto_params if module is pareto_nbd else bg_params
+    rng = np.random.default_rng(3)
+    t_obs = rng.integers(1, 700, 400).astype(float)
+    x = rng.integers(0, 40, 400).astype(float)
+    tx = np.where(x > 0, np.floor(rng.uniform(0, 1, 400) * t_obs), 0.0)
+    x[:50], t_obs[:50], tx[:50] = 3.0, 300.0, np.linspace(1, 300, 50)  # same (x, T), other t_x
+    horizons = [30.4, 91.3, 365.0]
+    curve = module.MODEL.expected_purchases_curve(params, x, tx, t_obs, horizons=horizons)
+    for h, got in zip(horizons, curve, strict=True):
+        want = module.expected_purchases(params, x, tx, t_obs, horizon_days=h)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)

@@ -178,17 +178,21 @@ def test_bad_options() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_result():
+def demo_history() -> pl.DataFrame:
     end = date(2025, 6, 30)
     history = generate_history(n_customers=600, days=300, end=end, seed=1)
-    frame = history.with_columns(
+    return history.with_columns(
         pl.col("occurred_at").dt.date().alias("event_date"),
         pl.when(pl.col("amount") > 0)
         .then(pl.lit("purchase"))
         .otherwise(pl.lit("refund"))
         .alias("revenue_kind"),
     )
-    return run_backtest(frame.lazy(), as_of=end, holdout_days=90)
+
+
+@pytest.fixture(scope="module")
+def demo_result(demo_history: pl.DataFrame):
+    return run_backtest(demo_history.lazy(), as_of=date(2025, 6, 30), holdout_days=90)
 
 
 def test_sufficient_data_gives_finite_metrics(demo_result) -> None:
@@ -240,3 +244,23 @@ def test_models_param_accepts_single_string() -> None:
 def test_calibration_end_is_as_of_minus_holdout() -> None:
     res = run_backtest(validated(HAND), as_of=AS_OF, holdout_days=20)
     assert res.metrics["calibration_end"][0] == AS_OF - timedelta(days=20)
+
+
+def test_sample_share_scores_a_deterministic_subset(demo_history) -> None:
+    from clv_pipeline.report.backtest import in_sample
+
+    history = demo_history.lazy()
+    as_of = date(2025, 6, 30)
+    half = run_backtest(history, as_of=as_of, sample_share=0.5, models=("bgnbd",))
+    again = run_backtest(history, as_of=as_of, sample_share=0.5, models=("bgnbd",))
+    full = run_backtest(history, as_of=as_of, models=("bgnbd",))
+    n_half = half.metrics["n_customers"].max()
+    assert (
+        0.4 * full.metrics["n_customers"].max() < n_half < 0.6 * full.metrics["n_customers"].max()
+    )
+    assert half.metrics.equals(again.metrics)
+    assert any("sample" in m for m in half.messages)
+    chosen = demo_history.filter(in_sample(0.5))["customer_id"].unique()
+    assert chosen.len() < demo_history["customer_id"].n_unique()
+    with pytest.raises(ValueError, match="sample_share"):
+        run_backtest(history, as_of=as_of, sample_share=0.0)

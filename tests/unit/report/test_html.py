@@ -6,6 +6,7 @@ import re
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -178,3 +179,15 @@ def test_write_report_is_atomic_and_publishes_both_paths(tmp_path: Path) -> None
     assert dated == tmp_path / "warehouse" / "reports" / "as_of=2024-04-10" / "report.html"
     assert latest == tmp_path / "warehouse" / "reports" / "latest" / "report.html"
     assert dated.read_text() == latest.read_text() == "<html>x</html>"
+
+
+def test_clv_histogram_is_binned_not_one_value_per_customer() -> None:
+    from clv_pipeline.report.charts import clv_distribution
+
+    values = np.random.default_rng(1).gamma(2.0, 50.0, 200_000)
+    figure = clv_distribution(pl.DataFrame({"predicted_clv": values}))
+    bars = figure.data[0]
+    assert bars.type == "bar" and len(bars.y) == 40
+    cap = np.quantile(values, 0.99, method="nearest")
+    assert int(np.sum(bars.y)) == int((values <= cap).sum())
+    assert len(figure.to_json()) < 20_000  # independent of the number of customers
