@@ -78,7 +78,7 @@ def fingerprints(layout: Layout, *, upto: date) -> dict[str, str]:
 def read_provenance(path: Path) -> dict[str, object] | None:
     """The provenance record of a published state file (None when absent or unreadable)."""
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        metadata = pq.read_metadata(path).metadata or {}
         record = json.loads(metadata[META_KEY])
     except (OSError, KeyError, ValueError):
         return None

@@ -44,7 +44,7 @@ def content_digest(frame: pl.DataFrame) -> str:
 
 def stored_digest(path: Path) -> str | None:
     """The content digest in a published file's footer (None for files without one)."""
-    metadata = pq.read_schema(path).metadata or {}
+    metadata = pq.read_metadata(path).metadata or {}
     value = metadata.get(DIGEST_KEY.encode())
     return value.decode() if value else None
 
