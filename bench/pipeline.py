@@ -379,10 +379,14 @@ def main() -> None:
     )
     figures: dict[str, Any] = {"machine": machine(), "size": args.size, "as_of": str(AS_OF)}
     print(f"machine: {figures['machine']}")
+    seed_file = home / "bench-seed.json"
     if not args.reuse:
         print(f"seeding {tx:,} transactions / {cust:,} customers in {home} ...", flush=True)
         figures["seed"] = seed(home, tx, cust, args.new_share, args.seed)
+        seed_file.write_text(json.dumps(figures["seed"]))
         print(f"  {figures['seed']}")
+    elif seed_file.exists():
+        figures["seed"] = json.loads(seed_file.read_text())
     if not args.skip_stages:
         print("stages (one process, one after the other):", flush=True)
         child = subprocess.run(

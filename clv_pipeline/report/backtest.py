@@ -405,7 +405,7 @@ def run_backtest(
             pl.col("actual_purchases").fill_null(0), pl.col("actual_value").fill_null(0.0)
         )
         .sort("customer_id")
-        .collect()
+        .collect(engine="streaming")
     )
     n = feats.height
     x = feats["frequency"].to_numpy().astype(np.int64)

@@ -69,7 +69,7 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
             pl.col("channel").sort_by("transaction_id").first().fill_null("unknown"),
         )
         .join(clv.select("customer_id", "predicted_clv"), on="customer_id", how="left")
-        .collect()  # used four times below: computed once (polars would repeat it per use)
+        .collect(engine="streaming")  # used four times below: computed once, not per use
         .lazy()
     )
     any_channel = purchases.select(pl.col("channel").is_not_null().any().alias("_any"))

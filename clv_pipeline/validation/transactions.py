@@ -167,7 +167,8 @@ def validate_transactions(
     seen = typed.select(pl.col("_tid").alias("transaction_id"), pl.col(DAY).alias("event_date"))
     if earlier is not None:
         ids = typed.get_column("_tid").drop_nulls().unique().to_frame("transaction_id")
-        past = earlier.join(ids.lazy(), on="transaction_id", how="semi").collect()
+        # streams the history's ids: memory stays flat however long the history is
+        past = earlier.join(ids.lazy(), on="transaction_id", how="semi").collect(engine="streaming")
         seen = pl.concat([seen, past.select(seen.columns)], how="vertical_relaxed")
     first_day = seen.group_by("transaction_id").agg(pl.col("event_date").min().alias("_first_day"))
     typed = typed.join(
