@@ -435,6 +435,19 @@ def render(figures: dict[str, Any]) -> str:
             lines.append(
                 f"| **`clv run` ({label})** | **{run['wall_s']:.1f}** | **{run['peak_rss_mb']:,}** | | |"
             )
+    stages = {row["stage"]: row["wall_s"] for row in figures.get("stages", [])}
+    full, inc = (
+        stages.get("customer_state: full recompute"),
+        stages.get("customer_state: incremental"),
+    )
+    if full and inc:
+        lines += [
+            "",
+            f"customer_state incremental / full recompute: {inc / full:.2f} ({full / inc:.1f}x)",
+        ]
+    if "run_full" in figures and "run_incremental" in figures:
+        a, b = figures["run_full"]["wall_s"], figures["run_incremental"]["wall_s"]
+        lines.append(f"daily run incremental / full recompute: {b / a:.2f}")
     return "\n".join(lines)
 
 
