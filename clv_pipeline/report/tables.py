@@ -64,7 +64,12 @@ MODEL_BACKTEST = Table(
             "Metric value; null when undefined (insufficient data, no variation), never NaN.",
             nullable=True,
         ),
-        Column("n_customers", pl.Int64(), "Calibration customers evaluated.", "count"),
+        Column(
+            "n_customers",
+            pl.Int64(),
+            "Calibration customers evaluated (a hash sample above CLV_BACKTEST_MAX_CUSTOMERS).",
+            "count",
+        ),
         Column(
             "note",
             pl.String(),
