@@ -557,12 +557,24 @@ class TransactionModel(abc.ABC):
         """Moment-based starting values."""
 
     @abc.abstractmethod
+    def _p_alive(
+        self, theta: FloatArray, x: FloatArray, tx: FloatArray, T: FloatArray
+    ) -> FloatArray:
+        """P(alive at T | x, t_x, T) on validated arrays."""
+
+    @abc.abstractmethod
+    def _alive_expectation(
+        self, theta: FloatArray, x: FloatArray, T: FloatArray, t: FloatArray | float
+    ) -> FloatArray:
+        """E[purchases in (T, T+t] | alive at T, x, T]: depends on x and T only, not on t_x."""
+
     def probability_alive(
         self, params: Params, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
     ) -> FloatArray:
-        """P(customer still alive at T | x, t_x, T)."""
+        """P(customer still alive at T | x, t_x, T) (the model's ``_p_alive``)."""
+        x, tx, t_obs = validate_rft(frequency, recency, T)
+        return np.asarray(self._p_alive(self.theta(params), x, tx, t_obs))
 
-    @abc.abstractmethod
     def expected_purchases(
         self,
         params: Params,
@@ -572,7 +584,14 @@ class TransactionModel(abc.ABC):
         *,
         horizon_days: float | ArrayLike,
     ) -> FloatArray:
-        """E[number of purchases in (T, T + horizon_days] | x, t_x, T]."""
+        """E[number of purchases in (T, T + horizon_days] | x, t_x, T] =
+        P(alive) x the model's ``_alive_expectation``."""
+        theta = self.theta(params)
+        x, tx, t_obs = validate_rft(frequency, recency, T)
+        t = horizon_array(horizon_days, x.shape[0])
+        return np.asarray(
+            self._p_alive(theta, x, tx, t_obs) * self._alive_expectation(theta, x, t_obs, t)
+        )
 
     def expected_purchases_curve(
         self,
@@ -583,9 +602,20 @@ class TransactionModel(abc.ABC):
         *,
         horizons: Sequence[float],
     ) -> list[FloatArray]:
-        """:meth:`expected_purchases` at several scalar horizons (models share the work)."""
+        """:meth:`expected_purchases` at several scalar horizons, sharing the work: P(alive)
+        once, the alive expectation once per unique (x, T) pair and horizon."""
+        theta = self.theta(params)
+        x, tx, t_obs = validate_rft(frequency, recency, T)
+        alive = self._p_alive(theta, x, tx, t_obs)
+        key = x * (float(t_obs.max(initial=0.0)) + 1.0) + t_obs
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        ux, ut = x[first], t_obs[first]
         return [
-            self.expected_purchases(params, frequency, recency, T, horizon_days=h) for h in horizons
+            np.asarray(
+                alive
+                * self._alive_expectation(theta, ux, ut, float(horizon_array(h, 1)[0]))[inverse]
+            )
+            for h in horizons
         ]
 
     @abc.abstractmethod
@@ -808,29 +838,21 @@ class BetaGeometricFamily(TransactionModel):
         val = math.log(a) - np.log(denom) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
         return np.where(has, val, -np.inf)
 
-    def probability_alive(
-        self, params: Params, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    def _p_alive(
+        self, theta: FloatArray, x: FloatArray, tx: FloatArray, T: FloatArray
     ) -> FloatArray:
         r"""P(alive at T): :math:`1/(1+\delta\frac{a}{b+x-1+\sigma}
         (\frac{\alpha+T}{\alpha+t_x})^{r+x})` (FHL 2005 eq. 13), via ``expit``."""
-        theta = self.theta(params)
-        x, tx, t_obs = validate_rft(frequency, recency, T)
-        return np.asarray(special.expit(-self._log_odds_dead(theta, x, tx, t_obs)))
+        return np.asarray(special.expit(-self._log_odds_dead(theta, x, tx, T)))
 
-    def expected_purchases(
-        self,
-        params: Params,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        *,
-        horizon_days: float | ArrayLike,
+    def _alive_expectation(
+        self, theta: FloatArray, x: FloatArray, T: FloatArray, t: FloatArray | float
     ) -> FloatArray:
-        r"""Conditional expected purchases in :math:`(T, T+t]` (FHL 2005 eq. 10).
+        r"""Expected purchases in :math:`(T, T+t]` of an alive customer (FHL 2005 eq. 10).
 
-        Computed as :math:`P(\text{alive})\,E[(1-e^{-\lambda p t})/p]` under the alive
-        posterior :math:`\lambda\sim\Gamma(r+x,\alpha+T)`, :math:`p\sim
-        \mathrm{Beta}(a, b')`, :math:`b'=b+x+\sigma`:
+        :math:`E[(1-e^{-\lambda p t})/p]` under the alive posterior
+        :math:`\lambda\sim\Gamma(r+x,\alpha+T)`, :math:`p\sim\mathrm{Beta}(a, b')`,
+        :math:`b'=b+x+\sigma`:
 
         .. math:: \frac{a+b'-1}{a-1}\Big[1-(1-z)^{a-1}\,
                   {}_2F_1(a+b'-1-r-x,\ a-1;\ a+b'-1;\ z)\Big],\quad z=\frac{t}{\alpha+T+t},
@@ -839,22 +861,12 @@ class BetaGeometricFamily(TransactionModel):
         transformation (no overflow for large ``x``). ``a`` within 1e-7 of 1 is nudged by
         1e-7 (removable singularity).
         """
-        theta = self.theta(params)
-        x, tx, t_obs = validate_rft(frequency, recency, T)
-        t = horizon_array(horizon_days, x.shape[0])
-        alive = special.expit(-self._log_odds_dead(theta, x, tx, t_obs))
-        return np.asarray(alive * self._alive_expectation(theta, x, t_obs, t))
-
-    def _alive_expectation(
-        self, theta: FloatArray, x: FloatArray, t_obs: FloatArray, t: FloatArray | float
-    ) -> FloatArray:
-        """E[purchases in (T, T+t] | alive at T]: depends on x and T only, not on t_x."""
         r, alpha, a, b = theta
         if abs(a - 1.0) < 1e-7:
             a = 1.0 + math.copysign(1e-7, a - 1.0)
         b_post = b + x + self._shift
         c = a + b_post - 1.0
-        z = t / (alpha + t_obs + t)
+        z = t / (alpha + T + t)
         with np.errstate(divide="ignore"):
             log_1mz = np.log1p(-z)
         hyp = special.hyp2f1(c - r - x, a - 1.0, c, z)
@@ -865,30 +877,6 @@ class BetaGeometricFamily(TransactionModel):
                 1.0 - np.exp((a - 1.0) * log_1mz) * hyp,
             )
         return np.asarray(c / (a - 1.0) * bracket)
-
-    def expected_purchases_curve(
-        self,
-        params: Params,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        *,
-        horizons: Sequence[float],
-    ) -> list[FloatArray]:
-        """P(alive) once, the alive expectation once per unique (x, T) pair and horizon."""
-        theta = self.theta(params)
-        x, tx, t_obs = validate_rft(frequency, recency, T)
-        alive = special.expit(-self._log_odds_dead(theta, x, tx, t_obs))
-        key = x * (float(t_obs.max(initial=0.0)) + 1.0) + t_obs
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        ux, ut = x[first], t_obs[first]
-        out = []
-        for h in horizons:
-            horizon_array(h, 1)
-            out.append(
-                np.asarray(alive * self._alive_expectation(theta, ux, ut, float(h))[inverse])
-            )
-        return out
 
     def purchase_probability(
         self,
@@ -910,5 +898,5 @@ class BetaGeometricFamily(TransactionModel):
         x, tx, t_obs = validate_rft(frequency, recency, T)
         t = horizon_array(horizon_days, x.shape[0])
         r, alpha = theta[0], theta[1]
-        alive = special.expit(-self._log_odds_dead(theta, x, tx, t_obs))
+        alive = self._p_alive(theta, x, tx, t_obs)
         return np.asarray(alive * -np.expm1(-(r + x) * np.log1p(t / (alpha + t_obs))))

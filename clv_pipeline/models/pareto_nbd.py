@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -232,62 +231,26 @@ class ParetoNBDModel(TransactionModel):
         log_t2 = math.log(s) + log_g1 + _log1mexp(log_g2 - log_g1)
         return np.asarray(log_t1 - np.logaddexp(log_t1, log_t2))
 
-    def probability_alive(
-        self, params: Params, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    def _p_alive(
+        self, theta: FloatArray, x: FloatArray, tx: FloatArray, T: FloatArray
     ) -> FloatArray:
         r"""P(alive at T) = first likelihood term / bracket of eq. 19 (note eq. 27)."""
-        theta = self.theta(params)
-        x, tx, t_obs = validate_rft(frequency, recency, T)
-        return np.exp(self._log_p_alive(theta, x, tx, t_obs))
+        return np.exp(self._log_p_alive(theta, x, tx, T))
 
-    def expected_purchases(
-        self,
-        params: Params,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        *,
-        horizon_days: float | ArrayLike,
+    def _alive_expectation(
+        self, theta: FloatArray, x: FloatArray, T: FloatArray, t: FloatArray | float
     ) -> FloatArray:
-        r"""Conditional expected purchases in :math:`(T, T+t]` (note eq. 41).
+        r"""Expected purchases in :math:`(T, T+t]` of an alive customer (note eq. 41).
 
-        .. math:: P(\text{alive})\,\frac{(r+x)(\beta+T)}{(\alpha+T)(s-1)}
+        .. math:: \frac{(r+x)(\beta+T)}{(\alpha+T)(s-1)}
                   \Big[1-\Big(\frac{\beta+T}{\beta+T+t}\Big)^{s-1}\Big]
 
         with the :math:`s\to1` limit :math:`\log(1+t/(\beta+T))` handled by ``expm1``.
         """
-        theta = self.theta(params)
-        x, tx, t_obs = validate_rft(frequency, recency, T)
-        t = horizon_array(horizon_days, x.shape[0])
-        alive = np.exp(self._log_p_alive(theta, x, tx, t_obs))
-        return self._given_alive(theta, alive, x, t_obs, t)
-
-    @staticmethod
-    def _given_alive(
-        theta: FloatArray, alive: FloatArray, x: FloatArray, t_obs: FloatArray, t: ArrayLike
-    ) -> FloatArray:
         r, alpha, s, beta = (float(v) for v in theta)
-        log_h = np.log1p(np.asarray(t) / (beta + t_obs))
+        log_h = np.log1p(t / (beta + T))
         h = log_h if abs(s - 1.0) < 1e-12 else -np.expm1(-(s - 1.0) * log_h) / (s - 1.0)
-        return np.asarray(alive * (r + x) * (beta + t_obs) / (alpha + t_obs) * h)
-
-    def expected_purchases_curve(
-        self,
-        params: Params,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        *,
-        horizons: Sequence[float],
-    ) -> list[FloatArray]:
-        """P(alive) (the expensive part) once for every horizon."""
-        theta = self.theta(params)
-        x, tx, t_obs = validate_rft(frequency, recency, T)
-        alive = np.exp(self._log_p_alive(theta, x, tx, t_obs))
-        return [
-            self._given_alive(theta, alive, x, t_obs, horizon_array(h, x.shape[0]))
-            for h in horizons
-        ]
+        return np.asarray((r + x) * (beta + T) / (alpha + T) * h)
 
     def purchase_probability(
         self,
@@ -354,7 +317,7 @@ class ParetoNBDModel(TransactionModel):
         theta = self.theta(params)
         x, tx, t_obs = validate_rft(frequency, recency, T)
         r, alpha, s, beta = (float(v) for v in theta)
-        c = np.exp(self._log_p_alive(theta, x, tx, t_obs)) * (r + x) * (beta + t_obs)
+        c = self._p_alive(theta, x, tx, t_obs) * (r + x) * (beta + t_obs)
         c = c / (alpha + t_obs)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if abs(s - 1.0) < 1e-12:
