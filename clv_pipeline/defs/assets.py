@@ -158,51 +158,6 @@ def validated_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) ->
     )
 
 
-@dg.asset(
-    group_name=SNAPSHOT,
-    partitions_def=clv_daily_partition,
-    deps=[validated_transactions],
-    kinds={"polars", "parquet"},
-    check_specs=table_check_specs("customer_state"),
-    description="Running per-customer summary: yesterday's state + today's validated rows "
-    "(full recompute when inputs changed or every CLV_STATE_FULL_EVERY_DAYS).",
-)
-def customer_state(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
-    yield from _published(
-        context, "customer_state", lambda: pipeline.build_customer_state(clv, _as_of(context))
-    )
-
-
-@dg.asset(
-    group_name=SNAPSHOT,
-    partitions_def=clv_daily_partition,
-    deps=[customer_state],
-    kinds={"polars", "parquet"},
-    check_specs=table_check_specs("customer_features"),
-    description="Per-customer frequency, recency, T (days) and spend as of the partition date.",
-)
-def customer_features(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
-    yield from _published(
-        context, "customer_features", lambda: pipeline.build_customer_features(clv, _as_of(context))
-    )
-
-
-@dg.multi_asset(
-    group_name=SNAPSHOT,
-    partitions_def=clv_daily_partition,
-    specs=[
-        dg.AssetSpec("model_params", deps=["customer_features"], kinds={"scipy", "parquet"}),
-        dg.AssetSpec("customer_clv", deps=["customer_features"], kinds={"scipy", "parquet"}),
-    ],
-    check_specs=[*table_check_specs("model_params"), *table_check_specs("customer_clv")],
-    description="Fit BG/NBD / Pareto/NBD + Gamma-Gamma; per-customer historic, formula, predicted CLV.",
-)
-def customer_clv(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
-    yield from _published(
-        context, "customer_clv", lambda: pipeline.build_customer_clv(clv, _as_of(context))[0]
-    )
-
-
 def _snapshot_asset(
     name: str, step: Callable[[ClvConfig, date], StepResult], deps: list[Any], description: str
 ) -> dg.AssetsDefinition:
@@ -221,6 +176,37 @@ def _snapshot_asset(
         yield from _published(context, name, lambda: step(clv, _as_of(context)))
 
     return _asset
+
+
+customer_state = _snapshot_asset(
+    "customer_state",
+    pipeline.build_customer_state,
+    [validated_transactions],
+    "Running per-customer summary: yesterday's state + today's validated rows "
+    "(full recompute when inputs changed or every CLV_STATE_FULL_EVERY_DAYS).",
+)
+customer_features = _snapshot_asset(
+    "customer_features",
+    pipeline.build_customer_features,
+    [customer_state],
+    "Per-customer frequency, recency, T (days) and spend as of the partition date.",
+)
+
+
+@dg.multi_asset(
+    group_name=SNAPSHOT,
+    partitions_def=clv_daily_partition,
+    specs=[
+        dg.AssetSpec("model_params", deps=["customer_features"], kinds={"scipy", "parquet"}),
+        dg.AssetSpec("customer_clv", deps=["customer_features"], kinds={"scipy", "parquet"}),
+    ],
+    check_specs=[*table_check_specs("model_params"), *table_check_specs("customer_clv")],
+    description="Fit BG/NBD / Pareto/NBD + Gamma-Gamma; per-customer historic, formula, predicted CLV.",
+)
+def customer_clv(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    yield from _published(
+        context, "customer_clv", lambda: pipeline.build_customer_clv(clv, _as_of(context))[0]
+    )
 
 
 CLV = dg.AssetKey("customer_clv")
