@@ -125,8 +125,10 @@ def _tx_per_customer(target: float, seed: int) -> float:
 def _validated(raw: pl.DataFrame, block: int) -> pl.DataFrame:
     """Type a generated block as validated_transactions (validation's rules, vectorised)."""
     from clv_pipeline.schema import VALIDATED_TRANSACTIONS
+    from clv_pipeline.validation.rules import ValidationRules
+    from clv_pipeline.validation.transactions import revenue_kind
 
-    revenue = pl.col("status").is_in(["completed", "refunded"])
+    non_revenue = ValidationRules().non_revenue_statuses
     return raw.select(
         pl.format("B{}{}", pl.lit(f"{block:03d}"), pl.col("transaction_id")).alias(
             "transaction_id"
@@ -135,12 +137,7 @@ def _validated(raw: pl.DataFrame, block: int) -> pl.DataFrame:
         pl.col("occurred_at"),
         pl.col("occurred_at").dt.date().alias("event_date"),
         pl.col("amount"),
-        pl.when(revenue & (pl.col("amount") > 0))
-        .then(pl.lit("purchase"))
-        .when(revenue & (pl.col("amount") < 0))
-        .then(pl.lit("refund"))
-        .otherwise(pl.lit("ignored"))
-        .alias("revenue_kind"),
+        revenue_kind(pl.col("status"), pl.col("amount"), non_revenue).alias("revenue_kind"),
         "currency",
         "quantity",
         "status",

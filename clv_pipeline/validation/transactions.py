@@ -19,6 +19,7 @@ the amount is zero, else ``purchase`` (amount > 0) or ``refund`` (amount < 0).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -129,6 +130,17 @@ def _merge(parse_reason: str | None, suite_reasons: list[str]) -> str | None:
     return "; ".join(dict.fromkeys(reasons)) or None
 
 
+def revenue_kind(status: pl.Expr, amount: pl.Expr, non_revenue: Sequence[str]) -> pl.Expr:
+    """``ignored`` (non-revenue status or zero amount), else ``purchase`` (> 0) or ``refund``."""
+    return (
+        pl.when(status.is_in(list(non_revenue)) | (amount == 0))
+        .then(pl.lit("ignored"))
+        .when(amount > 0)
+        .then(pl.lit("purchase"))
+        .otherwise(pl.lit("refund"))
+    )
+
+
 def validate_transactions(
     raw: pl.DataFrame,
     *,
@@ -198,7 +210,7 @@ def validate_transactions(
     for i in set(suite.row_reasons) | set(parsed.is_not_null().arg_true().to_list()):
         reasons[i] = _merge(reasons[i], suite.row_reasons.get(i, []))
     typed = typed.with_columns(pl.Series("reason", reasons, dtype=pl.String))
-    non_revenue = list(rules.non_revenue_statuses)
+    non_revenue = rules.non_revenue_statuses
     clean = typed.filter(pl.col("reason").is_null()).select(
         pl.col(DAY),
         pl.col("_tid").alias("transaction_id"),
@@ -206,12 +218,7 @@ def validate_transactions(
         pl.col("_ts").alias("occurred_at"),
         pl.col("_event_date").alias("event_date"),
         pl.col("_amount").alias("amount"),
-        pl.when(pl.col("_status").is_in(non_revenue) | (pl.col("_amount") == 0))
-        .then(pl.lit("ignored"))
-        .when(pl.col("_amount") > 0)
-        .then(pl.lit("purchase"))
-        .otherwise(pl.lit("refund"))
-        .alias("revenue_kind"),
+        revenue_kind(pl.col("_status"), pl.col("_amount"), non_revenue).alias("revenue_kind"),
         pl.col("_currency").alias("currency"),
         pl.col("_qty").alias("quantity"),
         pl.col("_status").alias("status"),
