@@ -202,7 +202,7 @@ def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
         layout, as_of, full_every_days=config.state_full_every_days, rebuild=config.state_rebuild
     )
     if plan.base is None:
-        state = summarise_transactions(scan_published(layout, "validated_transactions", upto=as_of))
+        state = summarise_transactions(_history(config, as_of))
     else:
         new_rows = scan_published(layout, "validated_transactions", days=set(plan.days))
         state = merge_states(

@@ -70,8 +70,11 @@ def fingerprints(layout: Layout, *, upto: date) -> dict[str, str]:
         if day > upto:
             break
         path = layout.partition_file("validated_transactions", "date", day)
-        stat = path.stat()
-        out[day.isoformat()] = stored_digest(path) or f"{stat.st_size}:{stat.st_mtime_ns}"
+        digest = stored_digest(path)
+        if digest is None:
+            stat = path.stat()
+            digest = f"{stat.st_size}:{stat.st_mtime_ns}"
+        out[day.isoformat()] = digest
     return out
 
 
