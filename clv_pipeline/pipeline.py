@@ -32,7 +32,6 @@ from clv_pipeline.publish.warehouse import (
     publish_table,
     read_published,
     scan_published,
-    scan_published_partition,
 )
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
@@ -206,7 +205,7 @@ def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
     else:
         new_rows = scan_published(layout, "validated_transactions", days=set(plan.days))
         state = merge_states(
-            scan_published_partition(layout, "customer_state", plan.base),
+            _state(config, plan.base),
             summarise_transactions(new_rows),
         )
     frame = (

@@ -164,12 +164,3 @@ def read_published(layout: Layout, table_name: str, day: date) -> pl.DataFrame |
     table = TABLES[table_name]
     path = layout.partition_file(table_name, table.partition_key, day)
     return pl.read_parquet(path) if path.exists() else None
-
-
-def scan_published_partition(layout: Layout, table_name: str, day: date) -> pl.LazyFrame:
-    """Lazy scan of one published partition (it must exist)."""
-    table = TABLES[table_name]
-    path = layout.partition_file(table_name, table.partition_key, day)
-    if not path.exists():
-        raise PublishError(f"{table_name} {day} is not published ({path})")
-    return pl.scan_parquet(path)
