@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from clv_pipeline.contract import Column, Table
+from clv_pipeline.numeric import FIXED
 from clv_pipeline.report.tables import REPORT_TABLES
 from clv_pipeline.segments.tables import SEGMENT_TABLES
 
@@ -91,7 +92,7 @@ _KEY = (
     Column("as_of", pl.Date(), "Snapshot date: only rows with event_date <= as_of are used."),
 )
 
-MONEY = pl.Decimal(38, 9)  # fixed point: sums are exact and independent of row order
+MONEY = FIXED  # fixed point: sums are exact and independent of row order (numeric.py)
 
 CUSTOMER_STATE = Table(
     "customer_state",
