@@ -16,23 +16,11 @@ from datetime import date
 
 import polars as pl
 
-from clv_pipeline.schema import CUSTOMER_FEATURES, MONEY
+from clv_pipeline.schema import CUSTOMER_FEATURES, CUSTOMER_STATE, MONEY
 
 _DAYS = pl.duration(days=1)
-STATE_COLUMNS = (
-    "customer_id",
-    "first_day",
-    "previous_day",
-    "last_day",
-    "first_purchase_at",
-    "last_purchase_at",
-    "n_transactions",
-    "n_purchase_days",
-    "gross_revenue",
-    "first_day_total",
-    "refund_amount",
-    "n_refunds",
-)
+#: ``customer_state`` without its ``as_of`` (a state is dated when it is published).
+STATE_COLUMNS = tuple(name for name in CUSTOMER_STATE.names if name != "as_of")
 
 
 def compute_features(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from clv_pipeline.parquet import stored_digest
 from clv_pipeline.paths import Layout
-from clv_pipeline.publish.warehouse import stored_digest
 
 STATE_VERSION = "2"  # bump when the state's columns or rules change: older states are not reused
 META_KEY = b"clv.customer_state"

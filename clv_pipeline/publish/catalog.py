@@ -26,8 +26,8 @@ import duckdb
 
 from clv_pipeline.errors import PublishError
 from clv_pipeline.faults import failpoint
+from clv_pipeline.parquet import fsync_dir
 from clv_pipeline.paths import PART_FILE, Layout
-from clv_pipeline.publish.files import fsync_dir
 from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
 
 MANIFEST = "_manifest.json"

@@ -1,56 +1,6 @@
-"""Atomic parquet writes: hidden temp file on the same filesystem, fsync, ``os.replace``."""
+"""Atomic parquet writes, kept importable here; they live in the leaf :mod:`clv_pipeline.parquet`
+so that ``sources`` can write landing files without importing ``publish``."""
 
-from __future__ import annotations
+from clv_pipeline.parquet import ROW_GROUP_SIZE, fsync_dir, write_parquet, write_parquet_atomic
 
-import os
-import uuid
-from pathlib import Path
-
-import polars as pl
-
-ROW_GROUP_SIZE = 256 * 1024
-
-
-def write_parquet_atomic(frame: pl.DataFrame, target: Path) -> Path:
-    """Write ``frame`` to ``target`` so readers see the old file or the new one, never a part.
-
-    zstd compression, column statistics on, row groups of 256k rows.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        write_parquet(frame, tmp)
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-def write_parquet(frame: pl.DataFrame, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write and fsync one parquet file (not atomic by itself); ``metadata`` goes in the footer.
-
-    polars' multi-threaded writer: about twice as fast as ``pyarrow.parquet.write_table`` on a
-    million-row table, and smaller files.
-    """
-    frame.write_parquet(
-        path,
-        compression="zstd",
-        statistics=True,
-        row_group_size=ROW_GROUP_SIZE,
-        metadata=metadata or None,
-    )
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def fsync_dir(folder: Path) -> None:
-    """Persist a rename in ``folder`` (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["ROW_GROUP_SIZE", "fsync_dir", "write_parquet", "write_parquet_atomic"]

@@ -10,7 +10,6 @@ previously published file untouched. The DuckDB commit point is separate (``cata
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Collection
@@ -24,29 +23,12 @@ import pyarrow.parquet as pq
 
 from clv_pipeline.errors import PublishError
 from clv_pipeline.faults import failpoint
+from clv_pipeline.parquet import DIGEST_KEY, content_digest, fsync_dir, write_parquet
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.audit import audit_table
-from clv_pipeline.publish.files import fsync_dir, write_parquet
 from clv_pipeline.schema import TABLES, conform
 
-DIGEST_KEY = "clv.content_digest"
 DIGESTED_TABLES = frozenset({"validated_transactions"})  # inputs of the incremental state
-
-
-def content_digest(frame: pl.DataFrame) -> str:
-    """A digest of the rows (order included) that stays the same when a day is republished as is."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(str(frame.height).encode())
-    if frame.height:
-        digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
-def stored_digest(path: Path) -> str | None:
-    """The content digest in a published file's footer (None for files without one)."""
-    metadata = pq.read_metadata(path).metadata or {}
-    value = metadata.get(DIGEST_KEY.encode())
-    return value.decode() if value else None
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,12 @@ from scipy import stats
 
 from clv_pipeline.features.customers import compute_features
 from clv_pipeline.models import fit_and_predict
-from clv_pipeline.report.tables import (
+from clv_pipeline.schema import (
     BACKTEST_CALIBRATION,
     BACKTEST_DECILES,
     BACKTEST_METRICS,
     MODEL_BACKTEST,
+    conform,
 )
 
 FloatArray = NDArray[np.float64]
@@ -49,11 +50,11 @@ class BacktestResult:
     Attributes
     ----------
     metrics : pl.DataFrame
-        ``model_backtest`` rows (:data:`~clv_pipeline.report.tables.MODEL_BACKTEST`).
+        ``model_backtest`` rows (:data:`~clv_pipeline.schema.MODEL_BACKTEST`).
     deciles : pl.DataFrame
-        ``backtest_deciles`` rows (:data:`~clv_pipeline.report.tables.BACKTEST_DECILES`).
+        ``backtest_deciles`` rows (:data:`~clv_pipeline.schema.BACKTEST_DECILES`).
     calibration : pl.DataFrame
-        ``backtest_calibration`` rows (:data:`~clv_pipeline.report.tables.BACKTEST_CALIBRATION`).
+        ``backtest_calibration`` rows (:data:`~clv_pipeline.schema.BACKTEST_CALIBRATION`).
     data_sufficient : bool
         At least one BTYD model could be fitted and evaluated.
     messages : list[str]
@@ -312,13 +313,6 @@ def _calibration(
     )
 
 
-def _conform(
-    frame: pl.DataFrame, columns: dict[str, object], table_schema: pl.Schema
-) -> pl.DataFrame:
-    frame = frame.with_columns(pl.lit(v).alias(k) for k, v in columns.items())
-    return frame.select(pl.col(n).cast(t, strict=True) for n, t in table_schema.items())
-
-
 SAMPLE_BUCKETS = 1_000_000
 
 
@@ -369,7 +363,7 @@ def run_backtest(
     -------
     BacktestResult
         Metrics (long), deciles and calibration-vs-holdout frames, conforming to
-        :mod:`clv_pipeline.report.tables`. A model that cannot be fitted has
+        :mod:`clv_pipeline.schema.report`. A model that cannot be fitted has
         ``data_sufficient = false``, null metric values and the reason in ``note``.
 
     Raises
@@ -509,8 +503,8 @@ def run_backtest(
         if row["value"] is None and row["note"] is None:
             row["note"] = "undefined for this data (no variation or no holdout activity)"
 
-    common = {"as_of": as_of, "holdout_days": holdout_days}
-    metrics = _conform(
+    common = [pl.lit(as_of).alias("as_of"), pl.lit(holdout_days).alias("holdout_days")]
+    metrics = conform(
         pl.DataFrame(
             metric_rows,
             schema={
@@ -521,17 +515,16 @@ def run_backtest(
                 "n_customers": pl.Int64,
                 "note": pl.String,
             },
-        ),
-        {**common, "calibration_end": calibration_end},
-        MODEL_BACKTEST.schema,
+        ).with_columns(*common, pl.lit(calibration_end).alias("calibration_end")),
+        MODEL_BACKTEST,
     )
     deciles = (
-        _conform(pl.concat(decile_frames), common, BACKTEST_DECILES.schema)
+        conform(pl.concat(decile_frames).with_columns(common), BACKTEST_DECILES)
         if decile_frames
         else pl.DataFrame(schema=BACKTEST_DECILES.schema)
     )
     calibration = (
-        _conform(pl.concat(calib_frames), common, BACKTEST_CALIBRATION.schema)
+        conform(pl.concat(calib_frames).with_columns(common), BACKTEST_CALIBRATION)
         if calib_frames
         else pl.DataFrame(schema=BACKTEST_CALIBRATION.schema)
     )

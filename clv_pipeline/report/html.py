@@ -27,7 +27,7 @@ from plotly.offline import get_plotlyjs
 
 from clv_pipeline.report import charts
 from clv_pipeline.report.backtest import BASELINE, LOWER_IS_BETTER, backtest_lift
-from clv_pipeline.report.tables import BACKTEST_METRICS
+from clv_pipeline.schema import BACKTEST_METRICS
 
 #: Stable element ids of the charts, in page order, with their section titles.
 CHART_IDS: dict[str, str] = {

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from clv_pipeline.schema import CUSTOMER_CHURN, conform
 from clv_pipeline.segments.lifecycle import LifecycleRules, estimate_purchase_interval
-from clv_pipeline.segments.tables import CUSTOMER_CHURN, conform_lazy
 from clv_pipeline.segments.tiers import check_bounds, label_by_bounds
 
 DEFAULT_RISK_BANDS: tuple[tuple[str, float], ...] = (
@@ -56,7 +56,7 @@ def build_customer_churn(
     Returns
     -------
     pl.LazyFrame
-        :data:`~clv_pipeline.segments.tables.CUSTOMER_CHURN` columns.
+        :data:`~clv_pipeline.schema.CUSTOMER_CHURN` columns.
     """
     check_bounds(risk_bands, what="risk_bands")
     prob = pl.col("churn_probability")
@@ -96,7 +96,7 @@ def build_customer_churn(
             .alias("days_overdue")
         )
     )
-    return conform_lazy(out, CUSTOMER_CHURN).sort(
+    return conform(out, CUSTOMER_CHURN).sort(
         ["as_of", "value_at_risk", "customer_id"],
         descending=[False, True, False],
         nulls_last=True,

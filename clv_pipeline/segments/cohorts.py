@@ -22,7 +22,7 @@ from datetime import date
 import polars as pl
 
 from clv_pipeline.numeric import FIXED, exact_mean
-from clv_pipeline.segments.tables import COHORTS, conform_lazy
+from clv_pipeline.schema import COHORTS, conform
 
 
 def _month_index(col: pl.Expr) -> pl.Expr:
@@ -45,7 +45,7 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
     Returns
     -------
     pl.LazyFrame
-        :data:`~clv_pipeline.segments.tables.COHORTS` columns sorted by cohort_month, channel,
+        :data:`~clv_pipeline.schema.COHORTS` columns sorted by cohort_month, channel,
         months_since_acquisition.
     """
     history = transactions.filter(pl.col("event_date") <= as_of).select(
@@ -135,4 +135,4 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
             ).alias("cumulative_revenue_per_customer"),
         )
     )
-    return conform_lazy(out, COHORTS).sort("cohort_month", "channel", "months_since_acquisition")
+    return conform(out, COHORTS).sort("cohort_month", "channel", "months_since_acquisition")

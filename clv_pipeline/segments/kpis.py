@@ -30,7 +30,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from clv_pipeline.numeric import exact_mean, exact_sum
-from clv_pipeline.segments.tables import KPI_NAMES, KPIS, conform_lazy, empty_frame
+from clv_pipeline.schema import KPI_NAMES, KPIS, conform, empty_frame
 
 
 def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
@@ -78,7 +78,7 @@ def build_kpis(
     Returns
     -------
     pl.LazyFrame
-        One row with :data:`~clv_pipeline.segments.tables.KPIS` columns.
+        One row with :data:`~clv_pipeline.schema.KPIS` columns.
     """
     if active_window_days < 1:
         raise ValueError("active_window_days must be >= 1")
@@ -159,4 +159,4 @@ def build_kpis(
         .join(prev.with_columns(pl.lit(1).alias("_k")), on="_k", how="left")
         .with_columns(changes)
     )
-    return conform_lazy(out, KPIS)
+    return conform(out, KPIS)

@@ -42,7 +42,7 @@ from datetime import date
 
 import polars as pl
 
-from clv_pipeline.segments.tables import PURCHASE_GAPS, conform_lazy
+from clv_pipeline.schema import PURCHASE_GAPS, conform
 
 _DAY = pl.duration(days=1)
 STAGES = ("new", "active", "cooling", "at_risk", "lost", "reactivated")
@@ -86,7 +86,7 @@ def find_purchase_gaps(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFra
     Returns
     -------
     pl.LazyFrame
-        :data:`~clv_pipeline.segments.tables.PURCHASE_GAPS` columns, one row per customer.
+        :data:`~clv_pipeline.schema.PURCHASE_GAPS` columns, one row per customer.
     """
     from clv_pipeline.features.customers import summarise_transactions
 
@@ -103,7 +103,7 @@ def purchase_gaps_from_state(state: pl.LazyFrame, *, as_of: date) -> pl.LazyFram
         pl.col("previous_day").alias("previous_purchase_day"),
         pl.col("n_purchase_days").alias("_n_days"),
     )
-    return conform_lazy(
+    return conform(
         per_customer.with_columns(
             pl.lit(as_of).alias("as_of"),
             ((pl.col("last_purchase_day") - pl.col("previous_purchase_day")) / _DAY)

@@ -15,11 +15,11 @@ from datetime import date
 import polars as pl
 
 from clv_pipeline.numeric import exact_sum
-from clv_pipeline.segments.tables import (
+from clv_pipeline.schema import (
     CUSTOMER_SEGMENTS,
     MIGRATION_DIMENSIONS,
     SEGMENT_MIGRATION,
-    conform_lazy,
+    conform,
     empty_frame,
 )
 
@@ -43,7 +43,7 @@ def build_segment_migration(
     Returns
     -------
     pl.LazyFrame
-        :data:`~clv_pipeline.segments.tables.SEGMENT_MIGRATION` columns sorted by dimension,
+        :data:`~clv_pipeline.schema.SEGMENT_MIGRATION` columns sorted by dimension,
         from_value, to_value.
     """
     cols = ["customer_id", "as_of", "segment_value", *MIGRATION_DIMENSIONS]
@@ -68,4 +68,4 @@ def build_segment_migration(
         .join(previous_as_of, how="cross")
         .with_columns(pl.lit(as_of).alias("as_of"))
     )
-    return conform_lazy(out, SEGMENT_MIGRATION).sort("dimension", "from_value", "to_value")
+    return conform(out, SEGMENT_MIGRATION).sort("dimension", "from_value", "to_value")

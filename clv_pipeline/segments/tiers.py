@@ -23,9 +23,9 @@ from typing import Any
 
 import polars as pl
 
+from clv_pipeline.schema import CUSTOMER_SEGMENTS, conform
 from clv_pipeline.segments.lifecycle import LifecycleRules, assign_lifecycle
 from clv_pipeline.segments.rfm import score_rfm
-from clv_pipeline.segments.tables import CUSTOMER_SEGMENTS, conform_lazy
 
 DEFAULT_TIERS: tuple[tuple[str, float], ...] = (
     ("platinum", 0.01),
@@ -121,7 +121,7 @@ def build_customer_segments(
     Returns
     -------
     pl.LazyFrame
-        :data:`~clv_pipeline.segments.tables.CUSTOMER_SEGMENTS` columns, sorted by customer_id.
+        :data:`~clv_pipeline.schema.CUSTOMER_SEGMENTS` columns, sorted by customer_id.
     """
     valued = assign_value_tiers(
         clv.select("customer_id", "as_of", "predicted_clv", "historic_clv"), tiers=tiers
@@ -132,4 +132,4 @@ def build_customer_segments(
             "micro_segment"
         )
     )
-    return conform_lazy(out, CUSTOMER_SEGMENTS).sort("as_of", "customer_id")
+    return conform(out, CUSTOMER_SEGMENTS).sort("as_of", "customer_id")

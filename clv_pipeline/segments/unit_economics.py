@@ -27,7 +27,7 @@ from datetime import date
 import polars as pl
 
 from clv_pipeline.numeric import exact_mean, exact_sum
-from clv_pipeline.segments.tables import UNIT_ECONOMICS, conform_lazy, empty_frame
+from clv_pipeline.schema import UNIT_ECONOMICS, conform, empty_frame
 
 _KEYS = ["cohort_month", "channel"]
 
@@ -75,7 +75,7 @@ def build_unit_economics(
     Returns
     -------
     pl.LazyFrame
-        :data:`~clv_pipeline.segments.tables.UNIT_ECONOMICS` columns sorted by cohort_month,
+        :data:`~clv_pipeline.schema.UNIT_ECONOMICS` columns sorted by cohort_month,
         channel.
     """
     if customers is None or acquisition_spend is None:
@@ -148,4 +148,4 @@ def build_unit_economics(
         )
         .with_columns((pl.col("clv_cac_ratio") < benchmark_ratio).alias("below_benchmark"))
     )
-    return conform_lazy(out, UNIT_ECONOMICS).sort(_KEYS)
+    return conform(out, UNIT_ECONOMICS).sort(_KEYS)

@@ -18,11 +18,11 @@ from pathlib import Path
 import polars as pl
 
 from clv_pipeline.errors import InputError
+from clv_pipeline.parquet import write_parquet_atomic
+from clv_pipeline.parse import event_date, parse_timestamps
 from clv_pipeline.paths import Layout, data_files
-from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.schema import RAW_TRANSACTIONS, conform
 from clv_pipeline.sources.files import read_delivered_file, select_contract
-from clv_pipeline.validation.parse import event_date, parse_timestamps
 
 
 @dataclass

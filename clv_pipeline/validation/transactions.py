@@ -25,19 +25,19 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
+from clv_pipeline.parse import (
+    clean_text,
+    event_date,
+    parse_integer,
+    parse_number,
+    parse_timestamps,
+)
 from clv_pipeline.schema import (
     INPUT_COLUMNS,
     QUARANTINE_TRANSACTIONS,
     RAW_TRANSACTIONS,
     VALIDATED_TRANSACTIONS,
     conform,
-)
-from clv_pipeline.validation.parse import (
-    clean_text,
-    event_date,
-    parse_integer,
-    parse_number,
-    parse_timestamps,
 )
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.suite import SuiteResult, run_suite

@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 from clv_pipeline import pipeline
 from clv_pipeline.config import ClvConfig
 from clv_pipeline.features.state import META_KEY, plan_state, read_provenance
+from clv_pipeline.parquet import write_parquet
 from clv_pipeline.paths import Layout
-from clv_pipeline.publish.files import write_parquet
 from clv_pipeline.publish.warehouse import publish_table, read_published
 from clv_pipeline.schema import VALIDATED_TRANSACTIONS
 

@@ -21,7 +21,7 @@ from clv_pipeline.report.backtest import (
     run_backtest,
     spearman,
 )
-from clv_pipeline.report.tables import (
+from clv_pipeline.schema import (
     BACKTEST_CALIBRATION,
     BACKTEST_DECILES,
     BACKTEST_METRICS,

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clv_pipeline.schema import CUSTOMER_SEGMENTS
 from clv_pipeline.segments.cohorts import build_cohorts
 from clv_pipeline.segments.migration import build_segment_migration
-from clv_pipeline.segments.tables import CUSTOMER_SEGMENTS
 
 from .helpers import clv, transactions
 

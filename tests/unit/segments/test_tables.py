@@ -1,31 +1,35 @@
-"""Every builder's output schema equals its spec in clv_pipeline.segments.tables (edge cases too)."""
+"""The segments builders against their contract tables (clv_pipeline.schema.segments)."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from datetime import date
+from typing import TypeVar
 
 import polars as pl
 import pytest
 
+import clv_pipeline.segments
+from clv_pipeline.schema import (
+    PURCHASE_GAPS,
+    SEGMENT_TABLES,
+    SNAPSHOT_TABLES,
+    TABLES,
+    Table,
+    conform,
+)
 from clv_pipeline.segments.churn import build_customer_churn
 from clv_pipeline.segments.cohorts import build_cohorts
 from clv_pipeline.segments.kpis import build_kpis
 from clv_pipeline.segments.lifecycle import find_purchase_gaps
 from clv_pipeline.segments.migration import build_segment_migration
-from clv_pipeline.segments.tables import (
-    COHORTS,
-    CUSTOMER_CHURN,
-    CUSTOMER_SEGMENTS,
-    KPIS,
-    PURCHASE_GAPS,
-    SEGMENT_MIGRATION,
-    SEGMENT_TABLES,
-    UNIT_ECONOMICS,
-)
 from clv_pipeline.segments.tiers import build_customer_segments
 from clv_pipeline.segments.unit_economics import build_unit_economics
 
 from .helpers import AS_OF, by_id, clv, features, transactions
+
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 TX = transactions(
     [
@@ -56,41 +60,97 @@ CASES = {
 }
 
 
-def _all_tables(
+def _lazy_tables(
     tx: pl.LazyFrame, feats: pl.LazyFrame, model: pl.LazyFrame
-) -> dict[str, pl.DataFrame]:
+) -> dict[str, pl.LazyFrame]:
     gaps = find_purchase_gaps(tx, as_of=AS_OF)
     segments = build_customer_segments(feats, model, purchase_gaps=gaps)
     customers = pl.LazyFrame(
         {"customer_id": ["a"], "acquisition_channel": ["web"], "acquired_at": [date(2024, 1, 5)]}
     )
     spend = pl.LazyFrame({"month": [date(2024, 1, 1)], "channel": ["web"], "spend": [9.0]})
-    kpis = build_kpis(feats, model, segments, tx, as_of=AS_OF)
+    kpis = build_kpis(feats, model, segments, tx, as_of=AS_OF).collect().lazy()
     return {
-        "purchase_gaps": gaps.collect(),
-        "customer_segments": segments.collect(),
-        "customer_churn": build_customer_churn(feats, model).collect(),
-        "segment_migration": build_segment_migration(None, segments, as_of=AS_OF).collect(),
-        "cohorts": build_cohorts(tx, model, as_of=AS_OF).collect(),
+        "purchase_gaps": gaps,
+        "customer_segments": segments,
+        "customer_churn": build_customer_churn(feats, model),
+        "segment_migration": build_segment_migration(None, segments, as_of=AS_OF),
+        "cohorts": build_cohorts(tx, model, as_of=AS_OF),
         "unit_economics": build_unit_economics(
             feats, model, as_of=AS_OF, customers=customers, acquisition_spend=spend
-        ).collect(),
-        "kpis": build_kpis(feats, model, segments, tx, as_of=AS_OF, previous=kpis).collect(),
+        ),
+        "kpis": build_kpis(feats, model, segments, tx, as_of=AS_OF, previous=kpis),
     }
 
 
+def _all_tables(
+    tx: pl.LazyFrame, feats: pl.LazyFrame, model: pl.LazyFrame
+) -> dict[str, pl.DataFrame]:
+    return {name: frame.collect() for name, frame in _lazy_tables(tx, feats, model).items()}
+
+
+@pytest.fixture
+def conformed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Table, pl.Schema]]:
+    """Record every (table, schema of the frame) a segments builder passes to conform."""
+    seen: list[tuple[Table, pl.Schema]] = []
+
+    def spy(frame: FrameT, table: Table) -> FrameT:
+        seen.append((table, frame.collect_schema()))
+        return conform(frame, table)
+
+    for info in pkgutil.iter_modules(clv_pipeline.segments.__path__):
+        module = importlib.import_module(f"clv_pipeline.segments.{info.name}")
+        if getattr(module, "conform", None) is conform:
+            monkeypatch.setattr(module, "conform", spy)
+    return seen
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_output_schemas_equal_the_specs(case: str) -> None:
-    got = _all_tables(*CASES[case])
-    specs = {**SEGMENT_TABLES, "purchase_gaps": PURCHASE_GAPS}
-    assert set(got) == set(specs)
-    for name, frame in got.items():
-        assert frame.schema == specs[name].schema, name
-        for column in specs[name].columns:
+def test_builders_compute_the_contract_types(
+    case: str, conformed: list[tuple[Table, pl.Schema]]
+) -> None:
+    """Each builder computes every column in its contract type: conform only orders columns.
+
+    A strict cast still converts values that fit (float -> int truncates, datetime -> date drops
+    the time), so a column computed in the wrong type would otherwise be hidden by conform.
+    """
+    got = _lazy_tables(*CASES[case])
+    assert {table.name for table, _ in conformed} == set(got), "each builder conforms its table"
+    for table, before in conformed:
+        wrong = {
+            c.name: str(before.get(c.name)) for c in table.columns if before.get(c.name) != c.dtype
+        }
+        assert not wrong, (case, table.name, wrong)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_outputs_have_the_contract_schema_and_no_unexpected_nulls(case: str) -> None:
+    for name, lazy in _lazy_tables(*CASES[case]).items():
+        spec = TABLES.get(name, PURCHASE_GAPS)
+        assert spec.name == name
+        # the planned schema, which later stages build on, and the collected one
+        assert lazy.collect_schema() == spec.schema, name
+        frame = lazy.collect()
+        assert frame.schema == spec.schema, name
+        for column in spec.columns:
             if not column.nullable:
                 assert frame[column.name].null_count() == 0, (case, name, column.name)
-    if case == "empty":
-        assert got["customer_segments"].height == 0 and got["kpis"].height == 1
+        if case == "empty" and name in ("customer_segments", "kpis"):
+            assert frame.height == (1 if name == "kpis" else 0)
+
+
+def test_segment_tables_are_the_published_snapshots_the_builders_make(
+    conformed: list[tuple[Table, pl.Schema]],
+) -> None:
+    """Publishing looks tables up in TABLES: every table a builder conforms to is registered
+    there, as a snapshot table, and is one of SEGMENT_TABLES; purchase_gaps stays a helper."""
+    _all_tables(*CASES["two customers, model"])
+    made = {table.name: table for table, _ in conformed}
+    assert made.pop("purchase_gaps") is PURCHASE_GAPS
+    assert made == SEGMENT_TABLES
+    assert all(TABLES[name] is table for name, table in made.items())
+    assert set(made) <= set(SNAPSHOT_TABLES)
+    assert "purchase_gaps" not in TABLES
 
 
 def test_customer_segments_end_to_end_hand_computed() -> None:
@@ -107,14 +167,3 @@ def test_customer_segments_end_to_end_hand_computed() -> None:
     seg = no_model["customer_segments"]
     assert set(seg["value_basis"]) == {"historic_clv"}
     assert no_model["customer_churn"]["risk_band"].to_list() == ["unknown", "unknown"]
-    assert set(SEGMENT_TABLES) == {
-        t.name
-        for t in (
-            CUSTOMER_SEGMENTS,
-            CUSTOMER_CHURN,
-            SEGMENT_MIGRATION,
-            COHORTS,
-            UNIT_ECONOMICS,
-            KPIS,
-        )
-    }

@@ -1,24 +1,20 @@
-"""Column specs of every table the segments stage produces (paste-ready for ``schema.py``).
+"""Tables of the segments stage (every builder in :mod:`clv_pipeline.segments` conforms to one).
 
-Each builder in :mod:`clv_pipeline.segments` ends with :func:`conform_lazy` against one of these
-tables, so the output schema *is* the spec; a unit test checks every builder against it.
+``purchase_gaps`` is a helper frame, not published; the others are snapshot tables.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from clv_pipeline.contract import Column, Table
-
-_AS_OF = Column("as_of", pl.Date(), "Snapshot date: only rows with event_date <= as_of are used.")
-_KEY = (Column("customer_id", pl.String(), "Customer id."), _AS_OF)
+from clv_pipeline.schema.contract import AS_OF, CUSTOMER_KEY, Column, Table
 
 PURCHASE_GAPS = Table(
     "purchase_gaps",
     "as_of",
     "Helper (not published): the last two purchase-days per customer and the rhythm before the "
     "latest gap, from validated_transactions.",
-    _KEY
+    CUSTOMER_KEY
     + (
         Column("first_purchase_day", pl.Date(), "First purchase-day."),
         Column("last_purchase_day", pl.Date(), "Latest purchase-day."),
@@ -51,7 +47,7 @@ CUSTOMER_SEGMENTS = Table(
     "as_of",
     "RFM scores and named RFM segment, value tier by CLV rank, lifecycle stage from the "
     "customer's own purchase rhythm, and the tier x lifecycle micro-segment (docs/segments.md).",
-    _KEY
+    CUSTOMER_KEY
     + (
         Column("days_since_last_purchase", pl.Int64(), "Last purchase-day to as_of.", "days"),
         Column("n_purchase_days", pl.Int64(), "Distinct purchase-days.", "count"),
@@ -157,7 +153,7 @@ CUSTOMER_CHURN = Table(
     "customer_churn",
     "as_of",
     "Churn risk per customer with value at risk; sorted by value_at_risk descending.",
-    _KEY
+    CUSTOMER_KEY
     + (
         Column("days_since_last_purchase", pl.Int64(), "Last purchase-day to as_of.", "days"),
         Column("p_alive", pl.Float64(), "Model P(alive).", "probability", True),
@@ -218,7 +214,7 @@ SEGMENT_MIGRATION = Table(
     "as_of",
     "Customers and value moving between segments from the previous snapshot (long format).",
     (
-        _AS_OF,
+        AS_OF,
         Column(
             "previous_as_of",
             pl.Date(),
@@ -244,7 +240,7 @@ COHORTS = Table(
     "as_of",
     "Acquisition-month cohorts (per first-purchase channel and 'all') by month since acquisition.",
     (
-        _AS_OF,
+        AS_OF,
         Column("cohort_month", pl.Date(), "First day of the month of the first purchase-day."),
         Column(
             "channel",
@@ -298,7 +294,7 @@ UNIT_ECONOMICS = Table(
     "CAC, CLV net of margin and cost to serve, CLV - CAC and CLV:CAC per acquisition channel and "
     "cohort month ('all' = every channel). Empty when customers or acquisition_spend is absent.",
     (
-        _AS_OF,
+        AS_OF,
         Column("cohort_month", pl.Date(), "Month of acquired_at (first day)."),
         Column("channel", pl.String(), "acquisition_channel ('unknown' when null) or 'all'."),
         Column("customers", pl.Int64(), "Customers acquired (customers table).", "count"),
@@ -486,7 +482,7 @@ KPIS = Table(
     "One row per snapshot: base KPIs, seed-formula CLV next to model CLV, change vs the previous "
     "snapshot.",
     (
-        _AS_OF,
+        AS_OF,
         Column("previous_as_of", pl.Date(), "Snapshot compared with.", nullable=True),
         Column("active_window_days", pl.Int64(), "Window for active / retention.", "days"),
     )
@@ -498,13 +494,3 @@ SEGMENT_TABLES: dict[str, Table] = {
     t.name: t
     for t in (CUSTOMER_SEGMENTS, CUSTOMER_CHURN, SEGMENT_MIGRATION, COHORTS, UNIT_ECONOMICS, KPIS)
 }
-
-
-def conform_lazy(frame: pl.LazyFrame, table: Table) -> pl.LazyFrame:
-    """Select and strictly cast ``frame`` to ``table``'s columns in contract order."""
-    return frame.select(pl.col(c.name).cast(c.dtype, strict=True) for c in table.columns)
-
-
-def empty_frame(table: Table) -> pl.LazyFrame:
-    """An empty LazyFrame with ``table``'s schema."""
-    return pl.LazyFrame(schema=table.schema)

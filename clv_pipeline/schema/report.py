@@ -1,4 +1,4 @@
-"""Contract specs of the backtest tables (register them next to ``schema.py`` / ``segments``).
+"""Tables of the report stage: the out-of-time backtest (:mod:`clv_pipeline.report.backtest`).
 
 * :data:`MODEL_BACKTEST` — long format, one row per (model, metric) for an ``as_of``.
 * :data:`BACKTEST_DECILES` — predicted vs actual holdout purchases by decile of prediction.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from clv_pipeline.contract import Column, Table
+from clv_pipeline.schema.contract import Column, Table
 
 _AS_OF = Column(
     "as_of", pl.Date(), "Snapshot date: the holdout period ends here (event_date <= as_of)."

@@ -1,0 +1,80 @@
+"""Parquet files on disk (a leaf module: stdlib, polars and pyarrow only).
+
+* atomic writes: hidden temp file on the same filesystem, fsync, ``os.replace``;
+* the content digest kept in a published file's footer (written by ``publish``, read by the
+  incremental state in ``features``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+ROW_GROUP_SIZE = 256 * 1024
+DIGEST_KEY = "clv.content_digest"
+
+
+def write_parquet_atomic(frame: pl.DataFrame, target: Path) -> Path:
+    """Write ``frame`` to ``target`` so readers see the old file or the new one, never a part.
+
+    zstd compression, column statistics on, row groups of 256k rows.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        write_parquet(frame, tmp)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def write_parquet(frame: pl.DataFrame, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write and fsync one parquet file (not atomic by itself); ``metadata`` goes in the footer.
+
+    polars' multi-threaded writer: about twice as fast as ``pyarrow.parquet.write_table`` on a
+    million-row table, and smaller files.
+    """
+    frame.write_parquet(
+        path,
+        compression="zstd",
+        statistics=True,
+        row_group_size=ROW_GROUP_SIZE,
+        metadata=metadata or None,
+    )
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(folder: Path) -> None:
+    """Persist a rename in ``folder`` (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def content_digest(frame: pl.DataFrame) -> str:
+    """A digest of the rows (order included) that stays the same when a day is republished as is."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(frame.height).encode())
+    if frame.height:
+        digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def stored_digest(path: Path) -> str | None:
+    """The content digest in a parquet file's footer (None for files without one)."""
+    metadata = pq.read_metadata(path).metadata or {}
+    value = metadata.get(DIGEST_KEY.encode())
+    return value.decode() if value else None

@@ -1,0 +1,160 @@
+"""The data contract: input columns and every published table's columns, types and units.
+
+This package is the single source of truth: stages :func:`conform` their output to these tables,
+the publish audit checks them, ``docs/data_contract.md`` is generated from them (``clv docs``)
+and a test keeps the committed document in sync.
+
+* :mod:`~clv_pipeline.schema.contract` — :class:`Column`, :class:`Table`, :func:`conform`;
+* :mod:`~clv_pipeline.schema.transactions` — input contract, raw / validated / quarantined rows;
+* :mod:`~clv_pipeline.schema.customers` — ``customer_state``, ``customer_features``;
+* :mod:`~clv_pipeline.schema.valuation` — ``model_params``, ``customer_clv``;
+* :mod:`~clv_pipeline.schema.segments` — segments, churn, migration, cohorts, unit economics,
+  KPIs (and the ``purchase_gaps`` helper);
+* :mod:`~clv_pipeline.schema.report` — the backtest tables.
+
+The contract sits below every stage: it imports polars, the standard library and the leaf
+:mod:`clv_pipeline.numeric` only (``tests/unit/test_layers.py``).
+"""
+
+from __future__ import annotations
+
+from clv_pipeline.schema.contract import (
+    AS_OF,
+    CUSTOMER_KEY,
+    UTC_TS,
+    Column,
+    Table,
+    conform,
+    empty_frame,
+)
+from clv_pipeline.schema.customers import CUSTOMER_FEATURES, CUSTOMER_STATE, MONEY
+from clv_pipeline.schema.report import (
+    BACKTEST_CALIBRATION,
+    BACKTEST_DECILES,
+    BACKTEST_METRICS,
+    MODEL_BACKTEST,
+    REPORT_TABLES,
+)
+from clv_pipeline.schema.segments import (
+    COHORTS,
+    CUSTOMER_CHURN,
+    CUSTOMER_SEGMENTS,
+    KPI_COLUMNS,
+    KPI_NAMES,
+    KPIS,
+    MIGRATION_DIMENSIONS,
+    PURCHASE_GAPS,
+    SEGMENT_MIGRATION,
+    SEGMENT_TABLES,
+    UNIT_ECONOMICS,
+)
+from clv_pipeline.schema.transactions import (
+    INPUT_COLUMNS,
+    OPTIONAL_INPUT,
+    QUARANTINE_TRANSACTIONS,
+    RAW_TRANSACTIONS,
+    REQUIRED_INPUT,
+    VALIDATED_TRANSACTIONS,
+)
+from clv_pipeline.schema.valuation import CUSTOMER_CLV, MODEL_PARAMS
+
+#: Every published table by name (``quarantine_transactions`` and ``purchase_gaps`` are not
+#: warehouse tables), in the order of ``docs/data_contract.md``.
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        RAW_TRANSACTIONS,
+        VALIDATED_TRANSACTIONS,
+        CUSTOMER_STATE,
+        CUSTOMER_FEATURES,
+        MODEL_PARAMS,
+        CUSTOMER_CLV,
+        *SEGMENT_TABLES.values(),
+        *REPORT_TABLES.values(),
+    )
+}
+SNAPSHOT_TABLES = tuple(name for name, t in TABLES.items() if t.partition_key == "as_of")
+
+__all__ = [
+    "AS_OF",
+    "BACKTEST_CALIBRATION",
+    "BACKTEST_DECILES",
+    "BACKTEST_METRICS",
+    "COHORTS",
+    "CUSTOMER_CHURN",
+    "CUSTOMER_CLV",
+    "CUSTOMER_FEATURES",
+    "CUSTOMER_KEY",
+    "CUSTOMER_SEGMENTS",
+    "CUSTOMER_STATE",
+    "INPUT_COLUMNS",
+    "KPIS",
+    "KPI_COLUMNS",
+    "KPI_NAMES",
+    "MIGRATION_DIMENSIONS",
+    "MODEL_BACKTEST",
+    "MODEL_PARAMS",
+    "MONEY",
+    "OPTIONAL_INPUT",
+    "PURCHASE_GAPS",
+    "QUARANTINE_TRANSACTIONS",
+    "RAW_TRANSACTIONS",
+    "REPORT_TABLES",
+    "REQUIRED_INPUT",
+    "SEGMENT_MIGRATION",
+    "SEGMENT_TABLES",
+    "SNAPSHOT_TABLES",
+    "TABLES",
+    "UNIT_ECONOMICS",
+    "UTC_TS",
+    "VALIDATED_TRANSACTIONS",
+    "Column",
+    "Table",
+    "conform",
+    "empty_frame",
+    "render_markdown",
+]
+
+
+def render_markdown() -> str:
+    """The data dictionary as markdown (``docs/data_contract.md`` is this text)."""
+    lines = [
+        "# Data contract",
+        "",
+        "Generated from `clv_pipeline/schema/` by `clv docs`; a test fails when it drifts.",
+        "Time unit: **days**. Timestamps are UTC. Paths are relative to the data home `CLV_HOME`.",
+        "",
+        "## Input: raw transactions",
+        "",
+        "Files `landing/transactions/date=YYYY-MM-DD/*.parquet|*.csv`. Required: "
+        + ", ".join(f"`{c}`" for c in REQUIRED_INPUT)
+        + ". Optional, carried when present: "
+        + ", ".join(f"`{c}`" for c in OPTIONAL_INPUT)
+        + ". Other columns are ignored. Renames: `--column source=contract` or `CLV_COLUMN_MAP`.",
+        "",
+        "| column | description | unit |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{c.name}` | {c.description} | {c.unit} |" for c in INPUT_COLUMNS]
+    for table in (*TABLES.values(), QUARANTINE_TRANSACTIONS):
+        root = (
+            "quarantine/transactions"
+            if table is QUARANTINE_TRANSACTIONS
+            else f"warehouse/{table.name}"
+        )
+        lines += [
+            "",
+            f"## `{table.name}`",
+            "",
+            f"{table.description}",
+            "",
+            f"Path: `{root}/{table.partition_key}=YYYY-MM-DD/part-0.parquet`",
+            "",
+            "| column | type | nullable | unit | description |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{c.name}` | {c.dtype} | {'yes' if c.nullable else 'no'} | {c.unit} | {c.description} |"
+            for c in table.columns
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,62 @@
+"""The building blocks of the data contract: a column, a table, and :func:`conform`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+import polars as pl
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: pl.DataType
+    description: str
+    unit: str = ""
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    partition_key: str  # "as_of" (snapshot date) or "date" (event date)
+    description: str
+    columns: tuple[Column, ...]
+
+    @property
+    def schema(self) -> pl.Schema:
+        return pl.Schema({c.name: c.dtype for c in self.columns})
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def conform(frame: Frame, table: Table) -> Frame:
+    """Select and strictly cast ``frame`` to ``table``'s columns in contract order.
+
+    The one way a stage's output is fitted to its contract table, eager or lazy: extra columns
+    are dropped, a missing column raises :class:`ValueError`, and a value the cast cannot
+    represent raises a polars error (on a LazyFrame, when it is collected).
+    """
+    present = set(frame.collect_schema().names())
+    missing = [c for c in table.names if c not in present]
+    if missing:
+        raise ValueError(f"{table.name}: stage output lacks columns {missing}")
+    return frame.select(pl.col(c.name).cast(c.dtype, strict=True) for c in table.columns)
+
+
+def empty_frame(table: Table) -> pl.LazyFrame:
+    """An empty LazyFrame with ``table``'s schema."""
+    return pl.LazyFrame(schema=table.schema)
+
+
+# columns shared by several tables
+CUSTOMER_ID = Column("customer_id", pl.String(), "Customer id.")
+AS_OF = Column("as_of", pl.Date(), "Snapshot date: only rows with event_date <= as_of are used.")
+CUSTOMER_KEY = (CUSTOMER_ID, AS_OF)
