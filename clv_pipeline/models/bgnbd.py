@@ -1,9 +1,10 @@
 """BG/NBD model (Fader, Hardie & Lee 2005, "Counting your customers the easy way").
 
 Time unit: days, so ``alpha`` (scale of the Gamma purchase-rate distribution) is in days.
-The likelihood (FHL 2005 eq. 6) and predictions (eq. 10, 13) are implemented once in
-:class:`clv_pipeline.models.base.BetaGeometricFamily`; this module fixes the variant where
-drop-out can only happen *after a repeat purchase*.
+The likelihood (FHL 2005 eq. 6) and predictions (eq. 10, 13) are implemented once for the
+beta-geometric family in :class:`BetaGeometricFamily`, shared with MBG/NBD
+(:mod:`clv_pipeline.models.mbgnbd` subclasses it); :class:`BetaGeoModel` fixes the variant
+where drop-out can only happen *after a repeat purchase*.
 
 Module-level functions are bound methods of :data:`MODEL`, e.g.::
 
@@ -14,9 +15,179 @@ Module-level functions are bound methods of :data:`MODEL`, e.g.::
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
-from clv_pipeline.models.base import BetaGeometricFamily
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+from clv_pipeline.models.base import (
+    FloatArray,
+    Params,
+    Patterns,
+    TransactionModel,
+    horizon_array,
+    validate_rft,
+)
+
+
+class BetaGeometricFamily(TransactionModel):
+    r"""Shared likelihood/predictions for BG/NBD (``_shift = 0``) and MBG/NBD (``_shift = 1``).
+
+    Purchases follow a Poisson process with rate :math:`\lambda\sim\Gamma(r,\alpha)`
+    (``alpha`` in days); after each purchase (BG/NBD), or also at time 0 (MBG/NBD), the
+    customer drops out with probability :math:`p\sim\mathrm{Beta}(a,b)`.
+    With :math:`\sigma` = ``_shift`` the individual likelihood is
+
+    .. math::
+        L = \frac{B(a, b+x+\sigma)}{B(a,b)}\frac{\Gamma(r+x)\alpha^r}{\Gamma(r)}
+        \Big[(\alpha+T)^{-(r+x)} + \delta\,\frac{a}{b+x-1+\sigma}(\alpha+t_x)^{-(r+x)}\Big]
+
+    with :math:`\delta = 1_{x>0}` for BG/NBD and :math:`\delta = 1` for MBG/NBD.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    #: :math:`\sigma`: 0 for BG/NBD, 1 for MBG/NBD (drop-out also possible at time 0).
+    _shift: ClassVar[int]
+
+    def _alive_weight(self, x: FloatArray) -> NDArray[np.bool_]:
+        """Indicator :math:`\\delta` of the 'dropped out after the last purchase' term:
+        :math:`1_{x>0}` (BG/NBD; MBG/NBD overrides it with 1)."""
+        return x > 0
+
+    def _initial_theta(self, pat: Patterns) -> FloatArray:
+        w = pat.weights
+        rate = float(w @ pat.x) / max(float(w @ pat.T), 1e-9)
+        rate = max(rate, 1e-6)
+        return np.array([1.0, 1.0 / rate, 1.0, 3.0])
+
+    def _loglik_patterns(
+        self, theta: FloatArray, pat: Patterns, *, grad_weights: FloatArray | None
+    ) -> tuple[FloatArray, FloatArray | None]:
+        r, alpha, a, b = (float(v) for v in theta)
+        sh = float(self._shift)
+        xu = pat.ux.values
+        ix, itx, iT = pat.ux.inverse, pat.utx.inverse, pat.uT.inverse
+        x = pat.x
+        # terms of x alone (FHL 2005 eq. 6 / Batislam et al. 2007 eq. 5)
+        a12_u = (
+            special.gammaln(r + xu)
+            - special.gammaln(r)
+            + r * math.log(alpha)
+            + special.gammaln(a + b)
+            + special.gammaln(b + xu + sh)
+            - special.gammaln(b)
+            - special.gammaln(a + b + xu + sh)
+        )
+        log_aT_u = np.log(alpha + pat.uT.values)
+        log_atx_u = np.log(alpha + pat.utx.values)
+        has = self._alive_weight(x)
+        denom = np.where(has, b + x - 1.0 + sh, 1.0)
+        a3 = -(r + x) * log_aT_u[iT]
+        with np.errstate(divide="ignore"):
+            a4 = np.where(has, math.log(a) - np.log(denom) - (r + x) * log_atx_u[itx], -np.inf)
+        m = np.logaddexp(a3, a4)
+        ll = a12_u[ix] + m
+        if grad_weights is None:
+            return ll, None
+        wt = grad_weights
+        w4 = np.exp(a4 - m)
+        w3 = 1.0 - w4
+        # x-only, T-only and t_x-only factors are summed per unique value first
+        wx = np.bincount(ix, weights=wt, minlength=xu.shape[0])
+        c3 = np.bincount(iT, weights=wt * w3 * (r + x), minlength=log_aT_u.shape[0])
+        c4 = np.bincount(itx, weights=wt * w4 * (r + x), minlength=log_atx_u.shape[0])
+        c3r = np.bincount(iT, weights=wt * w3, minlength=log_aT_u.shape[0])
+        c4r = np.bincount(itx, weights=wt * w4, minlength=log_atx_u.shape[0])
+        dr_u = special.digamma(r + xu) - special.digamma(r) + math.log(alpha)
+        da_u = special.digamma(a + b) - special.digamma(a + b + xu + sh)
+        db_u = da_u + special.digamma(b + xu + sh) - special.digamma(b)
+        sum_w4 = float(wt @ w4)
+        g = np.array(
+            [
+                wx @ dr_u - c3r @ log_aT_u - c4r @ log_atx_u,
+                float(wt.sum()) * r / alpha
+                - c3 @ (1.0 / (alpha + pat.uT.values))
+                - c4 @ (1.0 / (alpha + pat.utx.values)),
+                wx @ da_u + sum_w4 / a,
+                wx @ db_u - float(wt @ (w4 / denom)),
+            ]
+        )
+        return ll, g
+
+    # ---- predictions (FHL 2005 eq. 10/11; Batislam et al. 2007 eq. 8/9) -------------
+    def _log_odds_dead(
+        self, theta: FloatArray, x: FloatArray, tx: FloatArray, T: FloatArray
+    ) -> FloatArray:
+        r, alpha, a, b = theta
+        has = self._alive_weight(x)
+        denom = np.where(has, b + x - 1.0 + self._shift, 1.0)
+        val = math.log(a) - np.log(denom) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
+        return np.where(has, val, -np.inf)
+
+    def _p_alive(
+        self, theta: FloatArray, x: FloatArray, tx: FloatArray, T: FloatArray
+    ) -> FloatArray:
+        r"""P(alive at T): :math:`1/(1+\delta\frac{a}{b+x-1+\sigma}
+        (\frac{\alpha+T}{\alpha+t_x})^{r+x})` (FHL 2005 eq. 13), via ``expit``."""
+        return np.asarray(special.expit(-self._log_odds_dead(theta, x, tx, T)))
+
+    def _alive_expectation(
+        self, theta: FloatArray, x: FloatArray, T: FloatArray, t: FloatArray | float
+    ) -> FloatArray:
+        r"""Expected purchases in :math:`(T, T+t]` of an alive customer (FHL 2005 eq. 10).
+
+        :math:`E[(1-e^{-\lambda p t})/p]` under the alive posterior
+        :math:`\lambda\sim\Gamma(r+x,\alpha+T)`, :math:`p\sim\mathrm{Beta}(a, b')`,
+        :math:`b'=b+x+\sigma`:
+
+        .. math:: \frac{a+b'-1}{a-1}\Big[1-(1-z)^{a-1}\,
+                  {}_2F_1(a+b'-1-r-x,\ a-1;\ a+b'-1;\ z)\Big],\quad z=\frac{t}{\alpha+T+t},
+
+        which is eq. 10's :math:`(1-z)^{r+x}{}_2F_1(r+x,b+x;a+b+x-1;z)` after Euler's
+        transformation (no overflow for large ``x``). ``a`` within 1e-7 of 1 is nudged by
+        1e-7 (removable singularity).
+        """
+        r, alpha, a, b = theta
+        if abs(a - 1.0) < 1e-7:
+            a = 1.0 + math.copysign(1e-7, a - 1.0)
+        b_post = b + x + self._shift
+        c = a + b_post - 1.0
+        z = t / (alpha + T + t)
+        with np.errstate(divide="ignore"):
+            log_1mz = np.log1p(-z)
+        hyp = special.hyp2f1(c - r - x, a - 1.0, c, z)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            bracket = np.where(
+                hyp > 0,
+                -np.expm1((a - 1.0) * log_1mz + np.log(np.where(hyp > 0, hyp, 1.0))),
+                1.0 - np.exp((a - 1.0) * log_1mz) * hyp,
+            )
+        return np.asarray(c / (a - 1.0) * bracket)
+
+    def purchase_probability(
+        self,
+        params: Params,
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,
+        *,
+        horizon_days: float | ArrayLike,
+    ) -> FloatArray:
+        r"""P(>= 1 purchase in :math:`(T, T+t]`).
+
+        Drop-out can only happen right after a purchase, so an alive customer makes a
+        purchase in the horizon iff the next Poisson event falls in it:
+
+        .. math:: P(\text{alive})\Big[1-\Big(\frac{\alpha+T}{\alpha+T+t}\Big)^{r+x}\Big].
+        """
+        theta = self.theta(params)
+        x, tx, t_obs = validate_rft(frequency, recency, T)
+        t = horizon_array(horizon_days, x.shape[0])
+        r, alpha = theta[0], theta[1]
+        alive = self._p_alive(theta, x, tx, t_obs)
+        return np.asarray(alive * -np.expm1(-(r + x) * np.log1p(t / (alpha + t_obs))))
 
 
 class BetaGeoModel(BetaGeometricFamily):
@@ -37,6 +208,7 @@ expected_days_to_next_purchase = MODEL.expected_days_to_next_purchase
 __all__ = [
     "MODEL",
     "BetaGeoModel",
+    "BetaGeometricFamily",
     "expected_days_to_next_purchase",
     "expected_purchases",
     "fit",

@@ -1,20 +1,8 @@
-r"""Discounted customer lifetime value, model selection and the pipeline entry point.
+"""Model selection and the pipeline entry point :func:`fit_and_predict`.
 
-CLV over a horizon :math:`H` (days) is computed in **monthly steps** of
-:math:`\Delta = 365.25/12 = 30.4375` days (the last step is truncated at :math:`H`):
-
-.. math::
-    \mathrm{CLV}_i = \text{margin}\times E[M_i]\times\sum_{k=1}^{K}
-        \frac{E[X_i(t_k)] - E[X_i(t_{k-1})]}{(1+d)^{t_k/P}},\qquad
-    t_k = \min(k\Delta, H),\ K = \lceil H/\Delta\rceil,
-
-where :math:`E[X_i(t)]` is the model's conditional expected number of purchases in
-:math:`(T_i, T_i+t]`, :math:`E[M_i]` the Gamma-Gamma expected average transaction value,
-:math:`d` the discount rate per period and :math:`P` the period length in days
-(``"annual"``: 365.25, ``"monthly"``: 30.4375). Each step's purchases are discounted at the
-step *end*. A smaller ``step_days`` approaches continuous discounting
-:math:`\int_0^H e^{-\delta t}\,dE[X(t)]` with :math:`\delta=\log(1+d)/P`. With
-:math:`d = 0` the sum telescopes to :math:`E[X(H)]`.
+:func:`fit_and_predict` fits the transaction models on weighted unique patterns, selects one
+by BIC (or a forced choice), fits the Gamma-Gamma spend model and predicts per customer; the
+discounted CLV formula is in :mod:`clv_pipeline.models.discount`. Time unit: days.
 """
 
 from __future__ import annotations
@@ -22,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
-from clv_pipeline.models import gamma_gamma
 from clv_pipeline.models.base import (
     FitResult,
     FloatArray,
@@ -38,12 +25,14 @@ from clv_pipeline.models.base import (
     validate_rft,
 )
 from clv_pipeline.models.bgnbd import MODEL as BGNBD
+from clv_pipeline.models.discount import (
+    DiscountPeriod,
+    discount_schedule,
+    discounted_purchases_and_total,
+)
+from clv_pipeline.models.gamma_gamma import MODEL as GAMMA_GAMMA
 from clv_pipeline.models.mbgnbd import MODEL as MBGNBD
 from clv_pipeline.models.pareto_nbd import MODEL as PARETO_NBD
-
-#: Days per year and per month used for discounting and CLV steps.
-DAYS_PER_YEAR = 365.25
-DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0
 
 #: Transaction models available to :func:`fit_and_predict`.
 TRANSACTION_MODELS: dict[str, TransactionModel] = {
@@ -55,129 +44,6 @@ TRANSACTION_MODELS: dict[str, TransactionModel] = {
 #: |corr(frequency, monetary_value)| above which the Gamma-Gamma independence assumption
 #: is reported as questionable.
 GG_CORR_WARN = 0.3
-
-DiscountPeriod = Literal["annual", "monthly"]
-
-
-def discount_schedule(
-    horizon_days: float,
-    *,
-    discount_rate: float = 0.10,
-    discount_period: DiscountPeriod = "annual",
-    step_days: float = DAYS_PER_MONTH,
-) -> tuple[FloatArray, FloatArray]:
-    """Step end times ``t_k`` (days) and discount factors ``(1+d)^(-t_k / P)``.
-
-    Raises
-    ------
-    ValueError
-        For a non-positive horizon/step, a negative rate or an unknown period.
-    """
-    if not math.isfinite(horizon_days) or horizon_days <= 0:
-        raise ValueError("horizon_days must be a finite number > 0")
-    if not math.isfinite(step_days) or step_days <= 0:
-        raise ValueError("step_days must be a finite number > 0")
-    if not math.isfinite(discount_rate) or discount_rate < 0:
-        raise ValueError("discount_rate must be a finite number >= 0")
-    if discount_period == "annual":
-        period = DAYS_PER_YEAR
-    elif discount_period == "monthly":
-        period = DAYS_PER_MONTH
-    else:
-        raise ValueError(f"discount_period must be 'annual' or 'monthly', got {discount_period!r}")
-    n_steps = max(1, math.ceil(horizon_days / step_days - 1e-9))
-    ends = np.minimum(np.arange(1, n_steps + 1) * step_days, horizon_days)
-    factors = np.power(1.0 + discount_rate, -ends / period)
-    return ends, factors
-
-
-def discounted_expected_purchases(
-    model: TransactionModel,
-    params: Params,
-    frequency: ArrayLike,
-    recency: ArrayLike,
-    T: ArrayLike,
-    *,
-    horizon_days: float = 365.0,
-    discount_rate: float = 0.10,
-    discount_period: DiscountPeriod = "annual",
-    step_days: float = DAYS_PER_MONTH,
-) -> FloatArray:
-    r""":math:`\sum_k (E[X(t_k)] - E[X(t_{k-1})])(1+d)^{-t_k/P}` per customer."""
-    ends, factors = discount_schedule(
-        horizon_days,
-        discount_rate=discount_rate,
-        discount_period=discount_period,
-        step_days=step_days,
-    )
-    x, tx, t_obs = validate_rft(frequency, recency, T)
-    return _discounted_and_total(model, params, x, tx, t_obs, ends, factors, discount_rate)[0]
-
-
-def _discounted_and_total(
-    model: TransactionModel,
-    params: Params,
-    x: FloatArray,
-    tx: FloatArray,
-    t_obs: FloatArray,
-    ends: FloatArray,
-    factors: FloatArray,
-    discount_rate: float,
-) -> tuple[FloatArray, FloatArray]:
-    """(discounted expected purchases, expected purchases over the whole horizon).
-
-    The model evaluates its expensive terms once for all step ends
-    (:meth:`~clv_pipeline.models.base.TransactionModel.expected_purchases_curve`); without
-    discounting the increments telescope, so only the horizon itself is evaluated.
-    """
-    if discount_rate == 0:
-        ends, factors = ends[-1:], factors[-1:]
-    curve = model.expected_purchases_curve(params, x, tx, t_obs, horizons=[float(e) for e in ends])
-    total = np.zeros(x.shape[0])
-    prev = np.zeros(x.shape[0])
-    for cur, factor in zip(curve, factors, strict=True):
-        total += (cur - prev) * factor
-        prev = cur
-    return total, prev
-
-
-def predicted_clv(
-    model: TransactionModel,
-    params: Params,
-    frequency: ArrayLike,
-    recency: ArrayLike,
-    T: ArrayLike,
-    expected_avg_value: ArrayLike,
-    *,
-    horizon_days: float = 365.0,
-    discount_rate: float = 0.10,
-    discount_period: DiscountPeriod = "annual",
-    gross_margin: float = 1.0,
-    step_days: float = DAYS_PER_MONTH,
-) -> FloatArray:
-    """Discounted CLV per customer (see module docstring for the formula).
-
-    ``expected_avg_value`` is typically
-    :func:`clv_pipeline.models.gamma_gamma.expected_avg_value`; the result is in its
-    monetary unit times ``gross_margin``.
-    """
-    if not math.isfinite(gross_margin) or gross_margin < 0:
-        raise ValueError("gross_margin must be a finite number >= 0")
-    value = as_float_array(expected_avg_value, "expected_avg_value")
-    dep = discounted_expected_purchases(
-        model,
-        params,
-        frequency,
-        recency,
-        T,
-        horizon_days=horizon_days,
-        discount_rate=discount_rate,
-        discount_period=discount_period,
-        step_days=step_days,
-    )
-    if value.shape != dep.shape:
-        raise ValueError("expected_avg_value must have one value per customer")
-    return np.asarray(dep * value * gross_margin)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,6 +173,172 @@ def _spend_correlation(x: FloatArray, m: FloatArray, messages: list[str]) -> flo
     return corr
 
 
+# --------------------------------------------------------------------------------------
+# Steps of fit_and_predict
+# --------------------------------------------------------------------------------------
+def _validate_data(
+    frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, monetary_value: np.ndarray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Validated copies ``(x, t_x, T, m)`` (``ValueError`` naming the violated rule)."""
+    x, tx, t_obs = validate_rft(frequency, recency, T)
+    m = as_float_array(monetary_value, "monetary_value")
+    if m.shape != x.shape:
+        raise ValueError(
+            f"monetary_value must have the same length as frequency, got {m.shape[0]} "
+            f"and {x.shape[0]}"
+        )
+    if np.any(m < 0):
+        raise ValueError("monetary_value must be >= 0")
+    return x, tx, t_obs, m
+
+
+def _data_sufficient(
+    x: FloatArray, min_customers: int, min_repeat_customers: int, messages: list[str]
+) -> bool:
+    """Whether there are enough (repeat) customers to fit; appends the reasons if not."""
+    n = int(x.shape[0])
+    n_rep = int(np.count_nonzero(x > 0))
+    if n < min_customers:
+        messages.append(f"only {n} customers (< {min_customers}): predictive CLV disabled")
+    if n_rep < min_repeat_customers:
+        messages.append(
+            f"only {n_rep} repeat customers (< {min_repeat_customers}): predictive CLV disabled"
+        )
+    if n_rep == 0 and min_repeat_customers == 0:
+        messages.append("no repeat customers: models cannot be fitted")
+    return not (n < min_customers or n_rep < min_repeat_customers or n_rep == 0)
+
+
+def _fit_candidates(
+    pat: Patterns, names: list[str], selection: str, penalizer: float, messages: list[str]
+) -> tuple[list[FitResult], FitResult | None]:
+    """Fit every candidate transaction model and select one: the converged fit with the
+    lowest BIC, or the forced ``selection`` if it converged. Returns all fits (the chosen
+    one marked ``selected``) and the chosen fit (``None`` if there is none)."""
+    with np.errstate(all="ignore"):
+        fits = [_safe_fit(TRANSACTION_MODELS[name], pat, penalizer) for name in names]
+    for f in fits:
+        if not f.converged:
+            messages.append(f"{f.model} did not converge: {f.message}")
+    ok = [f for f in fits if f.converged and math.isfinite(f.bic)]
+    chosen: FitResult | None
+    if selection == "bic":
+        chosen = min(ok, key=lambda f: f.bic) if ok else None
+    else:
+        chosen = next((f for f in ok if f.model == selection), None)
+    fits = [dataclasses.replace(f, selected=chosen is not None and f is chosen) for f in fits]
+    return fits, next((f for f in fits if f.selected), None)
+
+
+def _fit_spend(
+    x: FloatArray, m: FloatArray, keep: NDArray[np.bool_], penalizer: float, messages: list[str]
+) -> FitResult | None:
+    """Gamma-Gamma fit on the ``keep`` customers (repeat, spend > 0), or ``None`` (with a
+    message) when there are none or the fit raised."""
+    if not np.any(keep):
+        messages.append("no repeat customer with monetary_value > 0: Gamma-Gamma not fitted")
+        return None
+    try:
+        return GAMMA_GAMMA.fit(x[keep], m[keep], penalizer=penalizer)
+    except ValueError as exc:
+        messages.append(f"gamma_gamma fit failed: {exc}")
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Purchases:
+    """Purchase predictions of the selected model per customer (input order)."""
+
+    p_alive: FloatArray
+    expected: FloatArray
+    prob_active: FloatArray
+    discounted: FloatArray
+    days_next: FloatArray | None
+
+
+def _predict_purchases(
+    model: TransactionModel,
+    params: Params,
+    pat: Patterns,
+    schedule: tuple[FloatArray, FloatArray],
+    *,
+    discount_rate: float,
+    horizon_days: float,
+    next_purchase: bool,
+) -> _Purchases:
+    """Predictions computed once per unique pattern and scattered back to the customers;
+    ``schedule`` is :func:`~clv_pipeline.models.discount.discount_schedule`'s output."""
+    px, ptx, pT = pat.x, pat.tx, pat.T
+    inv = pat.inverse
+    ends, factors = schedule
+    with np.errstate(all="ignore"):
+        p_alive = model.probability_alive(params, px, ptx, pT)[inv]
+        disc_pat, exp_purch = discounted_purchases_and_total(
+            model, params, px, ptx, pT, ends, factors, discount_rate
+        )
+        prob_active = model.purchase_probability(params, px, ptx, pT, horizon_days=horizon_days)
+        days_next = (
+            model.expected_days_to_next_purchase(params, px, ptx, pT)[inv]
+            if next_purchase
+            else None
+        )
+    return _Purchases(
+        p_alive=p_alive,
+        expected=exp_purch[inv],
+        prob_active=prob_active[inv],
+        discounted=disc_pat[inv],
+        days_next=days_next,
+    )
+
+
+def _expected_spend(
+    params: Params, x: FloatArray, m: FloatArray, keep: NDArray[np.bool_], messages: list[str]
+) -> FloatArray:
+    """Gamma-Gamma expected spend per customer. Fallback: where it is undefined (q <= 1,
+    customers without repeat purchases) the observed mean spend of the ``keep`` customers."""
+    avg_value = GAMMA_GAMMA.expected_customer_spend(params, x, m)
+    if not np.all(np.isfinite(avg_value)):
+        fallback = float(np.mean(m[keep]))
+        messages.append(
+            "Gamma-Gamma q <= 1 (population mean spend undefined): customers without "
+            f"repeat purchases get the observed mean repeat spend {fallback:.4g}"
+        )
+        avg_value = np.where(np.isfinite(avg_value), avg_value, fallback)
+    return avg_value
+
+
+def _assemble(
+    selected: str,
+    purchases: _Purchases,
+    avg_value: FloatArray | None,
+    clv: FloatArray | None,
+    *,
+    messages: list[str],
+    fits: list[FitResult],
+    corr: float | None,
+    horizon_days: float,
+) -> ModelRun:
+    """The final :class:`ModelRun`, or the disabled one if a purchase column is not finite."""
+    arrays = [purchases.p_alive, purchases.expected, purchases.prob_active]
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        messages.append(f"{selected} produced non-finite predictions: disabled")
+        return _insufficient(messages, fits, corr)
+    return ModelRun(
+        selected_model=selected,
+        data_sufficient=True,
+        messages=messages,
+        fits=fits,
+        gamma_gamma_corr=corr,
+        p_alive=purchases.p_alive,
+        expected_purchases=purchases.expected,
+        prob_active_in_horizon=purchases.prob_active,
+        expected_avg_value=avg_value,
+        predicted_clv=clv,
+        expected_days_to_next_purchase=purchases.days_next,
+        horizon_days=float(horizon_days),
+    )
+
+
 def fit_and_predict(
     frequency: np.ndarray,
     recency: np.ndarray,
@@ -315,7 +347,7 @@ def fit_and_predict(
     *,
     horizon_days: float = 365.0,
     discount_rate: float = 0.10,
-    discount_period: Literal["annual", "monthly"] = "annual",
+    discount_period: DiscountPeriod = "annual",
     gross_margin: float = 1.0,
     models: Sequence[str] = ("bgnbd", "pareto_nbd"),
     selection: str = "bic",
@@ -348,58 +380,22 @@ def fit_and_predict(
         min_customers,
         min_repeat_customers,
     )
-    discount_schedule(horizon_days, discount_rate=discount_rate, discount_period=discount_period)
-    x, tx, t_obs = validate_rft(frequency, recency, T)
-    m = as_float_array(monetary_value, "monetary_value")
-    if m.shape != x.shape:
-        raise ValueError(
-            f"monetary_value must have the same length as frequency, got {m.shape[0]} "
-            f"and {x.shape[0]}"
-        )
-    if np.any(m < 0):
-        raise ValueError("monetary_value must be >= 0")
-
-    messages: list[str] = []
-    n = int(x.shape[0])
-    n_rep = int(np.count_nonzero(x > 0))
-    if n == 0:
+    schedule = discount_schedule(
+        horizon_days, discount_rate=discount_rate, discount_period=discount_period
+    )
+    x, tx, t_obs, m = _validate_data(frequency, recency, T, monetary_value)
+    if x.shape[0] == 0:
         return _insufficient(["no customers: predictive CLV disabled"], [], None)
+    messages: list[str] = []
     corr = _spend_correlation(x, m, messages)
-    if n < min_customers:
-        messages.append(f"only {n} customers (< {min_customers}): predictive CLV disabled")
-    if n_rep < min_repeat_customers:
-        messages.append(
-            f"only {n_rep} repeat customers (< {min_repeat_customers}): predictive CLV disabled"
-        )
-    if n_rep == 0 and min_repeat_customers == 0:
-        messages.append("no repeat customers: models cannot be fitted")
-    if n < min_customers or n_rep < min_repeat_customers or n_rep == 0:
+    if not _data_sufficient(x, min_customers, min_repeat_customers, messages):
         return _insufficient(messages, [], corr)
 
+    # fit the candidates and the spend model; no selected model -> disabled
     pat = Patterns.from_arrays(x, tx, t_obs)
-    with np.errstate(all="ignore"):
-        fits = [_safe_fit(TRANSACTION_MODELS[name], pat, penalizer) for name in names]
-    for f in fits:
-        if not f.converged:
-            messages.append(f"{f.model} did not converge: {f.message}")
-    ok = [f for f in fits if f.converged and math.isfinite(f.bic)]
-    chosen: FitResult | None
-    if selection == "bic":
-        chosen = min(ok, key=lambda f: f.bic) if ok else None
-    else:
-        chosen = next((f for f in ok if f.model == selection), None)
-
+    fits, chosen = _fit_candidates(pat, names, selection, penalizer, messages)
     keep = (x > 0) & (m > 0)
-    gg_fit: FitResult | None = None
-    if np.any(keep):
-        try:
-            gg_fit = gamma_gamma.fit(x[keep], m[keep], penalizer=penalizer)
-        except ValueError as exc:
-            messages.append(f"gamma_gamma fit failed: {exc}")
-    else:
-        messages.append("no repeat customer with monetary_value > 0: Gamma-Gamma not fitted")
-
-    fits = [dataclasses.replace(f, selected=chosen is not None and f is chosen) for f in fits]
+    gg_fit = _fit_spend(x, m, keep, penalizer, messages)
     if gg_fit is not None:
         fits.append(gg_fit)
         if not gg_fit.converged:
@@ -410,55 +406,31 @@ def fit_and_predict(
         return _insufficient(messages, fits, corr)
     messages.append(f"selected {chosen.model} (BIC {chosen.bic:.1f})")
 
-    model = TRANSACTION_MODELS[chosen.model]
-    params = chosen.params
-    px, ptx, pT = pat.x, pat.tx, pat.T
-    inv = pat.inverse
-    with np.errstate(all="ignore"):
-        p_alive = model.probability_alive(params, px, ptx, pT)[inv]
-        ends, factors = discount_schedule(
-            horizon_days, discount_rate=discount_rate, discount_period=discount_period
-        )
-        disc_pat, exp_purch = _discounted_and_total(
-            model, params, px, ptx, pT, ends, factors, discount_rate
-        )
-        disc = disc_pat[inv]
-        prob_active = model.purchase_probability(params, px, ptx, pT, horizon_days=horizon_days)
-        days_next = (
-            model.expected_days_to_next_purchase(params, px, ptx, pT)[inv]
-            if next_purchase
-            else None
-        )
+    # predict the columns; without a converged spend model the value columns stay None
+    purchases = _predict_purchases(
+        TRANSACTION_MODELS[chosen.model],
+        chosen.params,
+        pat,
+        schedule,
+        discount_rate=discount_rate,
+        horizon_days=horizon_days,
+        next_purchase=next_purchase,
+    )
     avg_value: FloatArray | None = None
     clv: FloatArray | None = None
     if gg_fit is not None and gg_fit.converged:
-        avg_value = gamma_gamma.expected_avg_value(gg_fit.params, x, m)
-        if not np.all(np.isfinite(avg_value)):
-            fallback = float(np.mean(m[keep]))
-            messages.append(
-                "Gamma-Gamma q <= 1 (population mean spend undefined): customers without "
-                f"repeat purchases get the observed mean repeat spend {fallback:.4g}"
-            )
-            avg_value = np.where(np.isfinite(avg_value), avg_value, fallback)
-        clv = disc * avg_value * gross_margin
+        avg_value = _expected_spend(gg_fit.params, x, m, keep, messages)
+        clv = purchases.discounted * avg_value * gross_margin
         fits = [dataclasses.replace(f, selected=True) if f is gg_fit else f for f in fits]
     else:
         messages.append("expected_avg_value and predicted_clv unavailable (Gamma-Gamma failed)")
-    arrays = [p_alive, exp_purch[inv], prob_active[inv]]
-    if not all(np.all(np.isfinite(a)) for a in arrays):
-        messages.append(f"{chosen.model} produced non-finite predictions: disabled")
-        return _insufficient(messages, fits, corr)
-    return ModelRun(
-        selected_model=chosen.model,
-        data_sufficient=True,
+    return _assemble(
+        chosen.model,
+        purchases,
+        avg_value,
+        clv,
         messages=messages,
         fits=fits,
-        gamma_gamma_corr=corr,
-        p_alive=p_alive,
-        expected_purchases=exp_purch[inv],
-        prob_active_in_horizon=prob_active[inv],
-        expected_avg_value=avg_value,
-        predicted_clv=clv,
-        expected_days_to_next_purchase=days_next,
-        horizon_days=float(horizon_days),
+        corr=corr,
+        horizon_days=horizon_days,
     )

@@ -17,12 +17,18 @@ and the conditional expected average transaction value (eq. 5) is
 
 Only customers with ``frequency > 0`` and ``monetary_value > 0`` enter the fit. The
 monetary unit is that of the input; no time unit is involved.
+
+:class:`GammaGammaModel` has the same method style as the transaction models (``fit``,
+``log_likelihood``, predictions taking ``params`` first); the predictions are named as in
+pymc-marketing: :meth:`~GammaGammaModel.expected_customer_spend` and
+:meth:`~GammaGammaModel.expected_customer_lifetime_value`. Module-level functions are bound
+methods of :data:`MODEL` (``expected_avg_value`` is ``expected_customer_spend``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from typing import ClassVar, Unpack
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -31,14 +37,13 @@ from scipy import special
 from clv_pipeline.models.base import (
     FitResult,
     FloatArray,
+    ParametricModel,
+    Params,
+    TransactionModel,
     UniqueValues,
     as_float_array,
-    bic,
-    minimize_log_params,
 )
-
-NAME = "gamma_gamma"
-PARAM_NAMES: tuple[str, ...] = ("p", "q", "v")
+from clv_pipeline.models.discount import ClvOptions, predicted_clv
 
 
 def _validate(frequency: ArrayLike, monetary_value: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -56,17 +61,7 @@ def _validate(frequency: ArrayLike, monetary_value: ArrayLike) -> tuple[FloatArr
     return x, m
 
 
-def _theta(params: Mapping[str, float]) -> FloatArray:
-    try:
-        theta = np.array([float(params[k]) for k in PARAM_NAMES])
-    except KeyError as exc:
-        raise ValueError(f"gamma_gamma: missing parameter {exc}") from None
-    if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
-        raise ValueError(f"gamma_gamma: parameters must be finite and > 0, got {params}")
-    return theta
-
-
-class _SpendData:
+class SpendData:
     """Weighted unique (x, m) pairs with unique-x indexing, for fast likelihood sums."""
 
     def __init__(self, x: FloatArray, m: FloatArray) -> None:
@@ -83,138 +78,170 @@ class _SpendData:
         self.n = float(self.weights.sum())
 
 
-def _loglik_terms(theta: FloatArray, d: _SpendData) -> tuple[FloatArray, FloatArray]:
-    """Per-pair log-likelihood and ``log(v + x m)``."""
-    p, q, v = (float(t) for t in theta)
-    xu = d.ux.values
-    g_u = special.gammaln(p * xu + q) - special.gammaln(p * xu) - special.gammaln(q)
-    log_vxm = np.log(v + d.x * d.m)
-    px = p * d.x
-    ll = g_u[d.ux.inverse] + q * math.log(v) + (px - 1.0) * d.log_m + px * d.log_x
-    ll = ll - (px + q) * log_vxm
-    return ll, log_vxm
+class GammaGammaModel(ParametricModel):
+    """Gamma-Gamma spend model: parameters ``p``, ``q``, ``v`` (currency)."""
 
+    name: ClassVar[str] = "gamma_gamma"
+    param_names: ClassVar[tuple[str, ...]] = ("p", "q", "v")
 
-def _loglik_grad(theta: FloatArray, d: _SpendData) -> tuple[float, FloatArray]:
-    p, q, v = (float(t) for t in theta)
-    ll, log_vxm = _loglik_terms(theta, d)
-    xu = d.ux.values
-    w = d.weights
-    psi_pxq = special.digamma(p * xu + q)
-    # sum_i w_i x_i [psi(px+q) - psi(px)] computed on unique x
-    dp = float(d.wx @ (xu * (psi_pxq - special.digamma(p * xu))))
-    dp += float(w @ (d.x * (d.log_m + d.log_x - log_vxm)))
-    dq = float(d.wx @ psi_pxq) - d.n * special.digamma(q) + d.n * math.log(v)
-    dq -= float(w @ log_vxm)
-    dv = d.n * q / v - float(w @ ((p * d.x + q) / (v + d.x * d.m)))
-    return float(w @ ll), np.array([dp, dq, dv])
+    # ---- estimation ----------------------------------------------------------------
+    def _loglik_terms(self, theta: FloatArray, d: SpendData) -> tuple[FloatArray, FloatArray]:
+        """Per-pair log-likelihood and ``log(v + x m)``."""
+        p, q, v = (float(t) for t in theta)
+        xu = d.ux.values
+        g_u = special.gammaln(p * xu + q) - special.gammaln(p * xu) - special.gammaln(q)
+        log_vxm = np.log(v + d.x * d.m)
+        px = p * d.x
+        ll = g_u[d.ux.inverse] + q * math.log(v) + (px - 1.0) * d.log_m + px * d.log_x
+        ll = ll - (px + q) * log_vxm
+        return ll, log_vxm
 
+    def loglik_and_grad(self, theta: FloatArray, d: SpendData) -> tuple[float, FloatArray]:
+        """Total weighted log-likelihood and its gradient w.r.t. ``(p, q, v)``."""
+        p, q, v = (float(t) for t in theta)
+        ll, log_vxm = self._loglik_terms(theta, d)
+        xu = d.ux.values
+        w = d.weights
+        psi_pxq = special.digamma(p * xu + q)
+        # sum_i w_i x_i [psi(px+q) - psi(px)] computed on unique x
+        dp = float(d.wx @ (xu * (psi_pxq - special.digamma(p * xu))))
+        dp += float(w @ (d.x * (d.log_m + d.log_x - log_vxm)))
+        dq = float(d.wx @ psi_pxq) - d.n * special.digamma(q) + d.n * math.log(v)
+        dq -= float(w @ log_vxm)
+        dv = d.n * q / v - float(w @ ((p * d.x + q) / (v + d.x * d.m)))
+        return float(w @ ll), np.array([dp, dq, dv])
 
-def _initial_theta(x: FloatArray, m: FloatArray) -> FloatArray:
-    """Method-of-moments style start: p from the dispersion of m, q = 3, v from the mean."""
-    mean = float(np.mean(m))
-    var = float(np.var(m)) if m.shape[0] > 1 else mean**2
-    cv2 = max(var / max(mean**2, 1e-300), 1e-3)
-    p = float(np.clip(1.0 / (cv2 * float(np.mean(x))), 0.5, 50.0))
-    q = 3.0
-    v = mean * (q - 1.0) / p
-    return np.array([p, q, max(v, 1e-6)])
+    def _initial_theta(self, d: SpendData) -> FloatArray:
+        """Method-of-moments style start: p from the dispersion of m, q = 3, v from the mean."""
+        x, m = d.x, d.m
+        mean = float(np.mean(m))
+        var = float(np.var(m)) if m.shape[0] > 1 else mean**2
+        cv2 = max(var / max(mean**2, 1e-300), 1e-3)
+        p = float(np.clip(1.0 / (cv2 * float(np.mean(x))), 0.5, 50.0))
+        q = 3.0
+        v = mean * (q - 1.0) / p
+        return np.array([p, q, max(v, 1e-6)])
 
+    def fit(
+        self,
+        frequency: ArrayLike,
+        monetary_value: ArrayLike,
+        *,
+        penalizer: float = 0.0,
+        initial_params: Params | None = None,
+    ) -> FitResult:
+        """Fit the Gamma-Gamma model on customers with ``frequency > 0`` and spend > 0.
 
-def fit(
-    frequency: ArrayLike,
-    monetary_value: ArrayLike,
-    *,
-    penalizer: float = 0.0,
-    initial_params: Mapping[str, float] | None = None,
-) -> FitResult:
-    """Fit the Gamma-Gamma model on customers with ``frequency > 0`` and spend > 0.
+        Fits on weighted unique ``(frequency, monetary_value)`` pairs with L-BFGS-B on
+        log-parameters and analytic gradient (objective as in
+        :func:`clv_pipeline.models.numerics.minimize_log_params`).
 
-    Fits on weighted unique ``(frequency, monetary_value)`` pairs with L-BFGS-B on
-    log-parameters and analytic gradient (objective as in
-    :func:`clv_pipeline.models.base.minimize_log_params`).
-
-    Raises
-    ------
-    ValueError
-        On invalid input or when no customer has ``frequency > 0`` and spend > 0.
-    """
-    x, m = _validate(frequency, monetary_value)
-    keep = (x > 0) & (m > 0)
-    if not np.any(keep):
-        raise ValueError("gamma_gamma: no customer with frequency > 0 and monetary_value > 0")
-    d = _SpendData(x[keep], m[keep])
-    theta0 = _initial_theta(d.x, d.m) if initial_params is None else _theta(initial_params)
-    with np.errstate(over="ignore", under="ignore"):
-        opt = minimize_log_params(
-            lambda th: _loglik_grad(th, d), theta0, total_weight=d.n, penalizer=penalizer
+        Raises
+        ------
+        ValueError
+            On invalid input or when no customer has ``frequency > 0`` and spend > 0.
+        """
+        x, m = _validate(frequency, monetary_value)
+        keep = (x > 0) & (m > 0)
+        if not np.any(keep):
+            raise ValueError("gamma_gamma: no customer with frequency > 0 and monetary_value > 0")
+        d = SpendData(x[keep], m[keep])
+        theta0 = self._initial_theta(d) if initial_params is None else self.theta(initial_params)
+        return self._fit_log_params(
+            lambda th: self.loglik_and_grad(th, d),
+            theta0,
+            penalizer=penalizer,
+            n_customers=d.n,
+            n_repeat=d.n,
+            n_patterns=int(d.x.shape[0]),
         )
-    n = round(d.n)
-    return FitResult(
-        model=NAME,
-        params={k: float(val) for k, val in zip(PARAM_NAMES, opt.theta, strict=True)},
-        log_likelihood=opt.log_likelihood,
-        bic=bic(opt.log_likelihood, 3, d.n),
-        n_params=3,
-        n_customers=n,
-        n_repeat_customers=n,
-        converged=opt.converged,
-        message=opt.message,
-        n_patterns=int(d.x.shape[0]),
-        n_evaluations=opt.n_evaluations,
-    )
+
+    def log_likelihood(
+        self, params: Params, frequency: ArrayLike, monetary_value: ArrayLike
+    ) -> FloatArray:
+        """Per-customer log-likelihood (FHL 2005 RFM/CLV eq. 3); requires x > 0 and m > 0."""
+        theta = self.theta(params)
+        x, m = _validate(frequency, monetary_value)
+        if np.any(x <= 0) or np.any(m <= 0):
+            raise ValueError(
+                "gamma_gamma log-likelihood needs frequency > 0 and monetary_value > 0"
+            )
+        p, q, v = theta
+        px = p * x
+        return np.asarray(
+            special.gammaln(px + q)
+            - special.gammaln(px)
+            - special.gammaln(q)
+            + q * math.log(v)
+            + (px - 1.0) * np.log(m)
+            + px * np.log(x)
+            - (px + q) * np.log(v + x * m)
+        )
+
+    # ---- predictions ---------------------------------------------------------------
+    def population_mean(self, params: Params) -> float:
+        """Population mean transaction value ``p v / (q - 1)``; NaN if ``q <= 1`` (infinite)."""
+        p, q, v = self.theta(params)
+        return float(p * v / (q - 1.0)) if q > 1.0 else math.nan
+
+    def expected_customer_spend(
+        self, params: Params, frequency: ArrayLike, monetary_value: ArrayLike
+    ) -> FloatArray:
+        r"""Conditional expected average transaction value (FHL 2005 RFM/CLV eq. 5).
+
+        :math:`E[M\mid x,m_x] = p(v + x m_x)/(px + q - 1)`, a weighted average of the
+        population mean :math:`pv/(q-1)` and the observed mean :math:`m_x`. Customers with
+        ``frequency == 0`` get the population mean (the formula at ``x = 0``); it is NaN when
+        ``q <= 1`` (undefined population mean) — :func:`clv_pipeline.models.fit_and_predict`
+        replaces it by the observed mean spend of repeat customers and says so.
+        """
+        p, q, v = self.theta(params)
+        x, m = _validate(frequency, monetary_value)
+        denom = p * x + q - 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(denom > 0, p * (v + x * m) / np.where(denom > 0, denom, 1.0), np.nan)
+        return np.asarray(out, dtype=np.float64)
+
+    def expected_customer_lifetime_value(
+        self,
+        params: Params,
+        transaction_model: TransactionModel,
+        transaction_params: Params,
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,
+        monetary_value: ArrayLike,
+        **options: Unpack[ClvOptions],
+    ) -> FloatArray:
+        """Discounted CLV per customer: :func:`~clv_pipeline.models.discount.predicted_clv`
+        of ``transaction_model`` (with its keyword ``options``: horizon, discounting, margin)
+        and :meth:`expected_customer_spend` as the value.
+
+        NaN where the expected spend is undefined (``q <= 1`` and ``frequency == 0``);
+        :func:`clv_pipeline.models.fit_and_predict` substitutes the observed mean instead.
+        """
+        spend = self.expected_customer_spend(params, frequency, monetary_value)
+        return predicted_clv(
+            transaction_model, transaction_params, frequency, recency, T, spend, **options
+        )
 
 
-def log_likelihood(
-    params: Mapping[str, float], frequency: ArrayLike, monetary_value: ArrayLike
-) -> FloatArray:
-    """Per-customer log-likelihood (FHL 2005 RFM/CLV eq. 3); requires x > 0 and m > 0."""
-    theta = _theta(params)
-    x, m = _validate(frequency, monetary_value)
-    if np.any(x <= 0) or np.any(m <= 0):
-        raise ValueError("gamma_gamma log-likelihood needs frequency > 0 and monetary_value > 0")
-    p, q, v = theta
-    px = p * x
-    return np.asarray(
-        special.gammaln(px + q)
-        - special.gammaln(px)
-        - special.gammaln(q)
-        + q * math.log(v)
-        + (px - 1.0) * np.log(m)
-        + px * np.log(x)
-        - (px + q) * np.log(v + x * m)
-    )
-
-
-def population_mean(params: Mapping[str, float]) -> float:
-    """Population mean transaction value ``p v / (q - 1)``; NaN if ``q <= 1`` (infinite)."""
-    p, q, v = _theta(params)
-    return float(p * v / (q - 1.0)) if q > 1.0 else math.nan
-
-
-def expected_avg_value(
-    params: Mapping[str, float], frequency: ArrayLike, monetary_value: ArrayLike
-) -> FloatArray:
-    r"""Conditional expected average transaction value (FHL 2005 RFM/CLV eq. 5).
-
-    :math:`E[M\mid x,m_x] = p(v + x m_x)/(px + q - 1)`, a weighted average of the
-    population mean :math:`pv/(q-1)` and the observed mean :math:`m_x`. Customers with
-    ``frequency == 0`` get the population mean (the formula at ``x = 0``); it is NaN when
-    ``q <= 1`` (undefined population mean) — :func:`clv_pipeline.models.fit_and_predict`
-    replaces it by the observed mean spend of repeat customers and says so.
-    """
-    p, q, v = _theta(params)
-    x, m = _validate(frequency, monetary_value)
-    denom = p * x + q - 1.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(denom > 0, p * (v + x * m) / np.where(denom > 0, denom, 1.0), np.nan)
-    return np.asarray(out, dtype=np.float64)
-
+MODEL = GammaGammaModel()
+fit = MODEL.fit
+log_likelihood = MODEL.log_likelihood
+population_mean = MODEL.population_mean
+expected_customer_spend = MODEL.expected_customer_spend
+expected_customer_lifetime_value = MODEL.expected_customer_lifetime_value
+#: Former name of :meth:`GammaGammaModel.expected_customer_spend`.
+expected_avg_value = MODEL.expected_customer_spend
 
 __all__ = [
-    "NAME",
-    "PARAM_NAMES",
+    "MODEL",
+    "GammaGammaModel",
+    "SpendData",
     "expected_avg_value",
+    "expected_customer_lifetime_value",
+    "expected_customer_spend",
     "fit",
     "log_likelihood",
     "population_mean",

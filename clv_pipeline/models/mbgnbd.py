@@ -1,18 +1,24 @@
-"""MBG/NBD model (Batislam, Denizel & Filiztekin 2007).
+r"""MBG/NBD model (Batislam, Denizel & Filiztekin 2007).
 
 Identical to BG/NBD except that a customer may also drop out at time 0, right after the
 first purchase, so customers with no repeat purchase are not assumed alive: the
 drop-out term is present for every customer and the Beta posterior uses ``b + x + 1``
 (Batislam et al. 2007 eq. 5 for the likelihood, eq. 8 for the conditional expectation).
-Shared implementation: :class:`clv_pipeline.models.base.BetaGeometricFamily`.
-Time unit: days (``alpha`` in days).
+The shared beta-geometric implementation is
+:class:`clv_pipeline.models.bgnbd.BetaGeometricFamily`; :class:`ModifiedBetaGeoModel`
+overrides what differs: the shift :math:`\sigma = 1` and the drop-out indicator
+:math:`\delta = 1`. Time unit: days (``alpha`` in days).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from clv_pipeline.models.base import BetaGeometricFamily
+import numpy as np
+from numpy.typing import NDArray
+
+from clv_pipeline.models.base import FloatArray
+from clv_pipeline.models.bgnbd import BetaGeometricFamily
 
 
 class ModifiedBetaGeoModel(BetaGeometricFamily):
@@ -20,6 +26,11 @@ class ModifiedBetaGeoModel(BetaGeometricFamily):
 
     name: ClassVar[str] = "mbgnbd"
     _shift: ClassVar[int] = 1
+
+    def _alive_weight(self, x: FloatArray) -> NDArray[np.bool_]:
+        """:math:`\\delta = 1`: every customer, also with ``x = 0``, may have dropped out
+        after the last purchase (Batislam et al. 2007 eq. 5)."""
+        return np.ones(x.shape, dtype=bool)
 
 
 MODEL = ModifiedBetaGeoModel()

@@ -17,7 +17,7 @@ and :math:`s\,G(x,t)` is the note's
 (\alpha+t)^{-(r+s+x)}` for :math:`\alpha\ge\beta` and
 :math:`\frac{s}{r+s+x}\,{}_2F_1(r+s+x, r+x; r+s+x+1; \frac{\beta-\alpha}{\beta+t})
 (\beta+t)^{-(r+s+x)}` for :math:`\alpha<\beta` (eq. 22/23). The hypergeometric terms are
-evaluated through Euler's integral by :func:`clv_pipeline.models.base.log_euler_integral`
+evaluated through Euler's integral by :func:`clv_pipeline.models.numerics.log_euler_integral`
 entirely in log space, which also yields the *exact analytic gradient* (derivatives under
 the integral sign, evaluated by the same quadrature). ``G`` depends on ``(x, t)`` only, so
 it is computed once per unique ``(x, t_x)`` / ``(x, T)`` pair.
@@ -40,9 +40,9 @@ from clv_pipeline.models.base import (
     Patterns,
     TransactionModel,
     horizon_array,
-    log_euler_integral,
     validate_rft,
 )
+from clv_pipeline.models.numerics import log_euler_integral
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +304,6 @@ class ParetoNBDModel(TransactionModel):
         T: ArrayLike,
         *,
         max_days: float = 3650.0,
-        tol_days: float = 1e-3,
     ) -> FloatArray:
         r"""Smallest ``t`` with ``expected_purchases(t) = 1``, in closed form.
 
@@ -312,7 +311,7 @@ class ParetoNBDModel(TransactionModel):
         :math:`C\,h(t)`, :math:`h = (1-(1+t/(\beta+T))^{1-s})/(s-1)`, so
         :math:`t = (\beta+T)\,\mathrm{expm1}(-\log(1-(s-1)/C)/(s-1))` when
         :math:`(s-1) < C`, else the expectation never reaches 1 (NaN). NaN also beyond
-        ``max_days``. ``tol_days`` is unused (exact solution).
+        ``max_days``.
         """
         theta = self.theta(params)
         x, tx, t_obs = validate_rft(frequency, recency, T)

@@ -101,6 +101,22 @@ def test_discounting_and_margin(data):
     np.testing.assert_allclose(_a(monthly.predicted_clv), _a(disc.predicted_clv), rtol=1e-10)
 
 
+def test_gamma_gamma_model_predictions_match_fit_and_predict(data):
+    from clv_pipeline.models import TRANSACTION_MODELS, gamma_gamma
+
+    x, tx, t_obs, m = data
+    run = fit_and_predict(x, tx, t_obs, m, models=("bgnbd",), gross_margin=0.4)
+    fits = {f.model: f for f in run.fits}
+    gg = fits["gamma_gamma"].params
+    spend = gamma_gamma.MODEL.expected_customer_spend(gg, x, m)
+    np.testing.assert_array_equal(spend, _a(run.expected_avg_value))
+    np.testing.assert_array_equal(gamma_gamma.expected_avg_value(gg, x, m), spend)  # old name
+    clv = gamma_gamma.MODEL.expected_customer_lifetime_value(
+        gg, TRANSACTION_MODELS["bgnbd"], fits["bgnbd"].params, x, tx, t_obs, m, gross_margin=0.4
+    )
+    np.testing.assert_allclose(clv, _a(run.predicted_clv), rtol=1e-12)
+
+
 def test_discount_schedule_steps():
     ends, factors = discount_schedule(365.0, discount_rate=0.1)
     assert ends.shape == (12,) and ends[-1] == 365.0
