@@ -26,8 +26,8 @@ test: setup  ## the whole test suite (what CI runs)
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/mypy clv_pipeline
 
-dev: setup  ## Dagster UI on http://127.0.0.1:3000 with this repo's dagster.yaml
-	DAGSTER_HOME=$(CURDIR) CLV_DAGSTER_STORAGE=$(CLV_HOME)/dagster $(BIN)/dagster dev
+dev: setup  ## Dagster UI + daemon (dg dev, http://127.0.0.1:3000) on the data home's instance
+	DAGSTER_HOME="$$($(BIN)/clv instance)" $(BIN)/dg dev
 
 clean:
 	rm -rf $(VENV)

@@ -242,11 +242,11 @@ def _new_day(layout: Any, customers: int, blocks: int, n: int, seed_: int) -> in
 def _stage_table(home: Path) -> list[dict[str, Any]]:
     """Every step for AS_OF in this process; returns one row per step (child process only)."""
     from clv_pipeline import pipeline
-    from clv_pipeline.config import ClvConfig
+    from clv_pipeline.config import load_config
     from clv_pipeline.publish.warehouse import scan_published
 
-    config = ClvConfig(home=str(home), start_date=str(HISTORY_START))
-    full = config.model_copy(update={"state_rebuild": "full"})
+    config = load_config(home, overrides={"start_date": HISTORY_START})
+    full = config.with_overrides({"scale.state_rebuild": "full"})
     layout = config.layout
     history_rows = (
         scan_published(layout, "validated_transactions").select(pl.len()).collect().item()

@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
+import webbrowser
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from clv_pipeline.config import (
+    SETTINGS,
+    ClvConfig,
+    ConfigError,
+    effective_settings,
+    load_config,
+    parse_mapping,
+    render_settings_markdown,
+    save_settings,
+)
+from clv_pipeline.demo import generate_history
 from clv_pipeline.errors import ClvError
-
-if TYPE_CHECKING:
-    from clv_pipeline.config import ClvConfig
+from clv_pipeline.pipeline import build_report, partition_failure, validate_file
+from clv_pipeline.publish.catalog import complete_dates, refresh_views
+from clv_pipeline.publish.files import write_parquet_atomic
+from clv_pipeline.publish.warehouse import read_published
+from clv_pipeline.report.html import report_paths
+from clv_pipeline.runs import operations
+from clv_pipeline.runs.instance import get_instance, instance_home
+from clv_pipeline.runs.operations import RunFailed, yesterday
+from clv_pipeline.runs.status import partition_status
+from clv_pipeline.schema import render_markdown
+from clv_pipeline.sources.landing import ImportReport, import_files
 
 app = typer.Typer(
     help="Customer-lifetime-value pipeline: import transactions, run daily partitions, inspect.",
@@ -37,27 +57,21 @@ HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Data home (default: $CLV_HOME or ./data).", show_default=False),
 ]
+CLOSED_HISTORY_DAYS = 30  # an import ending longer ago than this is a closed history
 
 
-def _setup(home: Path | None) -> None:
-    """Make --home win over $CLV_HOME for everything imported afterwards (Dagster defs included)."""
-    from clv_pipeline.paths import resolve_home
-
-    os.environ["CLV_HOME"] = str(resolve_home(home))
-
-
-def _config() -> ClvConfig:
-    from clv_pipeline.config import ClvConfig
-
-    return ClvConfig.from_env()
+def _config(home: Path | None, **overrides: object) -> ClvConfig:
+    """The data home's settings: flags (``overrides``) > CLV_* env > clv.toml > defaults."""
+    try:
+        return load_config(home, overrides=overrides)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _column_map(config: ClvConfig, column: list[str] | None) -> dict[str, str]:
-    """CLV_COLUMN_MAP overridden by the command's --column options."""
-    from clv_pipeline.config import parse_mapping
-
+    """The data home's column mapping overridden by the command's --column options."""
     try:
-        return {**config.column_map, **parse_mapping(column or [])}
+        return {**config.source.column_map, **parse_mapping(column or [])}
     except ValueError as exc:
         raise _fail(str(exc)) from None
 
@@ -67,10 +81,16 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _yesterday(timezone: str) -> date:
-    from clv_pipeline.operations import yesterday
-
-    return yesterday(timezone)
+def _save(config: ClvConfig, updates: dict[str, object]) -> None:
+    """Store settings in the data home's clv.toml; warn when an env var or flag still wins."""
+    try:
+        path = save_settings(config.home, updates)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    for key in updates:
+        origin = config.origin(key)
+        if origin.startswith("env "):
+            err.print(f"[yellow]warning:[/] {key} saved to {path}, but {origin[4:]} overrides it")
 
 
 @app.command("import")
@@ -79,11 +99,12 @@ def import_cmd(
     column: ColumnOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Load historical exports into landing/, one folder per event date (idempotent)."""
-    _setup(home)
-    from clv_pipeline.sources.landing import import_files
+    """Load historical exports into landing/, one folder per event date (idempotent).
 
-    config = _config()
+    The column mapping is saved in the data home's clv.toml, and the partitions are moved to cover
+    the imported days (start_date back to the first one; end_date for a closed history).
+    """
+    config = _config(home)
     mapping = _column_map(config, column)
     try:
         report = import_files(
@@ -91,7 +112,7 @@ def import_cmd(
             config.layout,
             column_map=mapping,
             timezone=config.timezone,
-            naive_timezone=config.naive_timezone,
+            naive_timezone=config.source.naive_timezone,
             on_file=lambda path, rows: console.print(f"  {path}: {rows:,} rows"),
         )
     except (ClvError, ValueError) as exc:
@@ -106,19 +127,47 @@ def import_cmd(
             f"[yellow]warning:[/] {report.unparseable_rows:,} row(s) had no parseable occurred_at "
             f"and went to {config.layout.quarantine / 'import'}"
         )
+    updates = _partition_updates(config, report)
+    if mapping != config.source.column_map:
+        updates["source.column_map"] = mapping
+        console.print(f"Saved the column mapping {mapping} (later runs read files with it)")
+    if updates:
+        _save(config, updates)
 
 
-def run_day(day: date, *, quiet: bool = False) -> None:
+def _partition_updates(config: ClvConfig, report: ImportReport) -> dict[str, Any]:
+    """Move the partition bounds of the data home to cover the imported days (one line each)."""
+    first, last = report.first_day, report.last_day
+    if first is None or last is None:
+        return {}
+    updates: dict[str, Any] = {}
+    if first < config.start_date or (
+        config.origin("start_date") == "default" and first != config.start_date
+    ):
+        updates["start_date"] = first
+        console.print(f"Partitions now start on {first}, the first imported day (start_date)")
+    closed = last < yesterday(config.timezone) - timedelta(days=CLOSED_HISTORY_DAYS)
+    if config.end_date is not None and last > config.end_date:
+        updates["end_date"] = last
+        console.print(f"Partitions now end on {last}, the last imported day (end_date)")
+    elif config.end_date is None and closed and config.origin("end_date") == "default":
+        updates["end_date"] = last
+        console.print(
+            f"Partitions end on {last}, the last imported day: the history ended more than "
+            f"{CLOSED_HISTORY_DAYS} days ago (end_date). For daily deliveries after it: "
+            "`clv init --end-date none`"
+        )
+    return updates
+
+
+def run_day(config: ClvConfig, day: date, *, quiet: bool = False) -> None:
     """Catch up missing/stale ingest days before ``day`` in one run, then run ``day``."""
-    from clv_pipeline import operations
-
-    config = _config()
-    start = date.fromisoformat(config.start_date)
-    before = [d for d in config.layout.landing_days() if d < start]
+    before = [d for d in config.layout.landing_days() if d < config.start_date]
     if before:
         err.print(
-            f"[yellow]warning:[/] {len(before)} landing day(s) before CLV_START_DATE={start} are "
-            "ignored; set CLV_START_DATE earlier to include them"
+            f"[yellow]warning:[/] {len(before)} landing day(s) before start_date="
+            f"{config.start_date} are ignored; to include them: "
+            f"`clv init --start-date {before[0]} --home {config.home}`"
         )
     t0 = time.monotonic()
     with _progress(quiet) as bar:
@@ -141,8 +190,6 @@ def run_day(day: date, *, quiet: bool = False) -> None:
 
 def _guard(action: Callable[[], T]) -> T:
     """Run an operation; turn our errors into a clear message and exit code 1."""
-    from clv_pipeline.operations import RunFailed
-
     try:
         return action()
     except RunFailed as exc:
@@ -184,12 +231,9 @@ def run(
     home: HomeOption = None,
 ) -> None:
     """Materialize partition DATE of every asset (after catching up stale ingest days)."""
-    _setup(home)
-    if full_recompute:
-        os.environ["CLV_STATE_REBUILD"] = "full"
-    config = _config()
-    chosen = _parse_date(day, "--date") if day else _yesterday(config.timezone)
-    run_day(chosen)
+    config = _config(home, **{"scale.state_rebuild": "full" if full_recompute else None})
+    chosen = _parse_date(day, "--date") if day else yesterday(config.timezone)
+    run_day(config, chosen)
 
 
 def _parse_date(value: str, option: str) -> date:
@@ -209,10 +253,7 @@ def rerun(
     home: HomeOption = None,
 ) -> None:
     """Re-execute a failed run (from its failed step) or every failed partition."""
-    _setup(home)
-    from clv_pipeline import operations
-
-    config = _config()
+    config = _config(home)
     if run_id and not failed:
         outcome = _guard(lambda: operations.rerun_run(config, run_id))
         console.print(f"[green]ok[/] rerun of {run_id} succeeded (run {outcome.run_id})")
@@ -248,10 +289,7 @@ def backfill(
     home: HomeOption = None,
 ) -> None:
     """Materialize partitions START..END: ingest in one run, then each day's snapshot."""
-    _setup(home)
-    from clv_pipeline import operations
-
-    config = _config()
+    config = _config(home)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
     with _progress(quiet=False) as bar:
         task = bar.add_task(f"backfill {first}..{last}", total=(last - first).days + 1)
@@ -289,36 +327,31 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     home: HomeOption = None,
 ) -> None:
-    """Generate a synthetic history, import it, run yesterday and print a summary."""
-    _setup(home)
-    from clv_pipeline.demo import generate_history
-    from clv_pipeline.publish.files import write_parquet_atomic
-    from clv_pipeline.sources.landing import import_files
+    """Generate a synthetic history, import it, run yesterday and print a summary.
 
-    config = _config()
-    layout = config.layout
-    end = _yesterday(config.timezone)
-    start = date.fromisoformat(config.start_date)
-    if end - timedelta(days=days - 1) < start:
-        os.environ["CLV_START_DATE"] = (end - timedelta(days=days - 1)).isoformat()
-        config = _config()
+    The data home's partitions become exactly the demo's days (start_date in clv.toml).
+    """
+    config = _config(home)
+    end = yesterday(config.timezone)
+    first = end - timedelta(days=days - 1)
+    _save(config, {"start_date": first, "end_date": None})
+    config = _config(home)
     console.print(f"Generating {customers:,} customers over {days} days ending {end} (seed {seed})")
     history = generate_history(n_customers=customers, days=days, end=end, seed=seed)
-    export = write_parquet_atomic(history, layout.home / "demo" / "transactions.parquet")
+    export = write_parquet_atomic(history, config.layout.home / "demo" / "transactions.parquet")
     report = import_files(
-        [export], layout, timezone=config.timezone, naive_timezone=config.naive_timezone
+        [export],
+        config.layout,
+        timezone=config.timezone,
+        naive_timezone=config.source.naive_timezone,
     )
     console.print(f"Imported {report.rows:,} transactions into {len(report.days)} landing days")
-    run_day(end)
-    _summary(end)
+    console.print(f"Partitions: {first} .. {end} (settings in {config.layout.settings})")
+    run_day(config, end)
+    _summary(config, end)
 
 
-def _summary(as_of: date) -> None:
-    import polars as pl
-
-    from clv_pipeline.publish.warehouse import read_published
-
-    config = _config()
+def _summary(config: ClvConfig, as_of: date) -> None:
     layout = config.layout
     features = read_published(layout, "customer_features", as_of)
     clv = read_published(layout, "customer_clv", as_of)
@@ -351,8 +384,6 @@ def _summary(as_of: date) -> None:
     console.print(f"Parquet tables: {layout.warehouse}/<table>/as_of={as_of}/part-0.parquet")
     example = "SELECT * FROM customer_clv_latest"
     console.print(f"DuckDB catalog: {layout.catalog}  (e.g. {example})")
-    from clv_pipeline.report.html import report_paths
-
     report, _ = report_paths(layout.warehouse, as_of)
     if report.exists():
         console.print(f"HTML report: {report}  (clv report --open)")
@@ -365,17 +396,9 @@ def status(
     home: HomeOption = None,
 ) -> None:
     """Per asset: materialized, failed (with error and run id), missing and stale partitions."""
-    _setup(home)
-    from clv_pipeline import runner
-    from clv_pipeline.status import partition_status
-
-    config = _config()
+    config = _config(home)
     first = _parse_date(since, "--since") if since else None
-    rows = _guard(
-        lambda: partition_status(
-            runner.get_instance(config.layout), config.layout, asset=asset, since=first
-        )
-    )
+    rows = _guard(lambda: partition_status(config, get_instance(config), asset=asset, since=first))
     table = Table(title=f"Partitions under {config.layout.home}")
     for name in ("asset", "materialized", "latest", "failed", "missing", "stale"):
         table.add_column(name, overflow="fold")
@@ -430,10 +453,7 @@ def validate(
     home: HomeOption = None,
 ) -> None:
     """Run the validation suite on FILE (no pipeline run) and print its failures."""
-    _setup(home)
-    from clv_pipeline.pipeline import partition_failure, validate_file
-
-    config = _config()
+    config = _config(home)
     mapping = _column_map(config, column)
     if not file.is_file():
         raise _fail(f"{file}: no such file")
@@ -504,21 +524,14 @@ def report_cmd(
     home: HomeOption = None,
 ) -> None:
     """Print (and optionally open) the HTML report of a snapshot, with its headline numbers."""
-    _setup(home)
-    from clv_pipeline.publish.catalog import complete_dates
-    from clv_pipeline.report.html import report_paths
-
-    config = _config()
+    config = _config(home)
     dates = complete_dates(config.layout)
     if day is None and not dates:
         raise _fail("no complete snapshot yet; run `clv run` or `clv demo` first")
     chosen = _parse_date(day, "--date") if day else dates[-1]
     path, _ = report_paths(config.layout.warehouse, chosen)
     if not path.exists():
-        from clv_pipeline import pipeline
-
-        path = _guard(lambda: pipeline.build_report(config, chosen)).path
-    from clv_pipeline.publish.warehouse import read_published
+        path = _guard(lambda: build_report(config, chosen)).path
 
     kpis = read_published(config.layout, "kpis", chosen)
     if kpis is not None and kpis.height:
@@ -541,8 +554,6 @@ def report_cmd(
         console.print(table)
     console.print(f"report: {path}")
     if open_browser:
-        import webbrowser
-
         webbrowser.open(path.as_uri())
 
 
@@ -551,26 +562,150 @@ def docs(
     output: Annotated[Path, typer.Option(help="Where to write the data dictionary.")] = Path(
         "docs/data_contract.md"
     ),
+    settings: Annotated[Path, typer.Option(help="Where to write the settings reference.")] = Path(
+        "docs/configuration.md"
+    ),
 ) -> None:
-    """Regenerate the data contract document from clv_pipeline/schema.py."""
-    from clv_pipeline.schema import render_markdown
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_markdown())
-    console.print(f"wrote {output}")
+    """Regenerate docs/data_contract.md (from clv_pipeline/schema/) and docs/configuration.md."""
+    for path, text in ((output, render_markdown()), (settings, render_settings_markdown())):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        console.print(f"wrote {path}")
 
 
 @app.command()
 def catalog(home: HomeOption = None) -> None:
     """Re-create the DuckDB views (e.g. after moving the data home)."""
-    _setup(home)
-    from clv_pipeline.publish.catalog import refresh_views
-
+    config = _config(home)
     try:
-        refresh_views(_config().layout)
+        refresh_views(config.layout)
     except ClvError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"refreshed {_config().layout.catalog}")
+    console.print(f"refreshed {config.layout.catalog}")
+
+
+NONE_WORDS = {"", "none", "null", "default"}
+
+
+@app.command()
+def init(
+    start_date: Annotated[
+        str | None, typer.Option("--start-date", help="First daily partition (YYYY-MM-DD).")
+    ] = None,
+    end_date: Annotated[
+        str | None,
+        typer.Option("--end-date", help="Last partition of a closed history; 'none' = yesterday."),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="IANA timezone of the partition days.")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="landing (default), s3 or postgres.")
+    ] = None,
+    column: ColumnOption = None,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Any setting as PATH=VALUE, e.g. models.horizon_days=730 (see `clv config`); "
+            "PATH=none removes it.",
+        ),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Create or update the data home's settings file clv.toml, then print the settings."""
+    config = _config(home)
+    updates: dict[str, Any] = {}
+    if start_date is not None:
+        updates["start_date"] = _parse_date(start_date, "--start-date")
+    if end_date is not None:
+        updates["end_date"] = (
+            None if end_date.lower() in NONE_WORDS else _parse_date(end_date, "--end-date")
+        )
+    if timezone is not None:
+        updates["timezone"] = timezone
+    if source is not None:
+        updates["source.kind"] = source
+    if column:
+        updates["source.column_map"] = _column_map(config, column)
+    for item in setting or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in SETTINGS:
+            raise _fail(f"--set {item!r}: expected PATH=VALUE with a PATH listed by `clv config`")
+        updates[key] = _setting_value(key, value.strip())
+    config.layout.home.mkdir(parents=True, exist_ok=True)
+    _save(config, updates)
+    if not config.layout.settings.exists():
+        save_settings(config.home, {"start_date": config.start_date})
+    console.print(f"settings: {config.layout.settings}")
+    _print_settings(_config(home), changed_only=True)
+
+
+def _setting_value(key: str, text: str) -> Any:
+    """A --set value as the setting's type expects it (lists and mappings as in CLV_* vars)."""
+    if text.lower() in NONE_WORDS:
+        return None
+    annotation = str(SETTINGS[key].annotation)
+    if annotation.startswith("dict"):
+        try:
+            return parse_mapping(text)
+        except ValueError as exc:
+            raise _fail(f"--set {key}: {exc}") from None
+    if annotation.startswith("list"):
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return text
+
+
+@app.command("config")
+def config_cmd(
+    everything: Annotated[
+        bool, typer.Option("--all", help="Also list settings left at their default.")
+    ] = True,
+    home: HomeOption = None,
+) -> None:
+    """Print every effective setting, where it came from (flag, env, clv.toml, default) and its
+    environment variable."""
+    config = _config(home)
+    console.print(
+        f"data home: {config.home}   settings file: {config.layout.settings}"
+        + ("" if config.layout.settings.exists() else " (absent: `clv init`)")
+    )
+    _print_settings(config, changed_only=not everything)
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _print_settings(config: ClvConfig, *, changed_only: bool) -> None:
+    table = Table(title="Effective settings (flag > CLV_* env > clv.toml > default)")
+    table.add_column("setting", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("from", no_wrap=True)
+    table.add_column("env variable", no_wrap=True)
+    for setting, value, origin in effective_settings(config):
+        if changed_only and origin == "default":
+            continue
+        shown = _shown(value)
+        table.add_row(setting.path, shown, origin, setting.env)
+    console.print(table)
+
+
+@app.command()
+def instance(home: HomeOption = None) -> None:
+    """Print the data home's Dagster instance folder (its DAGSTER_HOME), writing its dagster.yaml.
+
+    ``DAGSTER_HOME="$(clv instance)" dg dev`` (what ``make dev`` runs) starts the UI and the
+    daemon on the same runs as the CLI; nothing is written into the checkout.
+    """
+    print(instance_home(_config(home)))  # noqa: T201 - plain stdout for $(...)
 
 
 def main() -> None:  # pragma: no cover - console entry

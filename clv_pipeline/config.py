@@ -1,69 +1,122 @@
-"""The one typed configuration of the pipeline, with sane defaults.
+"""The settings of one data home: one typed, immutable object in sections, loaded once.
 
-Every field can be set from the environment as ``CLV_<FIELD>`` (upper case), e.g.
-``CLV_HOME=/srv/clv``, ``CLV_TIMEZONE=Europe/Berlin``, ``CLV_HORIZON_DAYS=730``,
-``CLV_COLUMN_MAP="order_ts=occurred_at,cust=customer_id"``, ``CLV_MODELS=bgnbd,pareto_nbd``.
-Secrets never live here; later sources read credentials from their own env vars.
+Where a setting comes from, highest first::
+
+    command-line flag  >  CLV_* environment variable  >  $CLV_HOME/clv.toml  >  default
+
+``clv.toml`` is the data home's own settings file (written by ``clv init``, ``clv import`` and
+``clv demo``, read by every entry point: the CLI, ``dg dev`` / ``dagster dev``, the daemon, cron).
+Its tables are the sections below::
+
+    start_date = 2020-01-01          # first daily partition
+    timezone = "UTC"                 # partition days and purchase-day boundaries
+    [source]    kind, column_map, naive_timezone, lookback_days, [source.s3], [source.postgres]
+    [validation] amounts, currencies, statuses, max_bad_row_share, on_empty_day
+    [models]    candidates, selection, horizon_days, discount_rate, gross_margin, ...
+    [segments]  value_tiers, risk_bands, active_window_days, cost_to_serve_per_order, ...
+    [operations] (secrets only: from the environment, never from the file)
+    [scale]     state_full_every_days, state_rebuild, backtest_holdout_days, ...
+
+Every setting also has an environment variable, listed by ``clv config`` (``CLV_TIMEZONE``,
+``CLV_HORIZON_DAYS``, ``CLV_COLUMN_MAP="order_ts=occurred_at,cust=customer_id"``,
+``CLV_MODELS=bgnbd,pareto_nbd``, ...). Secrets (the alert webhook, the PostgreSQL URL of the Dagster
+instance) are read from the environment only and are never written to ``clv.toml``.
+
+Stages never see this object: :mod:`clv_pipeline.pipeline` hands them the plain values they need.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import dagster as dg
-from pydantic import Field, field_validator
+import tomlkit
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from clv_pipeline.errors import ClvError
 from clv_pipeline.paths import Layout, resolve_home
 from clv_pipeline.segments.churn import DEFAULT_RISK_BANDS
 from clv_pipeline.segments.tiers import DEFAULT_TIERS
-from clv_pipeline.sources.base import LandingSource, TransactionSource
 from clv_pipeline.validation.rules import ValidationRules
 
 ENV_PREFIX = "CLV_"
+SETTINGS_FILE = "clv.toml"
+
+Origin = str  # "default" | "clv.toml" | "env CLV_X" | "flag"
 
 
-class ClvConfig(dg.ConfigurableResource):
-    """Settings shared by every asset and the CLI (Dagster resource key: ``clv``)."""
+class ConfigError(ClvError):
+    """A setting is invalid; the message names the setting, where it came from and the fix."""
 
-    home: str = Field(default="", description="Data home; empty = $CLV_HOME or ./data.")
-    timezone: str = Field(
-        default="UTC",
-        description="Timezone of the daily partitions and of purchase-day boundaries.",
+
+class Section(BaseModel):
+    """A group of settings; ``env_prefix`` + the field name (upper case) is its env variable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    env_prefix: ClassVar[str] = ENV_PREFIX
+    env_names: ClassVar[dict[str, str]] = {}  # field -> env variable when not prefix + FIELD
+    secrets: ClassVar[frozenset[str]] = frozenset()  # env only: never read from / written to file
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        return cls.env_names.get(field, cls.env_prefix + field.upper())
+
+
+class S3Settings(Section):
+    env_prefix: ClassVar[str] = "CLV_S3_"
+
+    bucket: str = Field(default="", description="Bucket holding the daily deliveries.")
+    prefix: str = Field(default="", description="Key prefix.")
+    pattern: str = Field(
+        default="", description="Key template with {date}; empty = date=YYYY-MM-DD/ folders."
+    )
+    endpoint_url: str = Field(default="", description="Endpoint of an S3-compatible store.")
+
+
+class PostgresSettings(Section):
+    env_prefix: ClassVar[str] = "CLV_SOURCE_"
+
+    url_env: str = Field(
+        default="CLV_SOURCE_URL", description="NAME of the env variable holding the URL (secret)."
+    )
+    table: str = Field(default="", description="Table or schema.table.")
+    query: str = Field(default="", description="SELECT with %(start)s / %(end)s.")
+    timestamp_column: str = Field(default="", description="Event-time column of the table.")
+    batch_size: int = Field(default=100_000, ge=1, description="Rows per fetch.")
+
+
+class SourceSettings(Section):
+    env_names: ClassVar[dict[str, str]] = {"kind": "CLV_SOURCE"}
+
+    kind: Literal["landing", "s3", "postgres"] = Field(
+        default="landing", description="Where raw_transactions pulls a day from (docs/sources.md)."
+    )
+    column_map: dict[str, str] = Field(
+        default_factory=dict, description="Input column renames, source name -> contract name."
     )
     naive_timezone: str = Field(
         default="UTC", description="Timezone assumed for input timestamps without an offset."
     )
-    start_date: str = Field(default="2020-01-01", description="First daily partition (YYYY-MM-DD).")
-    source: Literal["landing", "s3", "postgres"] = Field(
-        default="landing", description="Where raw_transactions pulls a day from (docs/sources.md)."
-    )
     lookback_days: int = Field(
         default=0, ge=0, description="Also re-pull the previous N days on each run (late rows)."
     )
-    s3_bucket: str = Field(default="", description="s3: bucket.")
-    s3_prefix: str = Field(default="", description="s3: key prefix.")
-    s3_pattern: str = Field(
-        default="", description="s3: key template with {date}; empty = date= folders."
-    )
-    s3_endpoint_url: str = Field(default="", description="s3: endpoint of an S3-compatible store.")
-    source_url_env: str = Field(
-        default="CLV_SOURCE_URL", description="postgres: NAME of the env var with the URL."
-    )
-    source_table: str = Field(default="", description="postgres: table or schema.table.")
-    source_query: str = Field(default="", description="postgres: SELECT with %(start)s/%(end)s.")
-    source_timestamp_column: str = Field(default="", description="postgres: event-time column.")
-    source_batch_size: int = Field(default=100_000, ge=1, description="postgres: rows per fetch.")
-    column_map: dict[str, str] = Field(
-        default_factory=dict, description="Input column renames, source name -> contract name."
-    )
-    non_revenue_statuses: list[str] = Field(
-        default_factory=lambda: list(ValidationRules.non_revenue_statuses),
-        description="`status` values (case-insensitive) whose rows never count as revenue.",
-    )
+    s3: S3Settings = Field(default_factory=S3Settings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+
+    @field_validator("naive_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return known_timezone(value)
+
+
+class ValidationSettings(Section):
     amount_min: float = Field(default=-1_000_000.0, description="Smallest accepted amount.")
     amount_max: float = Field(default=1_000_000.0, description="Largest accepted amount.")
     currencies: list[str] = Field(
@@ -74,21 +127,52 @@ class ClvConfig(dg.ConfigurableResource):
         default_factory=lambda: list(ValidationRules.known_statuses),
         description="Accepted `status` values (case-insensitive); others are quarantined.",
     )
+    non_revenue_statuses: list[str] = Field(
+        default_factory=lambda: list(ValidationRules.non_revenue_statuses),
+        description="`status` values (case-insensitive) whose rows never count as revenue.",
+    )
     max_bad_row_share: float = Field(
         default=0.05,
         ge=0,
         le=1,
-        description="Fail the partition when more than this share of its rows is quarantined.",
+        description="Fail the day when more than this share of its rows is quarantined.",
     )
     on_empty_day: Literal["warn", "fail"] = Field(
         default="warn", description="A day with no rows: publish it empty with a warning, or fail."
     )
+
+
+class ModelSettings(Section):
+    env_names: ClassVar[dict[str, str]] = {
+        "candidates": "CLV_MODELS",
+        "selection": "CLV_MODEL_SELECTION",
+    }
+
+    candidates: list[str] = Field(
+        default_factory=lambda: ["bgnbd", "pareto_nbd"],
+        description="Transaction models fitted: bgnbd, pareto_nbd, mbgnbd.",
+    )
+    selection: str = Field(default="bic", description="'bic' or a model name to force.")
+    penalizer: float = Field(default=0.0, ge=0, description="L2 penalty on model parameters.")
+    min_customers: int = Field(default=50, ge=1, description="Fewer customers: no model fit.")
+    min_repeat_customers: int = Field(
+        default=20, ge=1, description="Fewer repeat customers: no model fit."
+    )
+    horizon_days: float = Field(default=365.0, gt=0, description="Predictive CLV horizon (days).")
+    discount_rate: float = Field(default=0.10, ge=0, description="Discount rate per period.")
+    discount_period: Literal["annual", "monthly"] = Field(
+        default="annual", description="Period of discount_rate."
+    )
+    gross_margin: float = Field(default=1.0, gt=0, le=1, description="Share of revenue kept.")
     churn_window_days: int = Field(
         default=180, ge=1, description="Days without a purchase after which a customer is churned."
     )
     max_lifespan_days: float = Field(
         default=3650.0, gt=0, description="Cap on the estimated customer lifespan (seed formula)."
     )
+
+
+class SegmentSettings(Section):
     value_tiers: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_TIERS),
         description="Value tiers by predicted-CLV rank: name -> upper cumulative share.",
@@ -104,6 +188,20 @@ class ClvConfig(dg.ConfigurableResource):
         default=0.0, ge=0, description="Unit economics: cost per order, subtracted from CLV."
     )
     clv_cac_benchmark: float = Field(default=3.0, gt=0, description="CLV:CAC flag threshold.")
+
+
+class OperationsSettings(Section):
+    secrets: ClassVar[frozenset[str]] = frozenset({"alert_webhook_url", "dagster_postgres_url"})
+
+    alert_webhook_url: str = Field(
+        default="", description="POST every failed-run alert here (secret: env only)."
+    )
+    dagster_postgres_url: str = Field(
+        default="", description="PostgreSQL run storage for Dagster (secret: env only)."
+    )
+
+
+class ScaleSettings(Section):
     state_full_every_days: int = Field(
         default=28,
         ge=0,
@@ -119,118 +217,382 @@ class ClvConfig(dg.ConfigurableResource):
     backtest_max_customers: int = Field(
         default=200_000,
         ge=0,
-        description="model_backtest: customers scored at most (a deterministic hash sample; "
-        "0 = all).",
+        description="model_backtest: customers scored at most (deterministic hash sample; 0 = all).",
     )
-    horizon_days: float = Field(default=365.0, gt=0, description="Predictive CLV horizon (days).")
-    discount_rate: float = Field(default=0.10, ge=0, description="Discount rate per period.")
-    discount_period: Literal["annual", "monthly"] = "annual"
-    gross_margin: float = Field(default=1.0, gt=0, le=1, description="Share of revenue kept.")
-    models: list[str] = Field(default_factory=lambda: ["bgnbd", "pareto_nbd"])
-    model_selection: str = Field(default="bic", description="'bic' or a model name to force.")
-    penalizer: float = Field(default=0.0, ge=0, description="L2 penalty on model parameters.")
-    min_customers: int = Field(default=50, ge=1)
-    min_repeat_customers: int = Field(default=20, ge=1)
 
-    @field_validator("timezone", "naive_timezone")
+
+class ClvConfig(Section):
+    """Every setting of one data home. Build it with :func:`load_config`."""
+
+    home: Path = Field(default_factory=resolve_home, description="The data home.")
+    start_date: date = Field(default=date(2020, 1, 1), description="First daily partition.")
+    end_date: date | None = Field(
+        default=None,
+        description="Last daily partition of a closed history; empty = yesterday (daily runs).",
+    )
+    timezone: str = Field(
+        default="UTC", description="Timezone of the daily partitions and of purchase-day bounds."
+    )
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    segments: SegmentSettings = Field(default_factory=SegmentSettings)
+    operations: OperationsSettings = Field(default_factory=OperationsSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
+
+    _origins: dict[str, Origin] = PrivateAttr(default_factory=dict)
+
+    @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r} (use an IANA name like 'UTC')") from exc
-        return value
-
-    @field_validator("start_date")
-    @classmethod
-    def _iso_date(cls, value: str) -> str:
-        date.fromisoformat(value)
-        return value
+        return known_timezone(value)
 
     @property
     def layout(self) -> Layout:
-        return Layout(resolve_home(self.home or None))
+        return Layout(self.home)
 
-    def transaction_source(self) -> TransactionSource:
-        """The configured source of raw transactions."""
-        if self.source == "s3":
-            from clv_pipeline.sources.object_store import ObjectStoreSource
+    def origin(self, path: str) -> Origin:
+        """Where the setting at dotted ``path`` (e.g. ``models.horizon_days``) came from."""
+        return self._origins.get(path, "default")
 
-            if not self.s3_bucket:
-                raise ValueError("CLV_SOURCE=s3 needs CLV_S3_BUCKET")
-            return ObjectStoreSource(
-                bucket=self.s3_bucket,
-                prefix=self.s3_prefix,
-                pattern=self.s3_pattern or None,
-                endpoint_url=self.s3_endpoint_url or None,
-                column_map=self.column_map,
-            )
-        if self.source == "postgres":
-            from clv_pipeline.sources.sql import SqlSource
-
-            return SqlSource(
-                url_env=self.source_url_env,
-                table=self.source_table or None,
-                query=self.source_query or None,
-                timestamp_column=self.source_timestamp_column or None,
-                column_map=self.column_map,
-                batch_size=self.source_batch_size,
-            )
-        return LandingSource(self.layout, self.column_map)
+    def with_overrides(self, overrides: Mapping[str, Any]) -> ClvConfig:
+        """A copy with ``{dotted path: value}`` set (validated; their origin becomes "flag")."""
+        values = dict(_flatten(self.model_dump()))
+        unknown = set(overrides) - set(SETTINGS)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)}")
+        values.update(overrides)
+        try:
+            config = ClvConfig.model_validate(_nest(values))
+        except ValidationError as exc:
+            raise ConfigError(
+                _explain(exc, dict.fromkeys(overrides, "flag"), self.layout.settings)
+            ) from None
+        config._origins.update({**self._origins, **dict.fromkeys(overrides, "flag")})
+        return config
 
     def validation_rules(self) -> ValidationRules:
         """The validation settings as the pure stage expects them."""
+        v = self.validation
         return ValidationRules(
             timezone=self.timezone,
-            naive_timezone=self.naive_timezone,
-            amount_min=self.amount_min,
-            amount_max=self.amount_max,
-            currencies=tuple(c.upper() for c in self.currencies),
-            known_statuses=tuple(s.lower() for s in self.known_statuses),
-            non_revenue_statuses=tuple(s.lower() for s in self.non_revenue_statuses),
-            max_bad_row_share=self.max_bad_row_share,
-            on_empty_day=self.on_empty_day,
+            naive_timezone=self.source.naive_timezone,
+            amount_min=v.amount_min,
+            amount_max=v.amount_max,
+            currencies=tuple(c.upper() for c in v.currencies),
+            known_statuses=tuple(s.lower() for s in v.known_statuses),
+            non_revenue_statuses=tuple(s.lower() for s in v.non_revenue_statuses),
+            max_bad_row_share=v.max_bad_row_share,
+            on_empty_day=v.on_empty_day,
         )
 
     def model_options(self) -> dict[str, Any]:
         """Keyword options for :func:`clv_pipeline.models.fit_and_predict`."""
+        m = self.models
         return {
-            "discount_rate": self.discount_rate,
-            "discount_period": self.discount_period,
-            "models": tuple(self.models),
-            "selection": self.model_selection,
-            "penalizer": self.penalizer,
-            "min_customers": self.min_customers,
-            "min_repeat_customers": self.min_repeat_customers,
+            "discount_rate": m.discount_rate,
+            "discount_period": m.discount_period,
+            "models": tuple(m.candidates),
+            "selection": m.selection,
+            "penalizer": m.penalizer,
+            "min_customers": m.min_customers,
+            "min_repeat_customers": m.min_repeat_customers,
         }
 
-    @classmethod
-    def from_env(
-        cls, environ: typing.Mapping[str, str] | None = None, **overrides: Any
-    ) -> ClvConfig:
-        """Build the config from ``CLV_*`` variables; explicit ``overrides`` win.
 
-        ``home`` is only taken from ``environ`` when one is passed: by default it stays empty and
-        :attr:`layout` resolves ``$CLV_HOME`` when used, so a long-lived process (the Dagster
-        code server, tests) follows the current environment.
-        """
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name, field in cls.model_fields.items():
-            if name == "home" and environ is None:
-                continue
-            raw = env.get(ENV_PREFIX + name.upper())
-            if raw is None or raw == "":
-                continue
-            annotation = typing.get_origin(field.annotation)
-            if annotation is dict:
-                values[name] = parse_mapping(raw)
-            elif annotation is list:
-                values[name] = [item.strip() for item in raw.split(",") if item.strip()]
-            else:
-                values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+def known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {value!r} (use an IANA name like 'UTC')") from exc
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# the settings tree: every leaf with its dotted path, env variable and description
+
+
+@dataclass(frozen=True)
+class Setting:
+    path: str  # dotted, e.g. "models.horizon_days"
+    env: str
+    description: str
+    secret: bool
+    annotation: Any
+
+
+def settings_tree(model: type[Section] = ClvConfig, prefix: str = "") -> Iterator[Setting]:
+    """Every leaf setting of ``model`` (depth first, in declaration order)."""
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            yield from settings_tree(annotation, f"{prefix}{name}.")
+            continue
+        yield Setting(
+            path=prefix + name,
+            env=model.env_name(name),
+            description=field.description or "",
+            secret=name in model.secrets,
+            annotation=annotation,
+        )
+
+
+SETTINGS: dict[str, Setting] = {s.path: s for s in settings_tree()}
+
+
+def _parse_env(setting: Setting, raw: str) -> Any:
+    origin = typing.get_origin(setting.annotation)
+    if origin is dict:
+        return parse_mapping(raw)
+    if origin is list:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        path = prefix + key
+        if isinstance(value, Mapping) and path not in SETTINGS:
+            yield from _flatten(value, path + ".")
+        else:
+            yield path, value
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def settings_path(home: str | os.PathLike[str] | None = None) -> Path:
+    return resolve_home(home) / SETTINGS_FILE
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The flat ``{dotted path: value}`` of a ``clv.toml``; unknown keys and secrets are errors."""
+    if not path.is_file():
+        return {}
+    try:
+        tree = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or delete the file") from None
+    flat = dict(_flatten(tree))
+    for key in flat:
+        setting = SETTINGS.get(key)
+        if setting is None:
+            close = [p for p in SETTINGS if p.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{path}: unknown setting {key!r}{hint}; `clv config` lists every setting"
+            )
+        if setting.secret or key == "home":
+            raise ConfigError(
+                f"{path}: {key!r} does not belong in the file"
+                + (
+                    f"; it is a secret, set {setting.env} in the environment"
+                    if setting.secret
+                    else ""
+                )
+            )
+    return flat
+
+
+def load_config(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ClvConfig:
+    """The effective settings of the data home ``home`` (default ``$CLV_HOME`` or ``./data``).
+
+    ``overrides`` are command-line flags, as ``{dotted path: value}``; ``None`` values are ignored.
+    ``environ`` defaults to ``os.environ`` (read now, never at import time).
+    """
+    env = os.environ if environ is None else environ
+    root = resolve_home(home if home not in (None, "") else env.get("CLV_HOME") or None)
+    file = root / SETTINGS_FILE
+    values: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+    for key, value in read_settings_file(file).items():
+        values[key], origins[key] = value, SETTINGS_FILE
+    for setting in SETTINGS.values():
+        if setting.path == "home":
+            continue
+        raw = env.get(setting.env)
+        if raw is not None and raw != "":
+            try:
+                values[setting.path] = _parse_env(setting, raw)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.env}={raw!r}: {exc}") from None
+            origins[setting.path] = f"env {setting.env}"
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in SETTINGS:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key], origins[key] = value, "flag"
+    values["home"] = root
+    origins["home"] = (
+        "flag" if home not in (None, "") else ("env CLV_HOME" if env.get("CLV_HOME") else "default")
+    )
+    try:
+        config = ClvConfig.model_validate(_nest(values))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, origins, file)) from None
+    config._origins.update(origins)
+    return config
+
+
+def _explain(exc: ValidationError, origins: Mapping[str, Origin], file: Path) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(p) for p in error["loc"])
+        setting = SETTINGS.get(path)
+        origin = origins.get(path, "default")
+        where = {"flag": "command-line flag", SETTINGS_FILE: str(file)}.get(origin, origin)
+        env = f" (env {setting.env})" if setting else ""
+        lines.append(f"setting {path}{env} from {where}: {error['msg']}")
+    return "invalid settings: " + "; ".join(lines)
+
+
+def effective_settings(config: ClvConfig) -> list[tuple[Setting, Any, Origin]]:
+    """Every setting with its effective value (secrets masked) and where it came from."""
+    out = []
+    for setting in SETTINGS.values():
+        value: Any = config
+        for part in setting.path.split("."):
+            value = getattr(value, part)
+        if setting.secret and value:
+            value = "*** (set)"
+        out.append(
+            (setting, value, "flag" if setting.path == "home" else config.origin(setting.path))
+        )
+    return out
+
+
+def save_settings(home: str | os.PathLike[str] | None, updates: Mapping[str, Any]) -> Path:
+    """Set ``{dotted path: value}`` in the data home's ``clv.toml`` (comments and order kept).
+
+    ``None`` removes a setting (back to its default). The values are validated first; the file is
+    replaced atomically.
+    """
+    path = settings_path(home)
+    for key in updates:
+        setting = SETTINGS.get(key)
+        if setting is None or setting.secret or key == "home":
+            raise ConfigError(f"{key!r} cannot be stored in {SETTINGS_FILE}")
+    current = read_settings_file(path)
+    merged = {**current, **{k: v for k, v in updates.items() if v is not None}}
+    for key, value in updates.items():
+        if value is None:
+            merged.pop(key, None)
+    try:
+        ClvConfig.model_validate({**_nest(merged), "home": path.parent})
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, dict.fromkeys(merged, "flag"), path)) from None
+    document = tomlkit.parse(path.read_text()) if path.is_file() else _new_document()
+    for key, value in updates.items():
+        *parents, leaf = key.split(".")
+        node: Any = document
+        for part in parents:
+            if part not in node:
+                node[part] = tomlkit.table()
+            node = node[part]
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(tomlkit.dumps(document))
+    os.replace(temp, path)
+    return path
+
+
+def _new_document() -> tomlkit.TOMLDocument:
+    document = tomlkit.document()
+    document.add(tomlkit.comment("Settings of this CLV data home (see `clv config`)."))
+    document.add(
+        tomlkit.comment("Precedence: command-line flag > CLV_* env variable > this file > default.")
+    )
+    document.add(tomlkit.comment("Secrets (webhook, database URLs) go in the environment only."))
+    return document
+
+
+def _default(setting: Setting) -> str:
+    model: Any = ClvConfig.model_construct()
+    value: Any = None
+    for part in setting.path.split("."):
+        field = type(model).model_fields[part]
+        value = field.get_default(call_default_factory=True)
+        model = value
+    if setting.path == "home":
+        return "`./data`"
+    if value in (None, "", [], {}):
+        return "(empty)"
+    if isinstance(value, dict):
+        value = ",".join(f"{k}={v}" for k, v in value.items())
+    elif isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    return f"`{value}`"
+
+
+def render_settings_markdown() -> str:
+    """``docs/configuration.md``: every setting, its env variable, default and meaning."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- generated by `clv docs` from clv_pipeline/config.py; a test fails if it drifts -->",
+        "",
+        "Each data home keeps its settings in `$CLV_HOME/clv.toml`. `clv init` creates it;",
+        "`clv import` records the column mapping and moves the partition bounds to the imported",
+        "days; `clv demo` sets the demo's days. Every entry point reads it: the CLI, `dg dev` /",
+        "`dagster dev`, the daemon, cron. `clv config` prints the effective value of every setting",
+        "and where it came from.",
+        "",
+        "**Precedence:** command-line flag > `CLV_*` environment variable > `clv.toml` > default.",
+        "Secrets (marked below) come from the environment only and are refused in the file.",
+        "",
+        "```toml",
+        "# $CLV_HOME/clv.toml",
+        "start_date = 1997-01-01",
+        "end_date = 1998-06-30          # a closed history; leave out for daily runs",
+        'timezone = "Europe/Berlin"',
+        "",
+        "[source]",
+        'kind = "landing"',
+        'column_map = { InvoiceDate = "occurred_at", CustomerID = "customer_id" }',
+        "",
+        "[models]",
+        "horizon_days = 730",
+        'candidates = ["bgnbd", "pareto_nbd", "mbgnbd"]',
+        "",
+        "[segments.value_tiers]",
+        "platinum = 0.01",
+        "gold = 0.05",
+        "```",
+        "",
+        "| setting (`clv.toml`) | env variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for setting in SETTINGS.values():
+        meaning = setting.description + (" **Secret: environment only.**" if setting.secret else "")
+        if setting.path == "home":
+            meaning = "The data home (`--home` flag or env only; not in the file)."
+        lines.append(f"| `{setting.path}` | `{setting.env}` | {_default(setting)} | {meaning} |")
+    lines += [
+        "",
+        "Lists are comma-separated in env variables (`CLV_MODELS=bgnbd,pareto_nbd`), mappings are",
+        "`a=b,c=d` (`CLV_COLUMN_MAP=order_ts=occurred_at,cust=customer_id`). Days are calendar days",
+        "in `timezone`. `clv init --set PATH=VALUE` writes any setting (`PATH=none` removes it).",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def parse_mapping(text: str | typing.Iterable[str]) -> dict[str, str]:

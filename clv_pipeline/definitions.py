@@ -1,21 +1,10 @@
-"""Dagster entry point (``workspace.yaml`` loads this module)."""
+"""Dagster entry point (``workspace.yaml``, ``dg dev``, the daemon): the data home's definitions.
 
-import dagster as dg
+The data home is ``$CLV_HOME`` (default ``./data``); its settings come from ``clv.toml`` there,
+overridden by ``CLV_*`` variables (see ``clv config``).
+"""
 
-from clv_pipeline.defs.assets import ingest_assets, snapshot_assets
-from clv_pipeline.defs.jobs import (
-    clv_daily_job,
-    clv_daily_schedule,
-    clv_ingest_job,
-    clv_snapshot_job,
-)
-from clv_pipeline.defs.resources import build_resources
-from clv_pipeline.defs.sensors import clv_failure_alert
+from clv_pipeline.config import load_config
+from clv_pipeline.defs import build_defs
 
-defs = dg.Definitions(
-    assets=[*ingest_assets, *snapshot_assets],
-    jobs=[clv_daily_job, clv_ingest_job, clv_snapshot_job],
-    schedules=[clv_daily_schedule],
-    sensors=[clv_failure_alert],
-    resources=build_resources(),
-)
+defs = build_defs(load_config())

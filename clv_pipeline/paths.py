@@ -27,14 +27,11 @@ class Layout:
     ``landing/transactions/date=YYYY-MM-DD/*.parquet|*.csv``: raw drops, one folder per event date.
     ``warehouse/<table>/<key>=YYYY-MM-DD/part-0.parquet``: published tables (key ``as_of`` or ``date``).
     ``warehouse/clv.duckdb``: DuckDB catalog of views. ``quarantine/``: rejected rows with a reason.
-    ``dagster/``: the Dagster instance (SQLite run/event/schedule storage, compute logs).
+    ``dagster/``: the Dagster instance (``DAGSTER_HOME``: SQLite run/event/schedule storage, logs).
+    ``clv.toml``: the data home's settings. ``alerts/``: failed-run alerts.
     """
 
     home: Path
-
-    @classmethod
-    def at(cls, home: str | os.PathLike[str] | None = None) -> Layout:
-        return cls(resolve_home(home))
 
     @property
     def landing(self) -> Path:
@@ -56,6 +53,15 @@ class Layout:
     @property
     def dagster(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def alerts(self) -> Path:
+        return self.home / "alerts"
+
+    @property
+    def settings(self) -> Path:
+        """The data home's settings file (see :mod:`clv_pipeline.config`)."""
+        return self.home / "clv.toml"
 
     @property
     def catalog(self) -> Path:

@@ -33,6 +33,8 @@ from clv_pipeline.publish.warehouse import (
     read_published,
     scan_published,
 )
+from clv_pipeline.report.backtest import run_backtest
+from clv_pipeline.report.html import publish_report, render_report
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
@@ -40,8 +42,11 @@ from clv_pipeline.segments.lifecycle import purchase_gaps_from_state
 from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
+from clv_pipeline.sources.base import LandingSource, TransactionSource
 from clv_pipeline.sources.files import read_delivered_file, select_contract
 from clv_pipeline.sources.landing import read_marketing_inputs
+from clv_pipeline.sources.object_store import ObjectStoreSource
+from clv_pipeline.sources.sql import SqlSource
 from clv_pipeline.validation.parse import event_date, parse_timestamps
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.transactions import (
@@ -68,9 +73,38 @@ class StepResult:
         return {**first, **stats}
 
 
+def transaction_source(config: ClvConfig) -> TransactionSource:
+    """The configured source of raw transactions (``[source] kind``)."""
+    settings = config.source
+    if settings.kind == "s3":
+        s3 = settings.s3
+        if not s3.bucket:
+            raise InputError(
+                "source kind s3 needs a bucket: set [source.s3] bucket in clv.toml or CLV_S3_BUCKET"
+            )
+        return ObjectStoreSource(
+            bucket=s3.bucket,
+            prefix=s3.prefix,
+            pattern=s3.pattern or None,
+            endpoint_url=s3.endpoint_url or None,
+            column_map=settings.column_map,
+        )
+    if settings.kind == "postgres":
+        pg = settings.postgres
+        return SqlSource(
+            url_env=pg.url_env,
+            table=pg.table or None,
+            query=pg.query or None,
+            timestamp_column=pg.timestamp_column or None,
+            column_map=settings.column_map,
+            batch_size=pg.batch_size,
+        )
+    return LandingSource(config.layout, settings.column_map)
+
+
 def pull_raw_transactions(config: ClvConfig, day: date) -> StepResult:
     """Pull the day from the configured source (as delivered, strings); publish ``raw_transactions``."""
-    source = config.transaction_source()
+    source = transaction_source(config)
     raw = source.pull_day(day, timezone=config.timezone)
     files = raw.get_column("_source_file").n_unique() if raw.height else 0
     published = publish_table(config.layout, "raw_transactions", raw, day=day)
@@ -198,7 +232,10 @@ def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
     """
     layout = config.layout
     plan = plan_state(
-        layout, as_of, full_every_days=config.state_full_every_days, rebuild=config.state_rebuild
+        layout,
+        as_of,
+        full_every_days=config.scale.state_full_every_days,
+        rebuild=config.scale.state_rebuild,
     )
     if plan.base is None:
         state = summarise_transactions(_history(config, as_of))
@@ -241,10 +278,10 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
     valuation = value_customers(
         _read(config, "customer_features", as_of),
         as_of=as_of,
-        gross_margin=config.gross_margin,
-        horizon_days=config.horizon_days,
-        churn_window_days=config.churn_window_days,
-        max_lifespan_days=config.max_lifespan_days,
+        gross_margin=config.models.gross_margin,
+        horizon_days=config.models.horizon_days,
+        churn_window_days=config.models.churn_window_days,
+        max_lifespan_days=config.models.max_lifespan_days,
         model_options=config.model_options(),
     )
     params = publish_table(config.layout, "model_params", valuation.params, day=as_of)
@@ -289,7 +326,7 @@ def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
         _read(config, "customer_features", as_of).lazy(),
         _read(config, "customer_clv", as_of).lazy(),
         purchase_gaps=purchase_gaps_from_state(_state(config, as_of), as_of=as_of),
-        tiers=tuple(config.value_tiers.items()),
+        tiers=tuple(config.segments.value_tiers.items()),
     ).collect()
     published = publish_table(config.layout, "customer_segments", segments, day=as_of)
     counts = segments.group_by("rfm_segment").len().sort("len", descending=True)
@@ -301,7 +338,7 @@ def build_customer_churn(config: ClvConfig, as_of: date) -> StepResult:
     churn = build_churn_table(
         _read(config, "customer_features", as_of).lazy(),
         _read(config, "customer_clv", as_of).lazy(),
-        risk_bands=tuple(config.risk_bands.items()),
+        risk_bands=tuple(config.segments.risk_bands.items()),
     )
     return _publish(config, "customer_churn", churn, as_of)
 
@@ -337,8 +374,8 @@ def build_unit_economics(config: ClvConfig, as_of: date) -> StepResult:
         customers=customers,
         acquisition_spend=spend,
         gross_margin=1.0,  # customer_clv already carries the configured gross margin
-        cost_to_serve_per_order=config.cost_to_serve_per_order,
-        benchmark_ratio=config.clv_cac_benchmark,
+        cost_to_serve_per_order=config.segments.cost_to_serve_per_order,
+        benchmark_ratio=config.segments.clv_cac_benchmark,
     )
     inputs = "present" if customers is not None and spend is not None else "absent"
     return _publish(config, "unit_economics", table, as_of, marketing_inputs=inputs)
@@ -353,30 +390,28 @@ def build_kpis(config: ClvConfig, as_of: date) -> StepResult:
         _history(config, as_of),
         as_of=as_of,
         previous=_previous(config, "kpis", as_of),
-        active_window_days=config.active_window_days,
-        gross_margin=config.gross_margin,
+        active_window_days=config.segments.active_window_days,
+        gross_margin=config.models.gross_margin,
     )
     return _publish(config, "kpis", kpis, as_of)
 
 
 def build_model_backtest(config: ClvConfig, as_of: date) -> StepResult:
     """Fit on history before ``as_of - holdout``, score the holdout, against a naive baseline."""
-    from clv_pipeline.report.backtest import run_backtest
-
     options = config.model_options()
     customers = pq.read_metadata(
         config.layout.partition_file("customer_state", "as_of", as_of)
     ).num_rows
-    limit = config.backtest_max_customers
+    limit = config.scale.backtest_max_customers
     result = run_backtest(
         _history(config, as_of),
         sample_share=min(1.0, limit / customers) if limit and customers else 1.0,
         as_of=as_of,
-        holdout_days=config.backtest_holdout_days,
+        holdout_days=config.scale.backtest_holdout_days,
         models=options["models"],
-        penalizer=config.penalizer,
-        min_customers=config.min_customers,
-        min_repeat_customers=config.min_repeat_customers,
+        penalizer=config.models.penalizer,
+        min_customers=config.models.min_customers,
+        min_repeat_customers=config.models.min_repeat_customers,
     )
     published = [
         publish_table(config.layout, name, frame, day=as_of)
@@ -399,8 +434,6 @@ class Report:
 
 def build_report(config: ClvConfig, as_of: date) -> Report:
     """Render the self-contained HTML report of ``as_of`` from the published tables."""
-    from clv_pipeline.report.html import publish_report, render_report
-
     layout = config.layout
     tables = {
         name: read_published(layout, name, as_of)
@@ -458,7 +491,9 @@ def validate_file(
     common day) and checked against already validated history in the data home.
     """
     rules = config.validation_rules()
-    frame = select_contract(read_delivered_file(path, column_map=column_map or config.column_map))
+    frame = select_contract(
+        read_delivered_file(path, column_map=column_map or config.source.column_map)
+    )
     frame = frame.with_columns(
         pl.lit(path.name).alias("_source_file"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row"),

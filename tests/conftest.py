@@ -12,16 +12,17 @@ import pytest
 from clv_pipeline.paths import Layout
 from clv_pipeline.schema import RAW_TRANSACTIONS
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh CLV_HOME; Dagster storage inside it; no DAGSTER_HOME from the outside."""
+    """A fresh CLV_HOME (Dagster's instance inside it); no CLV_* or DAGSTER_HOME from outside."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("CLV_")]:
+        monkeypatch.delenv(name)
     root = tmp_path / "home"
     monkeypatch.setenv("CLV_HOME", str(root))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    monkeypatch.setenv("CLV_DAGSTER_STORAGE", str(root / "dagster"))
     yield root
 
 

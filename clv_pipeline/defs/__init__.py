@@ -1,1 +1,27 @@
-"""Dagster wiring (assets, jobs, schedules, resources). Logic lives in clv_pipeline.pipeline."""
+"""Dagster wiring (assets, checks, jobs, schedule, sensor, resources), built from one config.
+
+Logic lives in :mod:`clv_pipeline.pipeline` and the stage packages; nothing here reads the
+environment.
+"""
+
+import dagster as dg
+
+from clv_pipeline.config import ClvConfig
+from clv_pipeline.defs.assets import build_assets
+from clv_pipeline.defs.jobs import build_jobs
+from clv_pipeline.defs.partitions import build_partitions
+from clv_pipeline.defs.resources import build_resources
+from clv_pipeline.defs.sensors import build_failure_sensor
+
+
+def build_defs(config: ClvConfig) -> dg.Definitions:
+    """Every Dagster definition of the data home ``config.home``."""
+    assets = build_assets(build_partitions(config))
+    jobs, schedule = build_jobs()
+    return dg.Definitions(
+        assets=assets,
+        jobs=jobs,
+        schedules=[schedule],
+        sensors=[build_failure_sensor(config)],
+        resources=build_resources(config),
+    )

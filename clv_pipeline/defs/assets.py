@@ -1,4 +1,7 @@
-"""Assets: thin wrappers that turn a partition key into a date and call one pipeline step."""
+"""Assets: thin wrappers that turn a partition key into a date and call one pipeline step.
+
+:func:`build_assets` declares them over the data home's daily partitions.
+"""
 
 import warnings
 from collections.abc import Callable, Iterator
@@ -17,7 +20,7 @@ from clv_pipeline.defs.checks import (
     table_check_results,
     table_check_specs,
 )
-from clv_pipeline.defs.partitions import clv_daily_partition
+from clv_pipeline.defs.resources import ClvSettings
 from clv_pipeline.errors import InputError, PublishError
 from clv_pipeline.pipeline import StepResult
 from clv_pipeline.validation.suite import SUITE_VERSION
@@ -75,253 +78,266 @@ def _published(
         )
 
 
-@dg.asset(
-    group_name=INGEST,
-    partitions_def=clv_daily_partition,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"polars", "parquet"},
-    check_specs=[
-        *table_check_specs("raw_transactions"),
-        dg.AssetCheckSpec(RAW_ROWS_CHECK, asset="raw_transactions", description="Rows arrived."),
-    ],
-    description="The partition day's rows as delivered to the landing folder (strings).",
-)
-def raw_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
-    results = []
-    for i, day in enumerate(_days(context), start=1):
-        results.append(pipeline.pull_raw_transactions(clv, day))
-        if i % 100 == 0:
-            context.log.info(f"raw_transactions: {i} days pulled")
-    empty = [str(r.published[0].day) for r in results if r.published[0].rows == 0]
-    yield dg.MaterializeResult(
-        metadata=_summary(context, results),
-        check_results=[
-            *table_check_results(
-                "raw_transactions", merge_checks(r.published[0].checks for r in results)
-            ),
-            dg.AssetCheckResult(
-                check_name=RAW_ROWS_CHECK,
-                passed=not empty,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"empty_days": ", ".join(empty[:20]) or "none"},
-            ),
-        ],
-    )
-
-
-@dg.asset(
-    group_name=INGEST,
-    partitions_def=clv_daily_partition,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[raw_transactions],
-    kinds={"great_expectations", "polars", "parquet"},
-    check_specs=[
-        *table_check_specs("validated_transactions"),
-        dg.AssetCheckSpec(
-            GX_CHECK,
-            asset="validated_transactions",
-            blocking=True,
-            description=f"GX suite v{SUITE_VERSION}: share of rejected rows within the limit.",
-        ),
-    ],
-    description="Typed, normalised, deduplicated transactions; bad rows to quarantine/.",
-)
-def validated_transactions(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
-    try:
-        results = pipeline.validate_days(clv, _days(context))
-    except InputError as exc:
-        yield dg.AssetCheckResult(check_name=GX_CHECK, passed=False, metadata={"failure": str(exc)})
-        raise
-    suite: list[dict[str, Any]] = next(
-        (r.stats["gx_suite"] for r in reversed(results) if r.stats["gx_suite"]), []
-    )
-    rejected = sum(int(r.stats["rows_quarantined"]) for r in results)
-    yield dg.MaterializeResult(
-        metadata={
-            k: v for k, v in _summary(context, results).items() if k not in {"gx_suite", "day"}
-        },
-        check_results=[
-            *table_check_results(
-                "validated_transactions",
-                merge_checks(p.checks for r in results for p in r.published),
-            ),
-            dg.AssetCheckResult(
-                check_name=GX_CHECK,
-                passed=True,
-                metadata={
-                    "suite_version": SUITE_VERSION,
-                    "rows_quarantined": rejected,
-                    "expectations": dg.MetadataValue.md(gx_markdown(suite)),
-                },
-            ),
-        ],
-    )
-
-
 def _snapshot_asset(
-    name: str, step: Callable[[ClvConfig, date], StepResult], deps: list[Any], description: str
+    partitions: dg.PartitionsDefinition,
+    name: str,
+    step: Callable[[ClvConfig, date], StepResult],
+    deps: list[Any],
+    description: str,
 ) -> dg.AssetsDefinition:
     """A snapshot asset: one table per as-of date, published through its audits."""
 
     @dg.asset(
         name=name,
         group_name=SNAPSHOT,
-        partitions_def=clv_daily_partition,
+        partitions_def=partitions,
         deps=deps,
         kinds={"polars", "parquet"},
         check_specs=table_check_specs(name),
         description=description,
     )
-    def _asset(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
+    def _asset(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
         yield from _published(context, name, lambda: step(clv, _as_of(context)))
 
     return _asset
 
 
-customer_state = _snapshot_asset(
-    "customer_state",
-    pipeline.build_customer_state,
-    [validated_transactions],
-    "Running per-customer summary: yesterday's state + today's validated rows "
-    "(full recompute when inputs changed or every CLV_STATE_FULL_EVERY_DAYS).",
-)
-customer_features = _snapshot_asset(
-    "customer_features",
-    pipeline.build_customer_features,
-    [customer_state],
-    "Per-customer frequency, recency, T (days) and spend as of the partition date.",
-)
+def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """Every asset of the pipeline over ``partitions`` (ingest group first, then snapshot)."""
 
+    @dg.asset(
+        group_name=INGEST,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"polars", "parquet"},
+        check_specs=[
+            *table_check_specs("raw_transactions"),
+            dg.AssetCheckSpec(
+                RAW_ROWS_CHECK, asset="raw_transactions", description="Rows arrived."
+            ),
+        ],
+        description="The partition day's rows as delivered to the landing folder (strings).",
+    )
+    def raw_transactions(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
+        results = []
+        for i, day in enumerate(_days(context), start=1):
+            results.append(pipeline.pull_raw_transactions(clv, day))
+            if i % 100 == 0:
+                context.log.info(f"raw_transactions: {i} days pulled")
+        empty = [str(r.published[0].day) for r in results if r.published[0].rows == 0]
+        yield dg.MaterializeResult(
+            metadata=_summary(context, results),
+            check_results=[
+                *table_check_results(
+                    "raw_transactions", merge_checks(r.published[0].checks for r in results)
+                ),
+                dg.AssetCheckResult(
+                    check_name=RAW_ROWS_CHECK,
+                    passed=not empty,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"empty_days": ", ".join(empty[:20]) or "none"},
+                ),
+            ],
+        )
 
-@dg.multi_asset(
-    group_name=SNAPSHOT,
-    partitions_def=clv_daily_partition,
-    specs=[
-        dg.AssetSpec("model_params", deps=["customer_features"], kinds={"scipy", "parquet"}),
-        dg.AssetSpec("customer_clv", deps=["customer_features"], kinds={"scipy", "parquet"}),
-    ],
-    check_specs=[*table_check_specs("model_params"), *table_check_specs("customer_clv")],
-    description="Fit BG/NBD / Pareto/NBD + Gamma-Gamma; per-customer historic, formula, predicted CLV.",
-)
-def customer_clv(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
-    yield from _published(
-        context, "customer_clv", lambda: pipeline.build_customer_clv(clv, _as_of(context))[0]
+    @dg.asset(
+        group_name=INGEST,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[raw_transactions],
+        kinds={"great_expectations", "polars", "parquet"},
+        check_specs=[
+            *table_check_specs("validated_transactions"),
+            dg.AssetCheckSpec(
+                GX_CHECK,
+                asset="validated_transactions",
+                blocking=True,
+                description=f"GX suite v{SUITE_VERSION}: share of rejected rows within the limit.",
+            ),
+        ],
+        description="Typed, normalised, deduplicated transactions; bad rows to quarantine/.",
+    )
+    def validated_transactions(
+        context: dg.AssetExecutionContext, clv: ClvSettings
+    ) -> Iterator[Event]:
+        try:
+            results = pipeline.validate_days(clv, _days(context))
+        except InputError as exc:
+            yield dg.AssetCheckResult(
+                check_name=GX_CHECK, passed=False, metadata={"failure": str(exc)}
+            )
+            raise
+        suite: list[dict[str, Any]] = next(
+            (r.stats["gx_suite"] for r in reversed(results) if r.stats["gx_suite"]), []
+        )
+        rejected = sum(int(r.stats["rows_quarantined"]) for r in results)
+        yield dg.MaterializeResult(
+            metadata={
+                k: v for k, v in _summary(context, results).items() if k not in {"gx_suite", "day"}
+            },
+            check_results=[
+                *table_check_results(
+                    "validated_transactions",
+                    merge_checks(p.checks for r in results for p in r.published),
+                ),
+                dg.AssetCheckResult(
+                    check_name=GX_CHECK,
+                    passed=True,
+                    metadata={
+                        "suite_version": SUITE_VERSION,
+                        "rows_quarantined": rejected,
+                        "expectations": dg.MetadataValue.md(gx_markdown(suite)),
+                    },
+                ),
+            ],
+        )
+
+    customer_state = _snapshot_asset(
+        partitions,
+        "customer_state",
+        pipeline.build_customer_state,
+        [validated_transactions],
+        "Running per-customer summary: yesterday's state + today's validated rows "
+        "(full recompute when inputs changed or every CLV_STATE_FULL_EVERY_DAYS).",
+    )
+    customer_features = _snapshot_asset(
+        partitions,
+        "customer_features",
+        pipeline.build_customer_features,
+        [customer_state],
+        "Per-customer frequency, recency, T (days) and spend as of the partition date.",
     )
 
+    @dg.multi_asset(
+        group_name=SNAPSHOT,
+        partitions_def=partitions,
+        specs=[
+            dg.AssetSpec("model_params", deps=["customer_features"], kinds={"scipy", "parquet"}),
+            dg.AssetSpec("customer_clv", deps=["customer_features"], kinds={"scipy", "parquet"}),
+        ],
+        check_specs=[*table_check_specs("model_params"), *table_check_specs("customer_clv")],
+        description="Fit BG/NBD / Pareto/NBD + Gamma-Gamma; per-customer historic, formula, predicted CLV.",
+    )
+    def customer_clv(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
+        yield from _published(
+            context, "customer_clv", lambda: pipeline.build_customer_clv(clv, _as_of(context))[0]
+        )
 
-CLV = dg.AssetKey("customer_clv")
-customer_segments = _snapshot_asset(
-    "customer_segments",
-    pipeline.build_customer_segments,
-    [customer_features, CLV, customer_state],
-    "RFM scores and segments, value tier, lifecycle stage, micro-segment per customer.",
-)
-customer_churn = _snapshot_asset(
-    "customer_churn",
-    pipeline.build_customer_churn,
-    [customer_features, CLV],
-    "Churn probability, percentile, risk band, days overdue and value at risk per customer.",
-)
-segment_migration = _snapshot_asset(
-    "segment_migration",
-    pipeline.build_segment_migration,
-    [customer_segments],
-    "Customers and value moving between segments, tiers and stages since the last snapshot.",
-)
-cohorts = _snapshot_asset(
-    "cohorts",
-    pipeline.build_cohorts,
-    [validated_transactions, CLV],
-    "Acquisition-month x channel cohorts: retention, revenue per customer, average CLV.",
-)
-unit_economics = _snapshot_asset(
-    "unit_economics",
-    pipeline.build_unit_economics,
-    [customer_features, CLV],
-    "CAC, CLV - CAC and CLV:CAC per channel and cohort (needs landing/customers + spend).",
-)
-kpis = _snapshot_asset(
-    "kpis",
-    pipeline.build_kpis,
-    [customer_features, CLV, customer_segments],
-    "One row of KPIs per as-of date with the change against the previous snapshot.",
-)
-
-
-@dg.multi_asset(
-    group_name=SNAPSHOT,
-    partitions_def=clv_daily_partition,
-    specs=[
-        dg.AssetSpec(name, deps=[validated_transactions], kinds={"scipy", "parquet"})
-        for name in ("model_backtest", "backtest_deciles", "backtest_calibration")
-    ],
-    check_specs=[
-        spec
-        for name in ("model_backtest", "backtest_deciles", "backtest_calibration")
-        for spec in table_check_specs(name)
-    ],
-    description="Fit on history before as_of - holdout, score the holdout vs a naive baseline.",
-)
-def model_backtest(context: dg.AssetExecutionContext, clv: ClvConfig) -> Iterator[Event]:
-    yield from _published(
-        context, "model_backtest", lambda: pipeline.build_model_backtest(clv, _as_of(context))
+    CLV = dg.AssetKey("customer_clv")
+    customer_segments = _snapshot_asset(
+        partitions,
+        "customer_segments",
+        pipeline.build_customer_segments,
+        [customer_features, CLV, customer_state],
+        "RFM scores and segments, value tier, lifecycle stage, micro-segment per customer.",
+    )
+    customer_churn = _snapshot_asset(
+        partitions,
+        "customer_churn",
+        pipeline.build_customer_churn,
+        [customer_features, CLV],
+        "Churn probability, percentile, risk band, days overdue and value at risk per customer.",
+    )
+    segment_migration = _snapshot_asset(
+        partitions,
+        "segment_migration",
+        pipeline.build_segment_migration,
+        [customer_segments],
+        "Customers and value moving between segments, tiers and stages since the last snapshot.",
+    )
+    cohorts = _snapshot_asset(
+        partitions,
+        "cohorts",
+        pipeline.build_cohorts,
+        [validated_transactions, CLV],
+        "Acquisition-month x channel cohorts: retention, revenue per customer, average CLV.",
+    )
+    unit_economics = _snapshot_asset(
+        partitions,
+        "unit_economics",
+        pipeline.build_unit_economics,
+        [customer_features, CLV],
+        "CAC, CLV - CAC and CLV:CAC per channel and cohort (needs landing/customers + spend).",
+    )
+    kpis = _snapshot_asset(
+        partitions,
+        "kpis",
+        pipeline.build_kpis,
+        [customer_features, CLV, customer_segments],
+        "One row of KPIs per as-of date with the change against the previous snapshot.",
     )
 
+    @dg.multi_asset(
+        group_name=SNAPSHOT,
+        partitions_def=partitions,
+        specs=[
+            dg.AssetSpec(name, deps=[validated_transactions], kinds={"scipy", "parquet"})
+            for name in ("model_backtest", "backtest_deciles", "backtest_calibration")
+        ],
+        check_specs=[
+            spec
+            for name in ("model_backtest", "backtest_deciles", "backtest_calibration")
+            for spec in table_check_specs(name)
+        ],
+        description="Fit on history before as_of - holdout, score the holdout vs a naive baseline.",
+    )
+    def model_backtest(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
+        yield from _published(
+            context, "model_backtest", lambda: pipeline.build_model_backtest(clv, _as_of(context))
+        )
 
-SNAPSHOT_TABLE_ASSETS = [
-    customer_segments,
-    customer_churn,
-    segment_migration,
-    cohorts,
-    unit_economics,
-    kpis,
-]
+    SNAPSHOT_TABLE_ASSETS = [
+        customer_segments,
+        customer_churn,
+        segment_migration,
+        cohorts,
+        unit_economics,
+        kpis,
+    ]
 
+    @dg.asset(
+        group_name=SNAPSHOT,
+        partitions_def=partitions,
+        deps=[
+            customer_state,
+            customer_features,
+            dg.AssetKey("model_params"),
+            CLV,
+            *SNAPSHOT_TABLE_ASSETS,
+            model_backtest,
+        ],
+        kinds={"duckdb"},
+        description="Commit point: the snapshot becomes visible in the DuckDB views and the manifest.",
+    )
+    def clv_snapshot(context: dg.AssetExecutionContext, clv: ClvSettings) -> dg.MaterializeResult:
+        result = pipeline.commit_snapshot(clv, _as_of(context))
+        return dg.MaterializeResult(metadata=result.metadata())
 
-@dg.asset(
-    group_name=SNAPSHOT,
-    partitions_def=clv_daily_partition,
-    deps=[
+    @dg.asset(
+        group_name=SNAPSHOT,
+        partitions_def=partitions,
+        deps=[clv_snapshot],
+        kinds={"plotly", "html"},
+        description="Self-contained HTML report: KPIs, CLV, segments, churn, cohorts, backtest.",
+    )
+    def report(context: dg.AssetExecutionContext, clv: ClvSettings) -> dg.MaterializeResult:
+        built = pipeline.build_report(clv, _as_of(context))
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(built.path)),
+                "open": dg.MetadataValue.url(built.path.as_uri()),
+                **{k: v for k, v in built.headline.items() if v is not None},
+            }
+        )
+
+    ingest_assets = [raw_transactions, validated_transactions]
+    snapshot_assets = [
         customer_state,
         customer_features,
-        dg.AssetKey("model_params"),
-        CLV,
+        customer_clv,
         *SNAPSHOT_TABLE_ASSETS,
         model_backtest,
-    ],
-    kinds={"duckdb"},
-    description="Commit point: the snapshot becomes visible in the DuckDB views and the manifest.",
-)
-def clv_snapshot(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
-    result = pipeline.commit_snapshot(clv, _as_of(context))
-    return dg.MaterializeResult(metadata=result.metadata())
-
-
-@dg.asset(
-    group_name=SNAPSHOT,
-    partitions_def=clv_daily_partition,
-    deps=[clv_snapshot],
-    kinds={"plotly", "html"},
-    description="Self-contained HTML report: KPIs, CLV, segments, churn, cohorts, backtest.",
-)
-def report(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
-    built = pipeline.build_report(clv, _as_of(context))
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(built.path)),
-            "open": dg.MetadataValue.url(built.path.as_uri()),
-            **{k: v for k, v in built.headline.items() if v is not None},
-        }
-    )
-
-
-ingest_assets = [raw_transactions, validated_transactions]
-snapshot_assets = [
-    customer_state,
-    customer_features,
-    customer_clv,
-    *SNAPSHOT_TABLE_ASSETS,
-    model_backtest,
-    clv_snapshot,
-    report,
-]
+        clv_snapshot,
+        report,
+    ]
+    return [*ingest_assets, *snapshot_assets]

@@ -1,7 +1,11 @@
-"""Resources: the typed pipeline config under the key ``clv`` (values from CLV_* env vars)."""
+"""Resources: the data home's settings under the key ``clv`` (a plain, immutable object)."""
+
+import dagster as dg
 
 from clv_pipeline.config import ClvConfig
 
+ClvSettings = dg.ResourceParam[ClvConfig]
 
-def build_resources() -> dict[str, object]:
-    return {"clv": ClvConfig.from_env()}
+
+def build_resources(config: ClvConfig) -> dict[str, object]:
+    return {"clv": config}

@@ -2,24 +2,20 @@
 
 import dagster as dg
 
-from clv_pipeline.alerts import Alert, send_alert
 from clv_pipeline.config import ClvConfig
-from clv_pipeline.runner import summarize
+from clv_pipeline.runs.alerts import alert_failed_run
 
 
-@dg.run_failure_sensor(
-    name="clv_failure_alert",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Writes <home>/alerts/alerts.jsonl (and POSTs to $CLV_ALERT_WEBHOOK_URL).",
-)
-def clv_failure_alert(context: dg.RunFailureSensorContext) -> None:
-    run = context.dagster_run
-    outcome = summarize(context.instance, run.run_id)
-    start = run.tags.get("dagster/asset_partition_range_start")
-    partition = run.tags.get("dagster/partition") or (
-        f"{start}..{run.tags.get('dagster/asset_partition_range_end')}" if start else None
+def build_failure_sensor(config: ClvConfig) -> dg.SensorDefinition:
+    """Alerts for runs that fail outside the CLI (schedule, UI); one alert per run, whoever
+    notices the failure first (the CLI or this sensor)."""
+
+    @dg.run_failure_sensor(
+        name="clv_failure_alert",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Appends <home>/alerts/alerts.jsonl (and POSTs to the alert webhook).",
     )
-    alert = Alert.for_run(
-        run_id=run.run_id, job=run.job_name, partition=partition, failures=outcome.failures
-    )
-    send_alert(alert, ClvConfig.from_env().layout)
+    def clv_failure_alert(context: dg.RunFailureSensorContext) -> None:
+        alert_failed_run(context.instance, context.dagster_run, config)
+
+    return clv_failure_alert

@@ -24,6 +24,7 @@ from scipy import stats
 
 from clv_pipeline.features.customers import compute_features
 from clv_pipeline.models import fit_and_predict
+from clv_pipeline.numeric import exact_sum
 from clv_pipeline.schema import (
     BACKTEST_CALIBRATION,
     BACKTEST_DECILES,
@@ -198,7 +199,7 @@ def _holdout_actuals(
         .group_by("customer_id")
         .agg(
             pl.col("event_date").n_unique().cast(pl.Int64).alias("actual_purchases"),
-            pl.col("amount").sum().cast(pl.Float64).alias("actual_value"),
+            exact_sum(pl.col("amount")).alias("actual_value"),  # order independent
         )
     )
 

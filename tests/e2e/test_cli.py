@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from clv_pipeline import cli
 from clv_pipeline.cli import app
+from clv_pipeline.config import load_config
+from clv_pipeline.defs import build_defs
+from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.demo import generate_history
+from clv_pipeline.features.state import read_provenance
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published, scan_published
 
@@ -89,5 +95,98 @@ def test_demo_small(home: Path) -> None:
     assert "Top segments" in result.output and "customer_clv_latest" in result.output
     yesterday = Layout(home).published_days("customer_clv", "as_of")
     assert len(yesterday) == 1
+    # the data home's partitions are exactly the demo's 20 days, whoever loads its definitions
+    defs = build_defs(load_config(home, environ={}))
+    partitions = defs.resolve_job_def("clv_daily_job").partitions_def
+    assert isinstance(partitions, dg.DailyPartitionsDefinition)
+    keys = partitions.get_partition_keys()
+    assert len(keys) == 20 and keys[-1] == yesterday[0].isoformat()
     frame = pl.read_parquet(Layout(home).partition_file("customer_segments", "as_of", yesterday[0]))
     assert frame.height > 0
+
+
+def test_import_of_a_1997_history_sets_the_partitions(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No env var: `clv import` records the history's days in clv.toml, `clv run` uses them."""
+    monkeypatch.setattr(cli.console, "width", 200)
+    export = tmp_path / "cdnow-like.csv"
+    generate_history(n_customers=150, days=546, end=date(1998, 6, 30), seed=5).write_csv(export)
+    monkeypatch.delenv("CLV_HOME")  # only --home says where the data home is
+    result = runner.invoke(app, ["import", str(export), "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "Partitions now start on 1997-01-01" in result.output
+    assert "Partitions end on 1998-06-30" in result.output
+    config = load_config(home, environ={})
+    assert (config.start_date, config.end_date) == (date(1997, 1, 1), date(1998, 6, 30))
+    assert config.origin("start_date") == "clv.toml"
+    keys = build_partitions(config).get_partition_keys()
+    assert (keys[0], keys[-1], len(keys)) == ("1997-01-01", "1998-06-30", 546)
+    result = runner.invoke(app, ["run", "--date", "1997-09-30", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert Layout(home).published_days("customer_clv", "as_of") == [date(1997, 9, 30)]
+    result = runner.invoke(app, ["run", "--date", "1998-07-01", "--home", str(home)])
+    assert result.exit_code == 1
+    assert "end_date, from clv.toml" in result.output and "clv init --end-date" in result.output
+    shown = runner.invoke(app, ["config", "--home", str(home)])
+    assert shown.exit_code == 0 and "1997-01-01" in shown.output and "clv.toml" in shown.output
+
+
+def test_init_and_config_show_where_each_setting_comes_from(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.console, "width", 200)
+    result = runner.invoke(
+        app,
+        [
+            "init",
+            "--start-date",
+            "2023-01-01",
+            "--timezone",
+            "Europe/Berlin",
+            "--column",
+            "order_ts=occurred_at",
+            "--set",
+            "models.horizon_days=730",
+            "--set",
+            "validation.currencies=EUR,USD",
+            "--home",
+            str(home),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = (home / "clv.toml").read_text()
+    assert "start_date = 2023-01-01" in text and "[models]" in text and "horizon_days" in text
+    monkeypatch.setenv("CLV_HORIZON_DAYS", "90")
+    shown = runner.invoke(app, ["config", "--home", str(home)])
+    assert shown.exit_code == 0, shown.output
+    lines = {line.split()[1]: line for line in shown.output.splitlines() if line.count("│") > 3}
+    assert "clv.toml" in lines["timezone"] and "Europe/Berlin" in lines["timezone"]
+    assert (
+        "env CLV_HORIZON_DAYS" in lines["models.horizon_days"]
+        and "90" in lines["models.horizon_days"]
+    )
+    assert "EUR,USD" in lines["validation.currencies"]
+    assert "default" in lines["models.penalizer"]
+    bad = runner.invoke(app, ["init", "--set", "models.gross_margin=2", "--home", str(home)])
+    assert bad.exit_code == 1 and "gross_margin" in bad.output
+    assert "gross_margin" not in (home / "clv.toml").read_text()
+
+
+def test_flags_never_write_the_environment(home: Path, export: Path) -> None:
+    before = dict(os.environ)
+    maps = ["--column", "order_ts=occurred_at", "--column", "cust=customer_id"]
+    assert runner.invoke(app, ["import", str(export), *maps, "--home", str(home)]).exit_code == 0
+    day_before = (AS_OF - timedelta(days=1)).isoformat()
+    assert runner.invoke(app, ["run", "--date", day_before, "--home", str(home)]).exit_code == 0
+    result = runner.invoke(
+        app, ["run", "--date", AS_OF.isoformat(), "--full-recompute", "--home", str(home)]
+    )
+    assert result.exit_code == 0, result.output
+    assert dict(os.environ) == before
+    # incremental would have started from the day before's state; the flag recomputed in full
+    state = read_provenance(Layout(home).partition_file("customer_state", "as_of", AS_OF))
+    assert state is not None and state["full_at"] == AS_OF.isoformat()
+    # the import saved the mapping: `clv validate` reads the export without --column
+    check = runner.invoke(app, ["validate", str(export), "--home", str(home)])
+    assert "missing required column" not in check.output

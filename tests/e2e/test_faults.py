@@ -18,10 +18,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from clv_pipeline import operations
-from clv_pipeline.config import ClvConfig
+from clv_pipeline.config import load_config
 from clv_pipeline.demo import generate_history
 from clv_pipeline.paths import Layout
+from clv_pipeline.runs import operations
 from clv_pipeline.schema import SNAPSHOT_TABLES
 from clv_pipeline.sources.landing import import_files
 
@@ -49,10 +49,8 @@ def _snapshot(layout: Layout) -> dict[str, bytes]:
     return {t: _file(layout, t).read_bytes() for t in TABLES}
 
 
-def _run(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CLV_HOME", str(home))
-    monkeypatch.setenv("CLV_DAGSTER_STORAGE", str(home / "dagster"))
-    operations.run_partition(ClvConfig.from_env(), DAY)
+def _run(home: Path) -> None:
+    operations.run_partition(load_config(home), DAY)
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +62,11 @@ def states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     export = root / "history.parquet"
     generate_history(n_customers=200, days=21, end=DAY, seed=21).write_parquet(export)
     import_files([export], Layout(base))
-    with pytest.MonkeyPatch.context() as mp:
-        _run(base, mp)
-        (Layout(base).landing_day(DAY) / "late.csv").write_text(LATE)
-        reference = root / "reference"
-        shutil.copytree(base, reference)
-        _run(reference, mp)
+    _run(base)
+    (Layout(base).landing_day(DAY) / "late.csv").write_text(LATE)
+    reference = root / "reference"
+    shutil.copytree(base, reference)
+    _run(reference)
     return {"base": base, "reference": reference}
 
 
@@ -97,7 +94,6 @@ def test_kill_then_rerun(
     env = {
         **os.environ,
         "CLV_HOME": str(home),
-        "CLV_DAGSTER_STORAGE": str(home / "dagster"),
         "CLV_FAILPOINT": point,
     }
     env.pop("DAGSTER_HOME", None)
@@ -113,7 +109,7 @@ def test_kill_then_rerun(
         assert current in (old[table], new[table]), f"{table} is neither old nor new after {point}"
     assert _view_rows(layout) in (old_views, new_views), "DuckDB views show a mixed snapshot"
     assert not list(layout.warehouse.rglob("*.tmp"))
-    _run(home, monkeypatch)
+    _run(home)
     assert _snapshot(layout) == new
     assert not list(layout.staging.rglob("*.parquet"))
     assert _view_rows(layout) == new_views

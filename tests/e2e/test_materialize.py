@@ -10,10 +10,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from clv_pipeline import runner
-from clv_pipeline.config import ClvConfig
+from clv_pipeline.config import ClvConfig, load_config
+from clv_pipeline.defs.assets import build_assets
+from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
+from clv_pipeline.runs.execute import execute
 from tests.conftest import land_demo_history
 
 END = date(2024, 6, 30)
@@ -24,24 +26,25 @@ def history(layout: Layout, tmp_path: Path) -> pl.DataFrame:
     return land_demo_history(layout, tmp_path, n_customers=400, days=60, end=END, seed=7)
 
 
-def _assets() -> list[dg.AssetsDefinition]:
-    from clv_pipeline.defs.assets import ingest_assets, snapshot_assets
+@pytest.fixture
+def config(layout: Layout) -> ClvConfig:
+    return load_config(layout.home)
 
-    return [*ingest_assets, *snapshot_assets]
 
-
-def test_range_ingest_then_daily_partition(layout: Layout, history: pl.DataFrame) -> None:
+def test_range_ingest_then_daily_partition(
+    config: ClvConfig, layout: Layout, history: pl.DataFrame
+) -> None:
     instance = dg.DagsterInstance.ephemeral()
     days = layout.landing_days()
-    ingest = runner.execute(
+    ingest = execute(
+        config,
         "clv_ingest_job",
-        layout,
         partition_range=(days[0], END - timedelta(days=1)),
         instance=instance,
     )
     assert ingest.success, ingest.failures
     assert len(ingest.materialized) == 2 * (len(days) - 1)
-    daily = runner.execute("clv_daily_job", layout, partition=END, instance=instance)
+    daily = execute(config, "clv_daily_job", partition=END, instance=instance)
     assert daily.success, daily.failures
     features = read_published(layout, "customer_features", END)
     assert features is not None
@@ -55,11 +58,12 @@ def test_range_ingest_then_daily_partition(layout: Layout, history: pl.DataFrame
     assert latest == (features.height, END)
 
 
-def test_materialize_one_partition_with_dagster_api(layout: Layout, history: pl.DataFrame) -> None:
+def test_materialize_one_partition_with_dagster_api(
+    config: ClvConfig, layout: Layout, history: pl.DataFrame
+) -> None:
     day = END - timedelta(days=3)
-    result = dg.materialize(
-        _assets(), partition_key=day.isoformat(), resources={"clv": ClvConfig.from_env()}
-    )
+    assets = build_assets(build_partitions(config))
+    result = dg.materialize(assets, partition_key=day.isoformat(), resources={"clv": config})
     assert result.success
     features = read_published(layout, "customer_features", day)
     assert features is not None
@@ -69,24 +73,24 @@ def test_materialize_one_partition_with_dagster_api(layout: Layout, history: pl.
 
 
 def test_failed_step_reports_error_and_keeps_published(
-    layout: Layout, history: pl.DataFrame
+    config: ClvConfig, layout: Layout, history: pl.DataFrame
 ) -> None:
     instance = dg.DagsterInstance.ephemeral()
     day = END
-    assert runner.execute("clv_daily_job", layout, partition=day, instance=instance).success
+    assert execute(config, "clv_daily_job", partition=day, instance=instance).success
     before = layout.partition_file("validated_transactions", "date", day).read_bytes()
     (layout.landing_day(day) / "zz-broken.parquet").write_bytes(b"garbage")
-    outcome = runner.execute("clv_daily_job", layout, partition=day, instance=instance)
+    outcome = execute(config, "clv_daily_job", partition=day, instance=instance)
     assert not outcome.success
     (step, message), *_ = outcome.failures
     assert step == "raw_transactions" and "zz-broken.parquet: cannot read as parquet" in message
     assert layout.partition_file("validated_transactions", "date", day).read_bytes() == before
 
 
-def test_rerun_is_idempotent(layout: Layout, history: pl.DataFrame) -> None:
+def test_rerun_is_idempotent(config: ClvConfig, layout: Layout, history: pl.DataFrame) -> None:
     instance = dg.DagsterInstance.ephemeral()
     for _ in range(2):
-        assert runner.execute("clv_daily_job", layout, partition=END, instance=instance).success
+        assert execute(config, "clv_daily_job", partition=END, instance=instance).success
         first = {
             t: layout.partition_file(t, "as_of", END).read_bytes()
             for t in ("customer_features", "customer_clv", "customer_segments", "customer_churn")
@@ -97,10 +101,10 @@ def test_rerun_is_idempotent(layout: Layout, history: pl.DataFrame) -> None:
 
 
 def test_bad_day_fails_validation_check_and_keeps_views(
-    layout: Layout, history: pl.DataFrame
+    config: ClvConfig, layout: Layout, history: pl.DataFrame
 ) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    assert runner.execute("clv_daily_job", layout, partition=END, instance=instance).success
+    assert execute(config, "clv_daily_job", partition=END, instance=instance).success
     with duckdb.connect(str(layout.catalog), read_only=True) as con:
         before = con.execute("SELECT count(*) FROM customer_features_latest").fetchone()
     folder = layout.landing_day(END)
@@ -108,7 +112,7 @@ def test_bad_day_fails_validation_check_and_keeps_views(
         f"bad{i},c{i},{END}T10:00:00Z,n/a\n" for i in range(500)
     )
     (folder / "zz-garbage.csv").write_text(garbage)
-    outcome = runner.execute("clv_daily_job", layout, partition=END, instance=instance)
+    outcome = execute(config, "clv_daily_job", partition=END, instance=instance)
     assert not outcome.success
     (step, message), *_ = outcome.failures
     assert step == "validated_transactions"

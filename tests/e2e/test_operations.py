@@ -12,12 +12,16 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from clv_pipeline import cli, operations, runner
-from clv_pipeline.config import ClvConfig
+from clv_pipeline import cli
+from clv_pipeline.config import ClvConfig, load_config
 from clv_pipeline.errors import ClvError
 from clv_pipeline.locks import partition_lock
 from clv_pipeline.paths import Layout
-from clv_pipeline.status import partition_status
+from clv_pipeline.runs import operations
+from clv_pipeline.runs.alerts import Alert, alert_failed_run, send_alert
+from clv_pipeline.runs.execute import WAREHOUSE_LOCK
+from clv_pipeline.runs.instance import get_instance
+from clv_pipeline.runs.status import partition_status
 from tests.conftest import land_demo_history
 
 END = date(2024, 5, 31)
@@ -27,7 +31,7 @@ BROKEN = "zz-broken.csv"
 @pytest.fixture
 def config(layout: Layout, tmp_path: Path) -> ClvConfig:
     land_demo_history(layout, tmp_path, n_customers=250, days=30, end=END, seed=11)
-    return ClvConfig.from_env()
+    return load_config(layout.home)
 
 
 def _break(layout: Layout, day: date) -> Path:
@@ -44,11 +48,17 @@ def test_rerun_from_failure_and_status(
         operations.run_partition(config, END)
     run_id = failure.value.outcome.run_id
     assert "zz-broken.csv: missing required column" in str(failure.value)
-    rows = {r.asset: r for r in partition_status(runner.get_instance(layout), layout)}
+    rows = {r.asset: r for r in partition_status(config, get_instance(config))}
     assert rows["raw_transactions"].failed == [END]
     assert rows["raw_transactions"].errors[END][0] == run_id
     assert "missing required column" in rows["raw_transactions"].errors[END][1]
+    instance = get_instance(config)
+    failed_run = instance.get_run_by_id(run_id)
+    assert failed_run is not None
+    # the daemon's failure sensor sees the same run: no second alert
+    assert alert_failed_run(instance, failed_run, config) is None
     alerts = (layout.home / "alerts" / "alerts.jsonl").read_text().splitlines()
+    assert len(alerts) == 1
     alert = json.loads(alerts[-1])
     assert alert["partition"] == str(END) and alert["rerun_command"].startswith(
         f"clv rerun {run_id}"
@@ -59,7 +69,7 @@ def test_rerun_from_failure_and_status(
     bad.unlink()
     outcome = operations.rerun_run(config, run_id)
     assert outcome.success and outcome.run_id != run_id
-    run = runner.get_instance(layout).get_run_by_id(outcome.run_id)
+    run = get_instance(config).get_run_by_id(outcome.run_id)
     assert run is not None and run.parent_run_id == run_id  # re-executed from the failed run
     assert layout.partition_file("customer_clv", "as_of", END).exists()
     assert operations.failed_days(config) == []
@@ -92,7 +102,7 @@ def test_backfill_cli_summary(config: ClvConfig, monkeypatch: pytest.MonkeyPatch
 
 
 def test_lock_blocks_a_second_run(config: ClvConfig, layout: Layout) -> None:
-    with partition_lock(layout, runner.WAREHOUSE_LOCK):
+    with partition_lock(layout, WAREHOUSE_LOCK):
         with pytest.raises(ClvError, match="locked by another clv run"):
             operations.run_partition(config, END)
 
@@ -117,8 +127,6 @@ def test_disk_full_fails_cleanly_and_rerun_recovers(
 
 
 def test_alert_webhook_receives_the_alert(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clv_pipeline.alerts import Alert, send_alert
-
     received: list[dict[str, object]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -134,14 +142,15 @@ def test_alert_webhook_receives_the_alert(layout: Layout, monkeypatch: pytest.Mo
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.handle_request, daemon=True)
     thread.start()
-    monkeypatch.setenv("CLV_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
     alert = Alert.for_run(
         run_id="r1",
         job="clv_daily_job",
         partition="2024-05-31",
         failures=[("customer_clv", "boom")],
     )
-    send_alert(alert, layout)
+    assert send_alert(alert, layout, webhook_url=f"http://127.0.0.1:{server.server_port}/hook")
+    # the same run is alerted once, whoever notices the failure second (CLI or sensor)
+    assert send_alert(alert, layout, webhook_url="http://127.0.0.1:1/never") is None
     thread.join(5)
     server.server_close()
     assert received and received[0]["error"] == "boom"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from clv_pipeline import operations
-from clv_pipeline.config import ClvConfig
+from clv_pipeline.config import ClvConfig, load_config
+from clv_pipeline.defs.sensors import build_failure_sensor
 from clv_pipeline.paths import Layout
+from clv_pipeline.runs import operations
+from clv_pipeline.runs.instance import get_instance
 from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
 from tests.conftest import land_demo_history
 
@@ -41,7 +44,7 @@ def config(layout: Layout, tmp_path: Path) -> ClvConfig:
             for ch in ("web", "app", "store")
         )
     )
-    return ClvConfig.from_env()
+    return load_config(layout.home)
 
 
 def _files(layout: Layout) -> dict[str, bytes]:
@@ -82,15 +85,14 @@ def test_all_tables_daily_and_idempotent(config: ClvConfig, layout: Layout) -> N
 
 
 def test_failure_sensor_writes_the_alert(config: ClvConfig, layout: Layout) -> None:
-    from clv_pipeline.defs.sensors import clv_failure_alert
-    from clv_pipeline.runner import get_instance
-
     (layout.landing_day(END) / "broken.parquet").write_bytes(b"nope")
     with pytest.raises(operations.RunFailed) as failed:
         operations.run_partition(config, END)
-    alerts = layout.home / "alerts" / "alerts.jsonl"
+    # as if the run had failed outside the CLI (schedule, UI): no alert sent yet
+    alerts = layout.alerts / "alerts.jsonl"
     alerts.unlink()
-    instance = get_instance(layout)
+    shutil.rmtree(layout.alerts / ".sent")
+    instance = get_instance(config)
     run = instance.get_run_by_id(failed.value.outcome.run_id)
     assert run is not None
     event = next(
@@ -104,7 +106,10 @@ def test_failure_sensor_writes_the_alert(config: ClvConfig, layout: Layout) -> N
         dagster_instance=instance,
         dagster_run=run,
     ).for_run_failure()
-    clv_failure_alert(context)
+    sensor = build_failure_sensor(config)
+    sensor(context)  # type: ignore[operator]
+    sensor(context)  # type: ignore[operator]  # a second evaluation does not alert again
+    assert len(alerts.read_text().splitlines()) == 1
     alert = pl.read_ndjson(alerts).row(0, named=True)
     assert alert["partition"] == END.isoformat() and alert["failed_steps"] == ["raw_transactions"]
     assert "broken.parquet: cannot read as parquet" in alert["error"]

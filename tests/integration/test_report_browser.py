@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from clv_pipeline import operations
-from clv_pipeline.config import ClvConfig
+from clv_pipeline.config import load_config
 from clv_pipeline.demo import generate_history
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published, scan_published
 from clv_pipeline.report.backtest import run_backtest
 from clv_pipeline.report.html import CHART_IDS, publish_report, render_report
+from clv_pipeline.runs import operations
 from clv_pipeline.sources.landing import import_files
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,13 +66,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
     home = root / "home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLV_HOME", str(home))
-        mp.setenv("CLV_DAGSTER_STORAGE", str(home / "dagster"))
         mp.delenv("DAGSTER_HOME", raising=False)
         layout = Layout(home)
         history = root / "history.parquet"
         generate_history(n_customers=600, days=300, end=AS_OF, seed=1).write_parquet(history)
         import_files([history], layout)
-        operations.run_partition(ClvConfig.from_env(), AS_OF)
+        operations.run_partition(load_config(home), AS_OF)
 
         bt = run_backtest(scan_published(layout, "validated_transactions", upto=AS_OF), as_of=AS_OF)
         html = render_report(

@@ -7,10 +7,10 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from clv_pipeline import operations
-from clv_pipeline.config import ClvConfig
+from clv_pipeline.config import load_config
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
+from clv_pipeline.runs import operations
 from tests.integration.s3_server import S3, moto_endpoint, s3  # noqa: F401
 
 DAY = date(2024, 4, 30)
@@ -36,7 +36,7 @@ def test_s3_source_with_lookback(s3: S3, layout: Layout, monkeypatch: pytest.Mon
         "CLV_LOOKBACK_DAYS": "2",
     }.items():
         monkeypatch.setenv(name, value)
-    config = ClvConfig.from_env()
+    config = load_config()
     assert config.transaction_source().describe().startswith("s3://shop/tx")
     operations.run_partition(config, DAY)
     for day in days:

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from clv_pipeline import pipeline
-from clv_pipeline.config import ClvConfig
+from clv_pipeline.config import load_config
 from clv_pipeline.errors import InputError
 from clv_pipeline.paths import Layout
 
@@ -303,7 +303,7 @@ class Outcome:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     home = tmp_path_factory.mktemp("corpus")
-    config = ClvConfig(home=str(home), on_empty_day="fail")
+    config = load_config(home, environ={}, overrides={"validation.on_empty_day": "fail"})
     layout = Layout(home)
     days = {case.name: START + timedelta(days=i + 1) for i, case in enumerate(CASES)}
     # a good, published snapshot of the reference day and of every case day

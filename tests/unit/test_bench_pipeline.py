@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from clv_pipeline import pipeline
-from clv_pipeline.config import ClvConfig
+from clv_pipeline.config import load_config
 from clv_pipeline.paths import Layout
 from clv_pipeline.schema import VALIDATED_TRANSACTIONS, conform
 
@@ -44,7 +44,7 @@ def test_seed_writes_contract_partitions_and_a_landing_day(bench, tmp_path: Path
     assert landing.height == figures["new_day_rows"] == 60
     assert set(landing.schema.values()) == {pl.String}
     # the new day goes through the real pipeline: validation accepts it and the state is incremental
-    config = ClvConfig(home=str(home), start_date=str(bench.HISTORY_START))
+    config = load_config(home, environ={}, overrides={"start_date": bench.HISTORY_START})
     pipeline.build_customer_state(config, bench.AS_OF - timedelta(days=1))
     pipeline.pull_raw_transactions(config, bench.AS_OF)
     validated = pipeline.validate_days(config, [bench.AS_OF])[0]

@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from clv_pipeline import pipeline
-from clv_pipeline.config import ClvConfig
+from clv_pipeline.config import ClvConfig, load_config
 from clv_pipeline.features.state import META_KEY, plan_state, read_provenance
 from clv_pipeline.parquet import write_parquet
 from clv_pipeline.paths import Layout
@@ -60,14 +60,14 @@ def _state(config: ClvConfig, day: date) -> tuple[pl.DataFrame, dict[str, object
 
 
 def _full(config: ClvConfig, day: date) -> pl.DataFrame:
-    frame, stats = _state(config.model_copy(update={"state_rebuild": "full"}), day)
+    frame, stats = _state(config.with_overrides({"scale.state_rebuild": "full"}), day)
     assert stats["mode"] == "full"
     return frame
 
 
 @pytest.fixture
 def config(layout: Layout) -> ClvConfig:
-    return ClvConfig(home=str(layout.home), state_full_every_days=0)
+    return load_config(layout.home, environ={}, overrides={"scale.state_full_every_days": 0})
 
 
 def test_state_is_incremental_day_after_day_and_equals_the_full_recompute(
@@ -106,7 +106,7 @@ def test_a_rewritten_earlier_day_restarts_the_chain_before_it(config: ClvConfig)
 
 def test_periodic_and_requested_full_recomputes(config: ClvConfig) -> None:
     layout = config.layout
-    periodic = config.model_copy(update={"state_full_every_days": 3})
+    periodic = config.with_overrides({"scale.state_full_every_days": 3})
     modes = []
     for i, day in enumerate(DAYS):
         _publish_day(layout, day, seed=i)

@@ -6,6 +6,7 @@ and the Dagster UI show the same history as the daemon's own runs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -13,11 +14,16 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from clv_pipeline import runner
-from clv_pipeline.alerts import Alert, send_alert
 from clv_pipeline.config import ClvConfig
+from clv_pipeline.defs.jobs import DAILY_JOB, INGEST_JOB, SNAPSHOT_JOB
+from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.errors import ClvError
-from clv_pipeline.runner import Progress, RunOutcome
+from clv_pipeline.runs.alerts import alert_failed_run
+from clv_pipeline.runs.execute import Progress, execute, reexecute_from_failure
+from clv_pipeline.runs.instance import get_instance
+from clv_pipeline.runs.records import RunOutcome, day_range, run_days
+from clv_pipeline.runs.stale import ingest_days_to_run
+from clv_pipeline.runs.status import partition_status
 
 Announce = Callable[[str], None]
 
@@ -35,14 +41,37 @@ def yesterday(timezone: str) -> date:
     return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)
 
 
+def partition_bounds(config: ClvConfig) -> tuple[date, date] | None:
+    """First and last partition day of the data home (None when there is none yet)."""
+    keys = build_partitions(config)
+    first, last = keys.get_first_partition_key(), keys.get_last_partition_key()
+    if first is None or last is None:
+        return None
+    return date.fromisoformat(first), date.fromisoformat(last)
+
+
 def check_partition(config: ClvConfig, day: date) -> None:
-    start = date.fromisoformat(config.start_date)
-    last = yesterday(config.timezone)
-    if day < start or day > last:
-        raise ClvError(
-            f"{day} is not a partition: partitions run from {start} (CLV_START_DATE) to yesterday "
-            f"({last}, {config.timezone})"
+    """Fail with the bounds, where they come from and the fix when ``day`` is not a partition."""
+    if build_partitions(config).has_partition_key(day.isoformat()):
+        return
+    start = f"{config.start_date} (start_date, from {config.origin('start_date')})"
+    end = (
+        f"{config.end_date} (end_date, from {config.origin('end_date')})"
+        if config.end_date
+        else f"yesterday ({yesterday(config.timezone)}, {config.timezone})"
+    )
+    fix = (
+        f"; to include it: `clv init --start-date {day} --home {config.home}`"
+        if day < config.start_date
+        else (
+            f"; to include it: `clv init --end-date {day} --home {config.home}`"
+            if config.end_date and day > config.end_date
+            else ""
         )
+    )
+    raise ClvError(
+        f"{day} is not a partition of {config.home}: partitions run from {start} to {end}{fix}"
+    )
 
 
 def _execute(
@@ -53,24 +82,11 @@ def _execute(
     progress: Progress | None,
     **kwargs: object,
 ) -> RunOutcome:
-    outcome = runner.execute(
-        job,
-        config.layout,
-        instance=instance,
-        progress=progress,
-        config=config,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    outcome = execute(config, job, instance=instance, progress=progress, **kwargs)  # type: ignore[arg-type]
     if not outcome.success:
-        partition = kwargs.get("partition")
-        span = kwargs.get("partition_range")
-        label = str(partition) if partition else (f"{span[0]}..{span[1]}" if span else None)  # type: ignore[index]
-        send_alert(
-            Alert.for_run(
-                run_id=outcome.run_id, job=job, partition=label, failures=outcome.failures
-            ),
-            config.layout,
-        )
+        run = instance.get_run_by_id(outcome.run_id)
+        if run is not None:
+            alert_failed_run(instance, run, config)
         raise RunFailed(what, outcome)
     return outcome
 
@@ -87,7 +103,7 @@ def ingest(
     return _execute(
         config,
         instance,
-        "clv_ingest_job",
+        INGEST_JOB,
         f"ingest {days[0]}..{days[-1]}",
         progress,
         partition_range=(days[0], days[-1]),
@@ -104,29 +120,25 @@ def run_partition(
 ) -> RunOutcome:
     """Catch up stale ingest days before ``day`` in one run, then run every asset for ``day``."""
     check_partition(config, day)
-    instance = instance or runner.get_instance(config.layout)
-    stale = _stale_before(config, day)
+    instance = instance or get_instance(config)
+    stale = days_to_ingest_before(config, day)
     if stale and announce:
         announce(f"catching up {len(stale)} ingest day(s) {stale[0]} .. {stale[-1]} in one run")
     ingest(config, instance, stale, progress)
-    return _execute(config, instance, "clv_daily_job", f"partition {day}", progress, partition=day)
+    return _execute(config, instance, DAILY_JOB, f"partition {day}", progress, partition=day)
 
 
-def _stale_before(config: ClvConfig, day: date) -> list[date]:
-    """Days from CLV_START_DATE up to ``day`` (exclusive) to (re)ingest before running ``day``.
+def days_to_ingest_before(config: ClvConfig, day: date) -> list[date]:
+    """Days from ``start_date`` up to ``day`` (exclusive) to (re)ingest before running ``day``.
 
-    Landing folder: days with files newer than their ingest. Every source: the ``lookback_days``
-    days before ``day`` are pulled again (late rows land in their day, deduplicated on
-    ``transaction_id``), and for remote sources the days of that window never ingested.
+    Landing folder: days never ingested or with files newer than their ingest. Every source: the
+    ``lookback_days`` days before ``day`` are pulled again (late rows land in their day,
+    deduplicated on ``transaction_id``).
     """
-    start = date.fromisoformat(config.start_date)
-    days = (
-        set(runner.stale_ingest_days(config.layout, before=day))
-        if config.source == "landing"
-        else set()
-    )
-    days |= {day - timedelta(days=i) for i in range(1, config.lookback_days + 1)}
-    return sorted(d for d in days if start <= d < day)
+    source = config.source
+    days = set(ingest_days_to_run(config.layout, before=day)) if source.kind == "landing" else set()
+    days |= {day - timedelta(days=i) for i in range(1, source.lookback_days + 1)}
+    return sorted(d for d in days if config.start_date <= d < day)
 
 
 @dataclass(frozen=True)
@@ -146,22 +158,20 @@ def backfill(
     progress: Callable[[date, int, int], None] | None = None,
 ) -> list[DayOutcome]:
     """Ingest ``start..end`` in one run, then the snapshot assets of each day (one run per day)."""
-    import time
-
     if end < start:
         raise ClvError(f"--end {end} is before --start {start}")
     check_partition(config, start)
     check_partition(config, end)
-    instance = runner.get_instance(config.layout)
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    ingest(config, instance, _stale_before(config, start))
+    instance = get_instance(config)
+    days = day_range(start, end)
+    ingest(config, instance, days_to_ingest_before(config, start))
     ingest(config, instance, days)
     results = []
     for i, day in enumerate(days, start=1):
         t0 = time.monotonic()
         try:
             outcome = _execute(
-                config, instance, "clv_snapshot_job", f"snapshot {day}", None, partition=day
+                config, instance, SNAPSHOT_JOB, f"snapshot {day}", None, partition=day
             )
             results.append(DayOutcome(day, True, outcome.run_id, "ok", time.monotonic() - t0))
         except RunFailed as exc:
@@ -175,34 +185,26 @@ def backfill(
 
 def rerun_run(config: ClvConfig, run_id: str, *, progress: Progress | None = None) -> RunOutcome:
     """Re-execute a failed run from its failed step; a full run of its partition(s) otherwise."""
-    instance = runner.get_instance(config.layout)
+    instance = get_instance(config)
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise ClvError(f"no run {run_id} in {config.layout.dagster}; see `clv status`")
-    partition = run.tags.get("dagster/partition")
-    if run.status == dg.DagsterRunStatus.FAILURE and partition and run.job_name == "clv_daily_job":
-        outcome = runner.reexecute_from_failure(config.layout, run_id, instance=instance)
+    days = run_days(run.tags)
+    if not days:
+        raise ClvError(f"run {run_id} has no partition to rerun")
+    single = run.tags.get("dagster/partition") is not None
+    if single and run.status == dg.DagsterRunStatus.FAILURE and run.job_name == DAILY_JOB:
+        outcome = reexecute_from_failure(config, run_id, instance=instance)
         if outcome.success:
             return outcome
-    if partition:
-        return run_partition(
-            config, date.fromisoformat(partition), instance=instance, progress=progress
-        )
-    start = run.tags.get("dagster/asset_partition_range_start")
-    end = run.tags.get("dagster/asset_partition_range_end")
-    if start and end:
-        first, last = date.fromisoformat(start), date.fromisoformat(end)
-        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        result = ingest(config, instance, days, progress)
-        assert result is not None  # noqa: S101 - days is never empty here
-        return result
-    raise ClvError(f"run {run_id} has no partition to rerun")
+    if single:
+        return run_partition(config, days[0], instance=instance, progress=progress)
+    result = ingest(config, instance, days, progress)
+    assert result is not None  # noqa: S101 - days is never empty here
+    return result
 
 
 def failed_days(config: ClvConfig, *, since: date | None = None) -> list[date]:
     """Partitions whose latest materialization attempt failed, for any asset."""
-    from clv_pipeline.status import partition_status
-
-    rows = partition_status(runner.get_instance(config.layout), config.layout)
-    days = sorted({d for row in rows for d in row.failed if since is None or d >= since})
-    return days
+    rows = partition_status(config, get_instance(config))
+    return sorted({d for row in rows for d in row.failed if since is None or d >= since})

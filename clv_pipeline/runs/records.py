@@ -1,0 +1,92 @@
+"""What a Dagster run covered and how it ended: partition tags <-> days, failed steps, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+
+OUR_ERRORS = {"InputError", "PublishError", "ClvError", "ConfigError"}
+
+
+def day_range(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def partition_tags(
+    *, partition: date | None = None, span: tuple[date, date] | None = None
+) -> dict[str, str]:
+    """Run tags for one partition or a single-run range (what Dagster's own backfills set)."""
+    if span is not None:
+        return {
+            ASSET_PARTITION_RANGE_START_TAG: span[0].isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: span[1].isoformat(),
+        }
+    return {PARTITION_NAME_TAG: partition.isoformat()} if partition else {}
+
+
+def run_days(tags: Mapping[str, str]) -> list[date]:
+    """The partition days a run covered, from its tags (empty for an unpartitioned run)."""
+    if PARTITION_NAME_TAG in tags:
+        return [date.fromisoformat(tags[PARTITION_NAME_TAG])]
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start and end:
+        return day_range(date.fromisoformat(start), date.fromisoformat(end))
+    return []
+
+
+def run_label(tags: Mapping[str, str]) -> str | None:
+    """``2024-01-31`` for one partition, ``2024-01-01..2024-01-31`` for a range, else None."""
+    days = run_days(tags)
+    if not days:
+        return None
+    return (
+        str(days[0]) if len(days) == 1 and PARTITION_NAME_TAG in tags else f"{days[0]}..{days[-1]}"
+    )
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (step, error first line)
+    materialized: list[str] = field(default_factory=list)
+
+
+def summarize(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
+    """Success flag, failed steps with the first line of their error, materialized assets."""
+    run = instance.get_run_by_id(run_id)
+    outcome = RunOutcome(run_id, bool(run and run.status == dg.DagsterRunStatus.SUCCESS))
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE and event.step_failure_data:
+            error = event.step_failure_data.error
+            message = root_message(error) if error else "unknown error"
+            outcome.failures.append((event.step_key or "?", message))
+        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            key = event.asset_key.to_user_string() if event.asset_key else "?"
+            outcome.materialized.append(key)
+    return outcome
+
+
+def root_message(error: object) -> str:
+    """First line of our own error in the cause chain (it names file/column), else the innermost."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = getattr(error, "cause", None)
+    ours = [e for e in chain if getattr(e, "cls_name", "") in OUR_ERRORS]
+    chosen = ours[0] if ours else chain[-1]
+    message = str(getattr(chosen, "message", chosen)).strip()
+    first = message.splitlines()[0] if message else "unknown error"
+    prefix = f"{getattr(chosen, 'cls_name', '')}: "
+    return first[len(prefix) :] if ours and first.startswith(prefix) else first
