@@ -42,6 +42,7 @@ from datetime import date
 
 import polars as pl
 
+from clv_pipeline.features.customers import summarise_transactions
 from clv_pipeline.schema import PURCHASE_GAPS, conform
 
 _DAY = pl.duration(days=1)
@@ -88,8 +89,6 @@ def find_purchase_gaps(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFra
     pl.LazyFrame
         :data:`~clv_pipeline.schema.PURCHASE_GAPS` columns, one row per customer.
     """
-    from clv_pipeline.features.customers import summarise_transactions
-
     history = transactions.filter(pl.col("event_date") <= as_of)
     return purchase_gaps_from_state(summarise_transactions(history), as_of=as_of)
 

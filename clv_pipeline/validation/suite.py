@@ -131,6 +131,11 @@ def _expectations(rules: ValidationRules, now: datetime) -> list[Any]:
     ]
 
 
+def suite_reasons(rules: ValidationRules) -> list[str]:
+    """The quarantine reason of every expectation of the suite, in suite order."""
+    return [str(e.meta["reason"]) for e in _expectations(rules, datetime.now().astimezone())]
+
+
 @functools.cache
 def _batch_definition() -> Any:
     """Ephemeral GX context with one pandas dataframe asset, built once per process."""

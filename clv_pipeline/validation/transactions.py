@@ -45,6 +45,13 @@ from clv_pipeline.validation.suite import SuiteResult, run_suite
 CONTRACT = [c.name for c in INPUT_COLUMNS]
 DAY = "_partition_day"
 
+# the quarantine reason of a value that is present but cannot be parsed, per column
+PARSE_REASONS = {
+    "occurred_at": "occurred_at not an ISO-8601 timestamp or date",
+    "amount": "amount not a number",
+    "quantity": "quantity not an integer",
+}
+
 
 @dataclass(frozen=True)
 class DayResult:
@@ -105,12 +112,8 @@ def _parse(raw: pl.DataFrame, rules: ValidationRules) -> pl.DataFrame:
         clean_text("status").str.to_lowercase().alias("_status"),
     ).with_columns(event_date("_ts", timezone=rules.timezone).alias("_event_date"))
     parse_problems = [
-        (
-            present("occurred_at") & pl.col("_ts").is_null(),
-            "occurred_at not an ISO-8601 timestamp or date",
-        ),
-        (present("amount") & pl.col("_amount").is_null(), "amount not a number"),
-        (present("quantity") & pl.col("_qty").is_null(), "quantity not an integer"),
+        (present(column) & pl.col(parsed).is_null(), PARSE_REASONS[column])
+        for column, parsed in (("occurred_at", "_ts"), ("amount", "_amount"), ("quantity", "_qty"))
     ]
     reason = pl.concat_str(
         [pl.when(cond).then(pl.lit(msg)) for cond, msg in parse_problems],

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
+from clv_pipeline import pipeline
 from clv_pipeline.config import load_config
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
@@ -37,7 +38,7 @@ def test_s3_source_with_lookback(s3: S3, layout: Layout, monkeypatch: pytest.Mon
     }.items():
         monkeypatch.setenv(name, value)
     config = load_config()
-    assert config.transaction_source().describe().startswith("s3://shop/tx")
+    assert pipeline.transaction_source(config).describe().startswith("s3://shop/tx")
     operations.run_partition(config, DAY)
     for day in days:
         validated = read_published(layout, "validated_transactions", day)

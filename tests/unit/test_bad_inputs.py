@@ -19,6 +19,9 @@ from clv_pipeline import pipeline
 from clv_pipeline.config import load_config
 from clv_pipeline.errors import InputError
 from clv_pipeline.paths import Layout
+from clv_pipeline.validation.rules import ValidationRules
+from clv_pipeline.validation.suite import suite_reasons
+from clv_pipeline.validation.transactions import PARSE_REASONS
 
 START = date(2024, 4, 1)
 GOOD = 40  # good rows delivered with every row-level case (bad share stays under 5%)
@@ -353,8 +356,18 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     return result
 
 
-def test_corpus_is_large_enough() -> None:
-    assert len(CASES) >= 30
+def test_every_quarantine_reason_is_exercised_by_the_corpus(outcomes: dict[str, Outcome]) -> None:
+    """Each expectation of the suite and each parse rule rejects a row somewhere in the corpus:
+    a new rule without a bad-input case, or a rule that silently stopped firing, fails here."""
+    seen = {
+        reason
+        for got in outcomes.values()
+        if got.quarantine is not None
+        for text in got.quarantine.get_column("reason").to_list()
+        for reason in text.split("; ")
+    }
+    expected = set(suite_reasons(ValidationRules())) | set(PARSE_REASONS.values())
+    assert sorted(expected - seen) == []
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
