@@ -21,7 +21,7 @@ from clv_pipeline.errors import ClvError
 from clv_pipeline.runs.alerts import alert_failed_run
 from clv_pipeline.runs.execute import Progress, execute, reexecute_from_failure
 from clv_pipeline.runs.instance import get_instance
-from clv_pipeline.runs.records import RunOutcome, day_range, run_days
+from clv_pipeline.runs.records import RunOutcome, day_range, is_single_partition, run_days
 from clv_pipeline.runs.stale import ingest_days_to_run
 from clv_pipeline.runs.status import partition_status
 
@@ -192,7 +192,7 @@ def rerun_run(config: ClvConfig, run_id: str, *, progress: Progress | None = Non
     days = run_days(run.tags)
     if not days:
         raise ClvError(f"run {run_id} has no partition to rerun")
-    single = run.tags.get("dagster/partition") is not None
+    single = is_single_partition(run.tags)
     if single and run.status == dg.DagsterRunStatus.FAILURE and run.job_name == DAILY_JOB:
         outcome = reexecute_from_failure(config, run_id, instance=instance)
         if outcome.success:

@@ -42,6 +42,11 @@ def run_days(tags: Mapping[str, str]) -> list[date]:
     return []
 
 
+def is_single_partition(tags: Mapping[str, str]) -> bool:
+    """The run was for one partition (not a range, not unpartitioned)."""
+    return PARTITION_NAME_TAG in tags
+
+
 def run_label(tags: Mapping[str, str]) -> str | None:
     """``2024-01-31`` for one partition, ``2024-01-01..2024-01-31`` for a range, else None."""
     days = run_days(tags)
