@@ -1,0 +1,171 @@
+"""The input contract of the customer-base models and the compression they fit on (days).
+
+* :func:`validate_rft`, :func:`as_float_array`, :func:`horizon_array`: checked float arrays of
+  ``frequency`` (repeat purchase-days), ``recency`` and ``T`` (days), and horizons;
+* :class:`Patterns`, :class:`UniqueValues`: customers compressed to weighted unique
+  ``(frequency, recency, T)`` patterns, with per-column unique values, so likelihood terms are
+  evaluated once per distinct value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from clv_pipeline.models.numerics import FloatArray, IntArray
+
+
+def as_float_array(values: ArrayLike, name: str) -> FloatArray:
+    """Return a fresh 1-D float64 copy of ``values`` (never a view of the caller's array).
+
+    Raises
+    ------
+    ValueError
+        If the input is not one-dimensional, not numeric or contains NaN/inf.
+    """
+    try:
+        arr = np.array(values, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric: {exc}") from None
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        n_bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise ValueError(f"{name} contains {n_bad} non-finite value(s) (NaN or inf)")
+    return arr
+
+
+def validate_rft(
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Validate and copy ``(frequency, recency, T)`` arrays.
+
+    Rules: equal lengths, finite, ``frequency`` non-negative whole numbers,
+    ``0 <= recency <= T`` and ``recency == 0`` where ``frequency == 0``.
+
+    Raises
+    ------
+    ValueError
+        With a message naming the first violated rule.
+    """
+    x = as_float_array(frequency, "frequency")
+    tx = as_float_array(recency, "recency")
+    t_obs = as_float_array(T, "T")
+    if not (x.shape == tx.shape == t_obs.shape):
+        raise ValueError(
+            "frequency, recency and T must have the same length, got "
+            f"{x.shape[0]}, {tx.shape[0]} and {t_obs.shape[0]}"
+        )
+    if np.any(x < 0):
+        raise ValueError("frequency must be >= 0")
+    if np.any(x != np.round(x)):
+        raise ValueError("frequency must contain whole numbers (repeat purchase counts)")
+    if np.any(tx < 0):
+        raise ValueError("recency must be >= 0")
+    if np.any(t_obs < 0):
+        raise ValueError("T must be >= 0")
+    if np.any(tx > t_obs):
+        n_bad = int(np.count_nonzero(tx > t_obs))
+        raise ValueError(f"recency must be <= T ({n_bad} customer(s) have recency > T)")
+    if np.any((x == 0) & (tx != 0)):
+        raise ValueError("recency must be 0 for customers with frequency 0")
+    return x, tx, t_obs
+
+
+@dataclasses.dataclass(frozen=True)
+class UniqueValues:
+    """Sorted unique values of one column and the index of each element into them."""
+
+    values: FloatArray
+    inverse: IntArray
+
+    @classmethod
+    def of(cls, arr: FloatArray) -> UniqueValues:
+        """Compute the unique values of ``arr`` with inverse indices."""
+        values, inverse = np.unique(arr, return_inverse=True)
+        return cls(values=values.astype(np.float64), inverse=inverse.astype(np.intp))
+
+
+@dataclasses.dataclass(frozen=True)
+class Patterns:
+    """Customers compressed to weighted unique ``(x, t_x, T)`` patterns.
+
+    Attributes
+    ----------
+    x, tx, T : FloatArray
+        Unique patterns (length ``n_patterns``).
+    weights : FloatArray
+        Number of customers (or summed caller weights) per pattern.
+    inverse : IntArray
+        For each input customer the index of its pattern (``x[inverse]`` restores input).
+    ux, utx, uT : UniqueValues
+        Unique values of each column *over the patterns*, so that terms depending on one
+        column alone (``gammaln(r + x)``, ``log(alpha + T)``...) are computed once per value.
+    """
+
+    x: FloatArray
+    tx: FloatArray
+    T: FloatArray
+    weights: FloatArray
+    inverse: IntArray
+    ux: UniqueValues
+    utx: UniqueValues
+    uT: UniqueValues
+    #: Scratch space for model-specific derived data (e.g. Pareto/NBD (x, t) pairs).
+    cache: dict[str, object] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_patterns(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_customers(self) -> float:
+        return float(self.weights.sum())
+
+    @property
+    def n_repeat(self) -> float:
+        return float(self.weights[self.x > 0].sum())
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x: FloatArray,
+        tx: FloatArray,
+        T: FloatArray,
+        weights: FloatArray | None = None,
+    ) -> Patterns:
+        """Compress validated arrays (see :func:`validate_rft`) to unique patterns.
+
+        Uses one ``np.unique`` per column and a single integer key per row instead of a
+        (much slower) row-wise ``np.unique(axis=0)``.
+        """
+        cx, ctx, cT = UniqueValues.of(x), UniqueValues.of(tx), UniqueValues.of(T)
+        n_tx, n_T = ctx.values.shape[0], cT.values.shape[0]
+        key = (cx.inverse.astype(np.int64) * n_tx + ctx.inverse) * n_T + cT.inverse
+        ukey, inverse = np.unique(key, return_inverse=True)
+        w = np.ones_like(x) if weights is None else weights
+        counts = np.bincount(inverse, weights=w, minlength=ukey.shape[0])
+        ix = ukey // (n_tx * n_T)
+        itx = (ukey // n_T) % n_tx
+        iT = ukey % n_T
+        px, ptx, pT = cx.values[ix], ctx.values[itx], cT.values[iT]
+        return cls(
+            x=px,
+            tx=ptx,
+            T=pT,
+            weights=counts.astype(np.float64),
+            inverse=inverse.astype(np.intp),
+            ux=UniqueValues.of(px),
+            utx=UniqueValues.of(ptx),
+            uT=UniqueValues.of(pT),
+        )
+
+
+def horizon_array(horizon_days: float | ArrayLike, n: int) -> FloatArray:
+    """Broadcast a scalar or per-customer horizon to a validated float array."""
+    t = np.broadcast_to(np.asarray(horizon_days, dtype=np.float64), (n,))
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("horizon_days must be finite and >= 0")
+    return np.array(t)
