@@ -41,15 +41,6 @@ def yesterday(timezone: str) -> date:
     return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)
 
 
-def partition_bounds(config: ClvConfig) -> tuple[date, date] | None:
-    """First and last partition day of the data home (None when there is none yet)."""
-    keys = build_partitions(config)
-    first, last = keys.get_first_partition_key(), keys.get_last_partition_key()
-    if first is None or last is None:
-        return None
-    return date.fromisoformat(first), date.fromisoformat(last)
-
-
 def check_partition(config: ClvConfig, day: date) -> None:
     """Fail with the bounds, where they come from and the fix when ``day`` is not a partition."""
     if build_partitions(config).has_partition_key(day.isoformat()):
