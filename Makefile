@@ -27,7 +27,7 @@ lint: setup
 	$(BIN)/ruff check . && $(BIN)/mypy clv_pipeline
 
 dev: setup  ## Dagster UI + daemon (dg dev, http://127.0.0.1:3000) on the data home's instance
-	DAGSTER_HOME="$$($(BIN)/clv instance)" $(BIN)/dg dev
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) DAGSTER_HOME="$$($(BIN)/clv instance)" $(BIN)/dg dev
 
 clean:
 	rm -rf $(VENV)
