@@ -10,10 +10,11 @@ from typing import Any
 
 import dagster as dg
 
-from clv_pipeline import pipeline
+from clv_pipeline import history, pipeline
 from clv_pipeline.config import ClvConfig
 from clv_pipeline.defs.checks import (
     GX_CHECK,
+    HISTORY_CHECK,
     RAW_ROWS_CHECK,
     gx_markdown,
     merge_checks,
@@ -36,6 +37,49 @@ Event = dg.MaterializeResult | dg.AssetCheckResult
 def _days(context: dg.AssetExecutionContext) -> list[date]:
     """The partition dates of this run: one, or a whole range in a single-run backfill."""
     return [date.fromisoformat(key) for key in context.partition_keys]
+
+
+def _ingest_days(context: dg.AssetExecutionContext, config: ClvConfig) -> list[date]:
+    """The run's days plus every earlier landing day to catch up first (skipped or late)."""
+    days = history.ingest_plan(config, _days(context))
+    extra = sorted(set(days) - set(_days(context)))
+    if extra:
+        context.log.warning(
+            f"{context.asset_key.to_user_string()}: catching up {len(extra)} earlier day(s) "
+            f"{extra[0]} .. {extra[-1]} (never ingested, late files or the look-back window)"
+        )
+    return days
+
+
+def _log_caught_up(context: dg.AssetExecutionContext, results: list[StepResult]) -> None:
+    """Record the caught-up days outside the run's own partitions as materializations of their
+    partitions (so the UI and ``clv status`` see them materialized)."""
+    own = set(_days(context))
+    for result in results:
+        for published in result.published:
+            if published.day not in own:
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=context.asset_key,
+                        partition=published.day.isoformat(),
+                        metadata={
+                            **published.metadata(),
+                            "caught_up_by_run_for": context.partition_key_range.end,
+                        },
+                    )
+                )
+
+
+def _history_check(gaps: list[history.Gap]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=HISTORY_CHECK,
+        passed=not gaps,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "missing_or_stale_days": len(gaps),
+            "days": "\n".join(f"{g.day}: {g.why}" for g in gaps[:50]) or "none",
+        },
+    )
 
 
 def _as_of(context: dg.AssetExecutionContext) -> date:
@@ -120,10 +164,11 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     )
     def raw_transactions(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
         results = []
-        for i, day in enumerate(_days(context), start=1):
+        for i, day in enumerate(_ingest_days(context, clv), start=1):
             results.append(pipeline.pull_raw_transactions(clv, day))
             if i % 100 == 0:
                 context.log.info(f"raw_transactions: {i} days pulled")
+        _log_caught_up(context, results)
         empty = [str(r.published[0].day) for r in results if r.published[0].rows == 0]
         yield dg.MaterializeResult(
             metadata=_summary(context, results),
@@ -161,7 +206,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         context: dg.AssetExecutionContext, clv: ClvSettings
     ) -> Iterator[Event]:
         try:
-            results = pipeline.validate_days(clv, _days(context))
+            results = pipeline.validate_days(clv, _ingest_days(context, clv))
         except InputError as exc:
             yield dg.AssetCheckResult(
                 check_name=GX_CHECK, passed=False, metadata={"failure": str(exc)}
@@ -171,6 +216,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             (r.stats["gx_suite"] for r in reversed(results) if r.stats["gx_suite"]), []
         )
         rejected = sum(int(r.stats["rows_quarantined"]) for r in results)
+        _log_caught_up(context, results)
         yield dg.MaterializeResult(
             metadata={
                 k: v for k, v in _summary(context, results).items() if k not in {"gx_suite", "day"}
@@ -192,14 +238,34 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             ],
         )
 
-    customer_state = _snapshot_asset(
-        partitions,
-        "customer_state",
-        pipeline.build_customer_state,
-        [validated_transactions],
-        "Running per-customer summary: yesterday's state + today's validated rows "
+    @dg.asset(
+        group_name=SNAPSHOT,
+        partitions_def=partitions,
+        deps=[validated_transactions],
+        kinds={"polars", "parquet"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                HISTORY_CHECK,
+                asset="customer_state",
+                blocking=True,
+                description="Every landed day up to the partition is validated: a snapshot "
+                "never misses a day (skipped run, late file, failed validation).",
+            ),
+            *table_check_specs("customer_state"),
+        ],
+        description="Running per-customer summary: yesterday's state + today's validated rows "
         "(full recompute when inputs changed or every CLV_STATE_FULL_EVERY_DAYS).",
     )
+    def customer_state(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
+        as_of = _as_of(context)
+        gaps = history.history_gaps(clv, as_of)
+        yield _history_check(gaps)
+        if gaps:
+            raise InputError(history.describe_gaps(clv, as_of, gaps))
+        yield from _published(
+            context, "customer_state", lambda: pipeline.build_customer_state(clv, as_of)
+        )
+
     customer_features = _snapshot_asset(
         partitions,
         "customer_features",
@@ -271,7 +337,11 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         group_name=SNAPSHOT,
         partitions_def=partitions,
         specs=[
-            dg.AssetSpec(name, deps=[validated_transactions], kinds={"scipy", "parquet"})
+            # reads the validated history and the state (its customer count): never ahead of
+            # the history check on customer_state
+            dg.AssetSpec(
+                name, deps=[validated_transactions, customer_state], kinds={"scipy", "parquet"}
+            )
             for name in ("model_backtest", "backtest_deciles", "backtest_calibration")
         ],
         check_specs=[

@@ -9,6 +9,7 @@ from clv_pipeline.publish.audit import check_names
 
 GX_CHECK = "gx_expectations"
 RAW_ROWS_CHECK = "rows_delivered"
+HISTORY_CHECK = "history_complete"
 
 
 def table_check_specs(asset: str, table: str | None = None) -> list[dg.AssetCheckSpec]:

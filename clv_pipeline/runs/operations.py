@@ -18,11 +18,11 @@ from clv_pipeline.config import ClvConfig
 from clv_pipeline.defs.jobs import DAILY_JOB, INGEST_JOB, SNAPSHOT_JOB
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.errors import ClvError
+from clv_pipeline.history import days_to_ingest_before
 from clv_pipeline.runs.alerts import alert_failed_run
 from clv_pipeline.runs.execute import Progress, execute, reexecute_from_failure
 from clv_pipeline.runs.instance import get_instance
 from clv_pipeline.runs.records import RunOutcome, day_range, is_single_partition, run_days
-from clv_pipeline.runs.stale import ingest_days_to_run
 from clv_pipeline.runs.status import partition_status
 
 Announce = Callable[[str], None]
@@ -117,19 +117,6 @@ def run_partition(
         announce(f"catching up {len(stale)} ingest day(s) {stale[0]} .. {stale[-1]} in one run")
     ingest(config, instance, stale, progress)
     return _execute(config, instance, DAILY_JOB, f"partition {day}", progress, partition=day)
-
-
-def days_to_ingest_before(config: ClvConfig, day: date) -> list[date]:
-    """Days from ``start_date`` up to ``day`` (exclusive) to (re)ingest before running ``day``.
-
-    Landing folder: days never ingested or with files newer than their ingest. Every source: the
-    ``lookback_days`` days before ``day`` are pulled again (late rows land in their day,
-    deduplicated on ``transaction_id``).
-    """
-    source = config.source
-    days = set(ingest_days_to_run(config.layout, before=day)) if source.kind == "landing" else set()
-    days |= {day - timedelta(days=i) for i in range(1, source.lookback_days + 1)}
-    return sorted(d for d in days if config.start_date <= d < day)
 
 
 @dataclass(frozen=True)

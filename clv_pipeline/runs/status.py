@@ -13,8 +13,8 @@ from clv_pipeline.defs import build_defs
 from clv_pipeline.defs.assets import INGEST
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.errors import ClvError
+from clv_pipeline.history import stale_days
 from clv_pipeline.runs.records import run_days, summarize
-from clv_pipeline.runs.stale import stale_days
 
 
 @dataclass

@@ -53,6 +53,13 @@ def test_asset_graph_snapshot(defs: dg.Definitions) -> None:
     assert len(upstream["clv_snapshot"]) == 13
     assert upstream["report"] == ["clv_snapshot"]
     assert upstream["kpis"] == ["customer_clv", "customer_features", "customer_segments"]
+    # every snapshot asset is downstream of customer_state and its history_complete check
+    state = dg.AssetKey("customer_state")
+    for key in graph.get_all_asset_keys():
+        if graph.get(key).group_name == "snapshot" and key != state:
+            assert state in graph.get_ancestor_asset_keys(key), key
+    checks = {c.name for c in defs.resolve_assets_def("customer_state").check_specs}
+    assert "history_complete" in checks
 
 
 def test_jobs_schedule_and_in_process_executor(defs: dg.Definitions) -> None:
