@@ -109,13 +109,18 @@ def run_partition(
     progress: Progress | None = None,
     announce: Announce | None = None,
 ) -> RunOutcome:
-    """Catch up stale ingest days before ``day`` in one run, then run every asset for ``day``."""
+    """Run every asset for ``day``: the daily job, exactly as the schedule launches it.
+
+    Its ingest assets first catch up every landing day before ``day`` that was missed or got
+    late files (:func:`clv_pipeline.history.ingest_plan`), in the same run.
+    """
     check_partition(config, day)
     instance = instance or get_instance(config)
     stale = days_to_ingest_before(config, day)
     if stale and announce:
-        announce(f"catching up {len(stale)} ingest day(s) {stale[0]} .. {stale[-1]} in one run")
-    ingest(config, instance, stale, progress)
+        announce(
+            f"catching up {len(stale)} ingest day(s) {stale[0]} .. {stale[-1]} in the same run"
+        )
     return _execute(config, instance, DAILY_JOB, f"partition {day}", progress, partition=day)
 
 

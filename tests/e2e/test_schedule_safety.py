@@ -96,6 +96,20 @@ def _scheduled_run(
     )
 
 
+def _snapshot_only(
+    config: ClvConfig, instance: dg.DagsterInstance, day: date
+) -> dg.ExecuteInProcessResult:
+    """The UI's "Materialize" of the snapshot assets only, for partition ``day``."""
+    return dg.materialize(
+        build_assets(build_partitions(config)),
+        selection=dg.AssetSelection.groups("snapshot"),
+        partition_key=day.isoformat(),
+        resources={"clv": config},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
 def test_schedule_after_a_skipped_day_ingests_it_first(
     home: Path, reference: dict[str, bytes]
 ) -> None:
@@ -145,15 +159,7 @@ def test_a_snapshot_without_its_history_is_blocked_and_says_why(home: Path) -> N
     config = load_config(home, environ={})
     instance = get_instance(config)
     _ingest_until(config, SKIPPED - timedelta(days=1), instance)
-    assets = build_assets(build_partitions(config))
-    result = dg.materialize(
-        assets,
-        selection=dg.AssetSelection.groups("snapshot"),
-        partition_key=END.isoformat(),
-        resources={"clv": config},
-        instance=instance,
-        raise_on_error=False,
-    )
+    result = _snapshot_only(config, instance, END)
     assert not result.success
     assert not config.layout.partition_file("customer_state", "as_of", END).exists()
     assert not config.layout.partition_file("customer_features", "as_of", END).exists()
@@ -186,15 +192,7 @@ def test_a_catch_up_day_that_fails_blocks_the_snapshot(home: Path) -> None:
     assert not result.success
     assert not config.layout.partition_file("customer_features", "as_of", END).exists()
     # the next snapshot stays blocked, naming the failed day, until it is fixed
-    assets = build_assets(build_partitions(config))
-    blocked = dg.materialize(
-        assets,
-        selection=dg.AssetSelection.groups("snapshot"),
-        partition_key=END.isoformat(),
-        resources={"clv": config},
-        instance=instance,
-        raise_on_error=False,
-    )
+    blocked = _snapshot_only(config, instance, END)
     assert not blocked.success
     failure = next(
         e for e in blocked.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
