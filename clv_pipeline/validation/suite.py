@@ -9,7 +9,6 @@ Every expectation carries the quarantine reason used for the rows it flags.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -139,12 +138,20 @@ def suite_reasons(rules: ValidationRules) -> list[str]:
 @functools.cache
 def _batch_definition() -> Any:
     """Ephemeral GX context with one pandas dataframe asset, built once per process."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    # analytics off and progress bars off in the context's own config (no process-wide env var)
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
     source = context.data_sources.add_pandas("clv")
     asset = source.add_dataframe_asset("transactions_day")
     return asset.add_batch_definition_whole_dataframe("whole_day")

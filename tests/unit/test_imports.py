@@ -134,3 +134,23 @@ def test_the_dagster_layer_really_needs_dagster() -> None:
         "try:\n    import clv_pipeline.defs\nexcept ImportError:\n    sys.exit(0)\nsys.exit(1)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=300).returncode == 0
+
+
+def test_no_module_writes_the_environment() -> None:
+    """Configuration is passed down, never through os.environ (flags used to be written there)."""
+    writes = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            target = None
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
+                targets = (
+                    node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
+                )
+                target = next((t for t in targets if isinstance(t, ast.Subscript)), None)
+                target = target.value if target is not None else None
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in {"setdefault", "update", "pop", "putenv", "unsetenv"}:
+                    target = node.func.value if node.func.attr != "putenv" else node.func
+            if target is not None and ast.unparse(target) in {"os.environ", "os.putenv", "os"}:
+                writes.append(f"{name}:{node.lineno}: {ast.unparse(node)[:80]}")
+    assert writes == []
