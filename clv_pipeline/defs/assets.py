@@ -44,7 +44,7 @@ def _ingest_days(context: dg.AssetExecutionContext, config: ClvConfig) -> list[d
     days = history.ingest_plan(config, _days(context))
     extra = sorted(set(days) - set(_days(context)))
     if extra:
-        context.log.warning(
+        context.log.info(  # the CLI announces it itself; the UI shows it in the run log
             f"{context.asset_key.to_user_string()}: catching up {len(extra)} earlier day(s) "
             f"{extra[0]} .. {extra[-1]} (never ingested, late files or the look-back window)"
         )
