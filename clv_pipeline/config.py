@@ -41,7 +41,7 @@ import tomlkit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from clv_pipeline.errors import ClvError
-from clv_pipeline.paths import Layout, resolve_home
+from clv_pipeline.paths import DEFAULT_HOME, Layout, resolve_home
 from clv_pipeline.segments.churn import DEFAULT_RISK_BANDS
 from clv_pipeline.segments.tiers import DEFAULT_TIERS
 from clv_pipeline.validation.rules import ValidationRules
@@ -414,7 +414,7 @@ def load_config(
     ``environ`` defaults to ``os.environ`` (read now, never at import time).
     """
     env = os.environ if environ is None else environ
-    root = resolve_home(home if home not in (None, "") else env.get("CLV_HOME") or None)
+    root = resolve_home(home if home not in (None, "") else env.get("CLV_HOME") or DEFAULT_HOME)
     file = root / SETTINGS_FILE
     values: dict[str, Any] = {}
     origins: dict[str, Origin] = {}
