@@ -5,6 +5,7 @@
 
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
 
@@ -23,6 +24,7 @@ from clv_pipeline.defs.checks import (
 )
 from clv_pipeline.defs.resources import ClvSettings
 from clv_pipeline.errors import InputError, PublishError
+from clv_pipeline.locks import partition_lock
 from clv_pipeline.pipeline import StepResult
 from clv_pipeline.validation.suite import SUITE_VERSION
 
@@ -37,6 +39,16 @@ Event = dg.MaterializeResult | dg.AssetCheckResult
 def _days(context: dg.AssetExecutionContext) -> list[date]:
     """The partition dates of this run: one, or a whole range in a single-run backfill."""
     return [date.fromisoformat(key) for key in context.partition_keys]
+
+
+INGEST_LOCK = "ingest"
+INGEST_LOCK_WAIT_SECONDS = 3600.0
+
+
+def _ingest_lock(config: ClvConfig) -> AbstractContextManager[None]:
+    """One ingest step per data home at a time: two runs launched together (daemon queue, UI,
+    CLI) never catch up the same days at once; the second plans its days after the first."""
+    return partition_lock(config.layout, INGEST_LOCK, wait_seconds=INGEST_LOCK_WAIT_SECONDS)
 
 
 def _ingest_days(context: dg.AssetExecutionContext, config: ClvConfig) -> list[date]:
@@ -164,10 +176,11 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     )
     def raw_transactions(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
         results = []
-        for i, day in enumerate(_ingest_days(context, clv), start=1):
-            results.append(pipeline.pull_raw_transactions(clv, day))
-            if i % 100 == 0:
-                context.log.info(f"raw_transactions: {i} days pulled")
+        with _ingest_lock(clv):
+            for i, day in enumerate(_ingest_days(context, clv), start=1):
+                results.append(pipeline.pull_raw_transactions(clv, day))
+                if i % 100 == 0:
+                    context.log.info(f"raw_transactions: {i} days pulled")
         _log_caught_up(context, results)
         empty = [str(r.published[0].day) for r in results if r.published[0].rows == 0]
         yield dg.MaterializeResult(
@@ -206,7 +219,8 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         context: dg.AssetExecutionContext, clv: ClvSettings
     ) -> Iterator[Event]:
         try:
-            results = pipeline.validate_days(clv, _ingest_days(context, clv))
+            with _ingest_lock(clv):
+                results = pipeline.validate_days(clv, _ingest_days(context, clv))
         except InputError as exc:
             yield dg.AssetCheckResult(
                 check_name=GX_CHECK, passed=False, metadata={"failure": str(exc)}

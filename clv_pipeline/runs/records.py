@@ -13,7 +13,7 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-OUR_ERRORS = {"InputError", "PublishError", "ClvError", "ConfigError"}
+OUR_ERRORS = {"InputError", "PublishError", "ClvError", "ConfigError", "LockedError"}
 
 
 def day_range(first: date, last: date) -> list[date]:
@@ -93,5 +93,6 @@ def root_message(error: object) -> str:
     chosen = ours[0] if ours else chain[-1]
     message = str(getattr(chosen, "message", chosen)).strip()
     first = message.splitlines()[0] if message else "unknown error"
-    prefix = f"{getattr(chosen, 'cls_name', '')}: "
-    return first[len(prefix) :] if ours and first.startswith(prefix) else first
+    head, sep, rest = first.partition(": ")  # "clv_pipeline.errors.InputError: <message>"
+    cls_name = getattr(chosen, "cls_name", "")
+    return rest if ours and sep and head.rsplit(".", 1)[-1] == cls_name else first

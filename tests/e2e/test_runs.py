@@ -36,6 +36,10 @@ def test_root_message_prefers_our_error_over_dagster_wrappers() -> None:
         "Error in step raw_transactions", [], "DagsterExecutionStepExecutionError", cause=ours
     )
     assert root_message(wrapper) == "/x/drop.csv: missing required column(s) amount"
+    qualified = SerializableErrorInfo(
+        "clv_pipeline.locks.LockedError: ingest is locked by another clv run", [], "LockedError"
+    )
+    assert root_message(qualified) == "ingest is locked by another clv run"
     other = SerializableErrorInfo("OSError: [Errno 28] No space left on device", [], "OSError")
     outer = SerializableErrorInfo("step failed", [], "DagsterError", cause=other)
     assert root_message(outer) == "OSError: [Errno 28] No space left on device"

@@ -17,9 +17,11 @@ import dagster as dg
 import pytest
 
 from clv_pipeline.config import ClvConfig, load_config
+from clv_pipeline.defs import assets as assets_module
 from clv_pipeline.defs import build_defs
 from clv_pipeline.defs.assets import build_assets
 from clv_pipeline.defs.partitions import build_partitions
+from clv_pipeline.locks import partition_lock
 from clv_pipeline.paths import Layout
 from clv_pipeline.runs import operations
 from clv_pipeline.runs.alerts import alert_failed_run
@@ -200,3 +202,19 @@ def test_a_catch_up_day_that_fails_blocks_the_snapshot(home: Path) -> None:
     assert failure.step_key == "customer_state"
     message = root_message(failure.step_failure_data.error)  # type: ignore[union-attr]
     assert f"{SKIPPED} (failed validation, rejected rows in" in message
+
+
+def test_ingest_steps_of_two_runs_never_overlap(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second run waits for the first one's ingest step (here: gives up after 0.5 s)."""
+    config = load_config(home, environ={})
+    monkeypatch.setattr(assets_module, "INGEST_LOCK_WAIT_SECONDS", 0.5)
+    with partition_lock(config.layout, assets_module.INGEST_LOCK):
+        result = _scheduled_run(config, get_instance(config), END)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert failure.step_key == "raw_transactions"
+    message = root_message(failure.step_failure_data.error)  # type: ignore[union-attr]
+    assert message.startswith("ingest is locked by another clv run (pid ")
+    assert not config.layout.published_days("validated_transactions", "date")
