@@ -136,24 +136,25 @@ def import_cmd(
 
 
 def _partition_updates(config: ClvConfig, report: ImportReport) -> dict[str, Any]:
-    """Move the partition bounds of the data home to cover the imported days (one line each)."""
-    first, last = report.first_day, report.last_day
-    if first is None or last is None:
+    """Move the partition bounds of the data home to cover its landed days (one line each)."""
+    if report.first_day is None or report.last_day is None:
         return {}
+    landed = config.layout.landing_days()  # earlier imports and deliveries count too
+    first, last = min(report.first_day, *landed[:1]), max(report.last_day, *landed[-1:])
     updates: dict[str, Any] = {}
     if first < config.start_date or (
         config.origin("start_date") == "default" and first != config.start_date
     ):
         updates["start_date"] = first
-        console.print(f"Partitions now start on {first}, the first imported day (start_date)")
+        console.print(f"Partitions now start on {first}, the first landed day (start_date)")
     closed = last < yesterday(config.timezone) - timedelta(days=CLOSED_HISTORY_DAYS)
     if config.end_date is not None and last > config.end_date:
         updates["end_date"] = last
-        console.print(f"Partitions now end on {last}, the last imported day (end_date)")
+        console.print(f"Partitions now end on {last}, the last landed day (end_date)")
     elif config.end_date is None and closed and config.origin("end_date") == "default":
         updates["end_date"] = last
         console.print(
-            f"Partitions end on {last}, the last imported day: the history ended more than "
+            f"Partitions end on {last}, the last landed day: the history ended more than "
             f"{CLOSED_HISTORY_DAYS} days ago (end_date). For daily deliveries after it: "
             "`clv init --end-date none`"
         )

@@ -191,3 +191,20 @@ def test_flags_never_write_the_environment(home: Path, export: Path) -> None:
     # the import saved the mapping: `clv validate` reads the export without --column
     check = runner.invoke(app, ["validate", str(export), "--home", str(home)])
     assert "missing required column" not in check.output
+
+
+def test_partition_bounds_follow_every_import(home: Path, tmp_path: Path) -> None:
+    history = generate_history(n_customers=80, days=546, end=date(1998, 6, 30), seed=6)
+    early, late = tmp_path / "1997.csv", tmp_path / "1998.csv"
+    history.filter(pl.col("occurred_at").dt.year() == 1997).write_csv(early)
+    history.filter(pl.col("occurred_at").dt.year() == 1998).write_csv(late)
+    days = history.get_column("occurred_at").dt.date()
+    first_1998 = days.filter(days.dt.year() == 1998).min()
+    first = runner.invoke(app, ["import", str(late), "--home", str(home)])
+    assert first.exit_code == 0 and f"Partitions now start on {first_1998}" in first.output
+    second = runner.invoke(app, ["import", str(early), "--home", str(home)])
+    assert second.exit_code == 0 and f"Partitions now start on {days.min()}" in second.output
+    again = runner.invoke(app, ["import", str(late), "--home", str(home)])
+    assert again.exit_code == 0 and "Partitions now start" not in again.output
+    config = load_config(home, environ={})
+    assert (config.start_date, config.end_date) == (days.min(), days.max())
