@@ -21,8 +21,10 @@ from clv_pipeline.config import (
     ClvConfig,
     ConfigError,
     effective_settings,
+    format_value,
     load_config,
     parse_mapping,
+    parse_text,
     render_settings_markdown,
     save_settings,
 )
@@ -647,15 +649,10 @@ def _setting_value(key: str, text: str) -> Any:
     """A --set value as the setting's type expects it (lists and mappings as in CLV_* vars)."""
     if text.lower() in NONE_WORDS:
         return None
-    annotation = str(SETTINGS[key].annotation)
-    if annotation.startswith("dict"):
-        try:
-            return parse_mapping(text)
-        except ValueError as exc:
-            raise _fail(f"--set {key}: {exc}") from None
-    if annotation.startswith("list"):
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return text
+    try:
+        return parse_text(SETTINGS[key], text)
+    except ValueError as exc:
+        raise _fail(f"--set {key}: {exc}") from None
 
 
 @app.command("config")
@@ -675,16 +672,6 @@ def config_cmd(
     _print_settings(config, changed_only=not everything)
 
 
-def _shown(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in value.items())
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
 def _print_settings(config: ClvConfig, *, changed_only: bool) -> None:
     table = Table(title="Effective settings (flag > CLV_* env > clv.toml > default)")
     table.add_column("setting", no_wrap=True)
@@ -694,7 +681,7 @@ def _print_settings(config: ClvConfig, *, changed_only: bool) -> None:
     for setting, value, origin in effective_settings(config):
         if changed_only and origin == "default":
             continue
-        shown = _shown(value)
+        shown = format_value(value)
         table.add_row(setting.path, shown, origin, setting.env)
     console.print(table)
 

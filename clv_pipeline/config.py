@@ -340,7 +340,9 @@ def settings_tree(model: type[Section] = ClvConfig, prefix: str = "") -> Iterato
 SETTINGS: dict[str, Setting] = {s.path: s for s in settings_tree()}
 
 
-def _parse_env(setting: Setting, raw: str) -> Any:
+def parse_text(setting: Setting, raw: str) -> Any:
+    """A setting written as text (env variable, ``clv init --set``): lists ``a,b``, mappings
+    ``a=b,c=d``, anything else as is (validated by the model)."""
     origin = typing.get_origin(setting.annotation)
     if origin is dict:
         return parse_mapping(raw)
@@ -426,7 +428,7 @@ def load_config(
         raw = env.get(setting.env)
         if raw is not None and raw != "":
             try:
-                values[setting.path] = _parse_env(setting, raw)
+                values[setting.path] = parse_text(setting, raw)
             except ValueError as exc:
                 raise ConfigError(f"{setting.env}={raw!r}: {exc}") from None
             origins[setting.path] = f"env {setting.env}"
@@ -524,22 +526,15 @@ def _new_document() -> tomlkit.TOMLDocument:
     return document
 
 
-def _default(setting: Setting) -> str:
-    model: Any = ClvConfig.model_construct()
-    value: Any = None
-    for part in setting.path.split("."):
-        field = type(model).model_fields[part]
-        value = field.get_default(call_default_factory=True)
-        model = value
-    if setting.path == "home":
-        return "`./data`"
-    if value in (None, "", [], {}):
-        return "(empty)"
+def format_value(value: Any) -> str:
+    """A setting's value as it is written in a CLV_* variable (``a,b``; ``a=b,c=d``)."""
+    if value is None:
+        return ""
     if isinstance(value, dict):
-        value = ",".join(f"{k}={v}" for k, v in value.items())
-    elif isinstance(value, list):
-        value = ",".join(str(v) for v in value)
-    return f"`{value}`"
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def render_settings_markdown() -> str:
@@ -580,11 +575,14 @@ def render_settings_markdown() -> str:
         "| setting (`clv.toml`) | env variable | default | meaning |",
         "|---|---|---|---|",
     ]
+    defaults = {s.path: value for s, value, _ in effective_settings(ClvConfig())}
     for setting in SETTINGS.values():
+        shown = format_value(defaults[setting.path])
+        default = "`./data`" if setting.path == "home" else (f"`{shown}`" if shown else "(empty)")
         meaning = setting.description + (" **Secret: environment only.**" if setting.secret else "")
         if setting.path == "home":
             meaning = "The data home (`--home` flag or env only; not in the file)."
-        lines.append(f"| `{setting.path}` | `{setting.env}` | {_default(setting)} | {meaning} |")
+        lines.append(f"| `{setting.path}` | `{setting.env}` | {default} | {meaning} |")
     lines += [
         "",
         "Lists are comma-separated in env variables (`CLV_MODELS=bgnbd,pareto_nbd`), mappings are",
