@@ -32,12 +32,18 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
-def _ingest_outdated(layout: Layout, table: str, day: date, *, missing: bool) -> bool:
-    """``table``'s day is older than its newest landing file (or, with ``missing``, absent)."""
+def _ingest_state(layout: Layout, table: str, day: date) -> str | None:
+    """ "missing", "outdated" (older than its newest landing file) or None (up to date)."""
     published = _mtime(layout.partition_file(table, "date", day))
     if published is None:
-        return missing
-    return layout.landing_mtime(day) > published
+        return "missing"
+    return "outdated" if layout.landing_mtime(day) > published else None
+
+
+def _ingest_outdated(layout: Layout, table: str, day: date, *, missing: bool) -> bool:
+    """``table``'s day is older than its newest landing file (or, with ``missing``, absent)."""
+    state = _ingest_state(layout, table, day)
+    return state == "outdated" or (missing and state == "missing")
 
 
 def ingest_days_to_run(layout: Layout, *, before: date) -> list[date]:
@@ -89,8 +95,10 @@ def history_gaps(config: ClvConfig, as_of: date) -> list[Gap]:
     for day in layout.landing_days():
         if day < config.start_date or day > as_of:
             continue
-        published = _mtime(layout.partition_file("validated_transactions", "date", day))
-        if published is None:
+        state = _ingest_state(layout, "validated_transactions", day)
+        if state == "outdated":
+            gaps.append(Gap(day, "landing files newer than the validated day"))
+        elif state == "missing":
             rejected = layout.quarantine_file("transactions", day)
             why = (
                 f"failed validation, rejected rows in {rejected}"
@@ -98,8 +106,6 @@ def history_gaps(config: ClvConfig, as_of: date) -> list[Gap]:
                 else "never validated"
             )
             gaps.append(Gap(day, why))
-        elif layout.landing_mtime(day) > published:
-            gaps.append(Gap(day, "landing files newer than the validated day"))
     return gaps
 
 

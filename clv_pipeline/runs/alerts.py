@@ -19,7 +19,7 @@ import dagster as dg
 
 from clv_pipeline.config import ClvConfig
 from clv_pipeline.paths import Layout
-from clv_pipeline.runs.records import run_days, run_label, summarize
+from clv_pipeline.runs.records import run_label, summarize
 
 log = logging.getLogger("clv_pipeline.alerts")
 
@@ -47,15 +47,24 @@ class Alert:
 
 
 def alert_failed_run(
-    instance: dg.DagsterInstance, run: dg.DagsterRun, config: ClvConfig
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun,
+    config: ClvConfig,
+    *,
+    failures: list[tuple[str, str]] | None = None,
 ) -> Path | None:
-    """Alert once for the failed ``run``; None when it was already alerted."""
-    outcome = summarize(instance, run.run_id)
+    """Alert once for the failed ``run``; None when it was already alerted.
+
+    ``failures`` (step, first error line) when the caller has them already (the CLI's
+    :class:`~clv_pipeline.runs.records.RunOutcome`); else they are read from the run's events.
+    """
+    if failures is None:
+        failures = summarize(instance, run.run_id).failures
     alert = Alert.for_run(
         run_id=run.run_id,
         job=run.job_name,
-        partition=run_label(run.tags) if run_days(run.tags) else None,
-        failures=outcome.failures,
+        partition=run_label(run.tags),
+        failures=failures,
     )
     return send_alert(alert, config.layout, webhook_url=config.operations.alert_webhook_url)
 

@@ -77,7 +77,7 @@ def _execute(
     if not outcome.success:
         run = instance.get_run_by_id(outcome.run_id)
         if run is not None:
-            alert_failed_run(instance, run, config)
+            alert_failed_run(instance, run, config, failures=outcome.failures)
         raise RunFailed(what, outcome)
     return outcome
 

@@ -52,9 +52,7 @@ def run_label(tags: Mapping[str, str]) -> str | None:
     days = run_days(tags)
     if not days:
         return None
-    return (
-        str(days[0]) if len(days) == 1 and PARTITION_NAME_TAG in tags else f"{days[0]}..{days[-1]}"
-    )
+    return str(days[0]) if is_single_partition(tags) else f"{days[0]}..{days[-1]}"
 
 
 @dataclass
