@@ -262,14 +262,8 @@ class ClvConfig(Section):
         if unknown:
             raise ConfigError(f"unknown setting(s) {sorted(unknown)}")
         values.update(overrides)
-        try:
-            config = ClvConfig.model_validate(_nest(values))
-        except ValidationError as exc:
-            raise ConfigError(
-                _explain(exc, dict.fromkeys(overrides, "flag"), self.layout.settings)
-            ) from None
-        config._origins.update({**self._origins, **dict.fromkeys(overrides, "flag")})
-        return config
+        origins = {**self._origins, **dict.fromkeys(overrides, "flag")}
+        return _validated(values, origins, self.layout.settings)
 
     def validation_rules(self) -> ValidationRules:
         """The validation settings as the pure stage expects them."""
@@ -442,6 +436,12 @@ def load_config(
     origins["home"] = (
         "flag" if home not in (None, "") else ("env CLV_HOME" if env.get("CLV_HOME") else "default")
     )
+    return _validated(values, origins, file)
+
+
+def _validated(values: Mapping[str, Any], origins: Mapping[str, Origin], file: Path) -> ClvConfig:
+    """The config of ``{dotted path: value}``; a validation error names each setting, where it
+    came from (``origins``, ``file`` for the settings file) and what is wrong."""
     try:
         config = ClvConfig.model_validate(_nest(values))
     except ValidationError as exc:
@@ -493,10 +493,7 @@ def save_settings(home: str | os.PathLike[str] | None, updates: Mapping[str, Any
     for key, value in updates.items():
         if value is None:
             merged.pop(key, None)
-    try:
-        ClvConfig.model_validate({**_nest(merged), "home": path.parent})
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, dict.fromkeys(merged, "flag"), path)) from None
+    _validated({**merged, "home": path.parent}, dict.fromkeys(merged, "flag"), path)
     document = tomlkit.parse(path.read_text()) if path.is_file() else _new_document()
     for key, value in updates.items():
         *parents, leaf = key.split(".")
