@@ -143,6 +143,7 @@ def _validated(raw: pl.DataFrame, block: int) -> pl.DataFrame:
         "status",
         "channel",
         "product_category",
+        pl.lit(None, pl.String).alias("refund_of"),
         pl.lit(f"bench-block-{block:03d}.parquet").alias("_source_file"),
     ).select(VALIDATED_TRANSACTIONS.names)
 

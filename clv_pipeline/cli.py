@@ -6,6 +6,7 @@ import sys
 import time
 import webbrowser
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -13,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,7 +32,7 @@ from clv_pipeline.config import (
 )
 from clv_pipeline.demo import generate_history
 from clv_pipeline.errors import ClvError
-from clv_pipeline.pipeline import build_report, partition_failure, validate_file
+from clv_pipeline.pipeline import build_report, order_line_hint, partition_failure, validate_file
 from clv_pipeline.publish.catalog import complete_dates, refresh_views
 from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.publish.warehouse import read_published
@@ -38,9 +40,10 @@ from clv_pipeline.report.html import report_paths
 from clv_pipeline.runs import operations
 from clv_pipeline.runs.instance import get_instance, instance_home
 from clv_pipeline.runs.operations import RunFailed, yesterday
-from clv_pipeline.runs.status import partition_status
+from clv_pipeline.runs.status import first_line, group_failures, partition_status
 from clv_pipeline.schema import render_markdown
 from clv_pipeline.sources.landing import ImportReport, import_files
+from clv_pipeline.sources.shape import guess_date_format
 
 app = typer.Typer(
     help="Customer-lifetime-value pipeline: import transactions, run daily partitions, inspect.",
@@ -54,6 +57,43 @@ T = TypeVar("T")
 ColumnOption = Annotated[
     list[str] | None,
     typer.Option("--column", "-c", help="Rename source=contract, e.g. order_ts=occurred_at."),
+]
+DelimiterOption = Annotated[
+    str | None, typer.Option("--delimiter", help="CSV field separator, e.g. ';' or '\\t'.")
+]
+DecimalCommaOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--decimal-comma/--decimal-point", help="Numbers written 1.234,56.", show_default=False
+    ),
+]
+EncodingOption = Annotated[
+    str | None, typer.Option("--encoding", help="CSV text encoding, e.g. latin-1, cp1252.")
+]
+DateFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--date-format",
+        help="strftime format of occurred_at, e.g. '%d-%m-%Y %H:%M'; 'unix' for epoch seconds.",
+    ),
+]
+DayFirstOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--day-first/--no-day-first",
+        help="Dates written day first (31/12/2010).",
+        show_default=False,
+    ),
+]
+AmountOption = Annotated[
+    str | None,
+    typer.Option(
+        "--amount", help="amount as an expression of columns, e.g. 'Quantity * UnitPrice'."
+    ),
+]
+OrderIdOption = Annotated[
+    str | None,
+    typer.Option("--order-id", help="Order-line export: the column naming each line's order."),
 ]
 HomeOption = Annotated[
     Path | None,
@@ -95,46 +135,92 @@ def _save(config: ClvConfig, updates: dict[str, object]) -> None:
             err.print(f"[yellow]warning:[/] {key} saved to {path}, but {origin[4:]} overrides it")
 
 
+def _read_flags(**given: object) -> dict[str, object]:
+    """The read options given on the command line as ``source.<name>`` settings."""
+    return {f"source.{name}": value for name, value in given.items() if value is not None}
+
+
 @app.command("import")
 def import_cmd(
     files: Annotated[list[Path], typer.Argument(help="CSV or parquet exports to load.")],
     column: ColumnOption = None,
+    delimiter: DelimiterOption = None,
+    decimal_comma: DecimalCommaOption = None,
+    encoding: EncodingOption = None,
+    date_format: DateFormatOption = None,
+    day_first: DayFirstOption = None,
+    amount: AmountOption = None,
+    order_id: OrderIdOption = None,
     home: HomeOption = None,
 ) -> None:
     """Load historical exports into landing/, one folder per event date (idempotent).
 
-    The column mapping is saved in the data home's clv.toml, and the partitions are moved to cover
-    the imported days (start_date back to the first one; end_date for a closed history).
+    The read options (column mapping, delimiter, dates, amount, order id) are saved in the data
+    home's clv.toml, so every later delivery is read the same way, and the partitions are moved
+    to cover the imported days (start_date back to the first one; end_date for a closed history).
+    See docs/importing.md for the command of each common export shape.
     """
-    config = _config(home)
+    flags = _read_flags(
+        delimiter=delimiter,
+        decimal_comma=decimal_comma,
+        encoding=encoding,
+        date_format=date_format,
+        day_first=day_first,
+        amount=amount,
+        order_id=order_id,
+    )
+    config = _config(home, **flags)
     mapping = _column_map(config, column)
+    options = replace(config.source.read_options(), column_map=mapping)
     try:
         report = import_files(
             files,
             config.layout,
-            column_map=mapping,
+            options=options,
             timezone=config.timezone,
-            naive_timezone=config.source.naive_timezone,
             on_file=lambda path, rows: console.print(f"  {path}: {rows:,} rows"),
         )
     except (ClvError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    made = f" ({report.transactions:,} orders by {options.order_id})" if options.order_id else ""
+    if not report.days:
+        _print_undated(report)
+        raise _fail(
+            f"no row landed: none of the {report.rows:,} rows of {report.files} file(s) has a "
+            "usable occurred_at (see above); nothing was saved"
+        )
     console.print(
-        f"Imported {report.rows:,} rows from {report.files} file(s) into "
-        f"{len(report.days)} day(s) {report.first_day} .. {report.last_day} under "
+        f"Imported {report.landed:,} of {report.rows:,} rows{made} from {report.files} file(s) "
+        f"into {len(report.days)} day(s) {report.first_day} .. {report.last_day} under "
         f"{config.layout.landing}"
     )
     if report.unparseable_rows:
+        _print_undated(report)
         err.print(
-            f"[yellow]warning:[/] {report.unparseable_rows:,} row(s) had no parseable occurred_at "
+            f"[yellow]warning:[/] {report.unparseable_rows:,} row(s) had no usable occurred_at "
             f"and went to {config.layout.quarantine / 'import'}"
         )
-    updates = _partition_updates(config, report)
+    for hint in report.hints:
+        err.print(f"[yellow]hint:[/] {hint}")
+    updates = {**_partition_updates(config, report), **flags}
     if mapping != config.source.column_map:
         updates["source.column_map"] = mapping
-        console.print(f"Saved the column mapping {mapping} (later runs read files with it)")
+    read = {k: v for k, v in updates.items() if k.startswith("source.")}
+    if read:
+        shown = ", ".join(f"{k.split('.', 1)[1]}={v!r}" for k, v in read.items())
+        console.print(f"Saved the read options {shown} (later runs read every delivery with them)")
     if updates:
         _save(config, updates)
+
+
+def _print_undated(report: ImportReport) -> None:
+    """Rows that did not land, per reason, with three example values and the fix."""
+    for reason, count in report.reasons.items():
+        examples = report.examples.get(reason, [])
+        shown = f" (e.g. {', '.join(examples[:3])})" if examples else ""
+        err.print(f"  {count:,} row(s): {reason}{shown}")
+    for hint in report.date_hints:
+        err.print(f"[yellow]hint:[/] {hint}")
 
 
 def _partition_updates(config: ClvConfig, report: ImportReport) -> dict[str, Any]:
@@ -197,13 +283,27 @@ def _guard(action: Callable[[], T]) -> T:
         return action()
     except RunFailed as exc:
         for step, message in exc.outcome.failures or [("run", "failed before any step ran")]:
-            err.print(f"[bold red]failed[/] {step}: {message}")
+            err.print(f"[bold red]failed[/] {step}: ", end="")
+            err.print(message, markup=False, highlight=False, soft_wrap=True)
+            _print_days(exc.outcome.details.get(step, ""))
         raise _fail(
             f"{exc}. Published tables were left as they were. Fix the cause, then "
             f"`clv rerun {exc.outcome.run_id}` (or rerun the same command)."
         ) from None
     except ClvError as exc:
         raise _fail(str(exc)) from None
+
+
+DAYS_SHOWN = 10
+
+
+def _print_days(text: str) -> None:
+    """The per-day lines of a step that failed on several days (each day's own error)."""
+    lines = text.splitlines()[1:]
+    for line in lines[:DAYS_SHOWN]:
+        err.print(f"  {first_line(line)}", markup=False, highlight=False, soft_wrap=True)
+    if len(lines) > DAYS_SHOWN:
+        err.print(f"  … and {len(lines) - DAYS_SHOWN} more day(s): see `clv status`")
 
 
 def _progress(quiet: bool) -> Progress:
@@ -263,25 +363,21 @@ def rerun(
         return
     if not failed:
         raise _fail("give a RUN_ID or --failed")
-    days = operations.failed_days(config, since=_parse_date(since, "--since") if since else None)
-    if not days:
+    first = _parse_date(since, "--since") if since else None
+    steps = _guard(
+        lambda: operations.rerun_failed(config, since=first, announce=lambda m: console.print(m))
+    )
+    if not steps:
         console.print("no failed partitions")
         return
-    table = Table(title=f"Rerun of {len(days)} failed partition(s)")
-    for name in ("partition", "result", "run"):
+    table = Table(title="Rerun of the failed partitions and the snapshots depending on them")
+    for name in ("run", "result", "run id"):
         table.add_column(name, overflow="fold")
-    ok = True
-    for day in days:
-        try:
-            outcome = operations.run_partition(config, day)
-            table.add_row(str(day), "[green]ok[/]", outcome.run_id)
-        except ClvError as exc:
-            ok = False
-            table.add_row(
-                str(day), f"[red]{exc}[/]", getattr(getattr(exc, "outcome", None), "run_id", "-")
-            )
+    for step in steps:
+        result = "[green]ok[/]" if step.ok else f"[red]{escape(first_line(step.message))}[/]"
+        table.add_row(step.what, result, step.run_id)
     console.print(table)
-    if not ok:
+    if not all(step.ok for step in steps):
         raise typer.Exit(1)
 
 
@@ -392,13 +488,22 @@ def _summary(config: ClvConfig, as_of: date) -> None:
         console.print(f"HTML report: {report}  (clv report --open)")
 
 
+FAILURE_LINES = 50  # lines of failures `clv status` prints without --verbose
+
+
 @app.command()
 def status(
     asset: Annotated[str | None, typer.Option("--asset", help="Only this asset.")] = None,
     since: Annotated[str | None, typer.Option(help="Only partitions >= DATE.")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every failure with its full error.")
+    ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Per asset: materialized, failed (with error and run id), missing and stale partitions."""
+    """Per asset: materialized, failed (with error and run id), missing and stale partitions.
+
+    Exits 1 when a partition is failed (for cron monitoring), else 0.
+    """
     config = _config(home)
     first = _parse_date(since, "--since") if since else None
     rows = _guard(lambda: partition_status(config, get_instance(config), asset=asset, since=first))
@@ -415,15 +520,24 @@ def status(
             _ranges(row.stale) or "-",
         )
     console.print(table)
-    errors = [(row.asset, day, *row.errors[day]) for row in rows for day in sorted(row.errors)]
-    if errors:
-        detail = Table(title="Failures (latest failed run per partition)")
-        for name in ("asset", "partition", "run", "error"):
-            detail.add_column(name, overflow="fold")
-        for name, day, run_id, error in errors[:30]:
-            detail.add_row(name, str(day), run_id, error)
-        console.print(detail)
-        console.print("Rerun them with `clv rerun --failed` or one run with `clv rerun RUN_ID`.")
+    groups = group_failures(rows)
+    if not groups:
+        return
+    failed = sum(len(row.failed) for row in rows)
+    console.print(f"Failed: {failed} partition(s), each with its own error (latest attempt):")
+    for group in groups if verbose else groups[:FAILURE_LINES]:
+        assets = ", ".join(group.assets)
+        if len(group.assets) > 3:
+            assets = f"{len(group.assets)} assets ({', '.join(group.assets[:2])}, …)"
+        line = f"{assets} {group.days} run {group.run_id}: {group.error}"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if verbose:
+            for text in group.text.splitlines():
+                console.print(f"    {text}", markup=False, highlight=False, soft_wrap=True)
+    if not verbose and len(groups) > FAILURE_LINES:
+        console.print(f"… and {len(groups) - FAILURE_LINES} more line(s): `clv status --verbose`")
+    console.print("Rerun them with `clv rerun --failed` or one run with `clv rerun RUN_ID`.")
+    raise typer.Exit(1)
 
 
 def _number(value: object) -> str:
@@ -452,11 +566,30 @@ def _ranges(days: list[date]) -> str:
 def validate(
     file: Annotated[Path, typer.Argument(help="A CSV or parquet file as it would be delivered.")],
     column: ColumnOption = None,
+    delimiter: DelimiterOption = None,
+    decimal_comma: DecimalCommaOption = None,
+    encoding: EncodingOption = None,
+    date_format: DateFormatOption = None,
+    day_first: DayFirstOption = None,
+    amount: AmountOption = None,
+    order_id: OrderIdOption = None,
     limit: Annotated[int, typer.Option(help="Rejected rows to list.")] = 20,
     home: HomeOption = None,
 ) -> None:
-    """Run the validation suite on FILE (no pipeline run) and print its failures."""
-    config = _config(home)
+    """Run the validation suite on FILE (no pipeline run) and print its failures.
+
+    Takes the read options of `clv import` (same names); nothing is saved.
+    """
+    flags = _read_flags(
+        delimiter=delimiter,
+        decimal_comma=decimal_comma,
+        encoding=encoding,
+        date_format=date_format,
+        day_first=day_first,
+        amount=amount,
+        order_id=order_id,
+    )
+    config = _config(home, **flags)
     mapping = _column_map(config, column)
     if not file.is_file():
         raise _fail(f"{file}: no such file")
@@ -488,7 +621,29 @@ def validate(
             verdict,
         )
         rejected.append(day_result.quarantine)
+    undated = result.undated
+    if undated is not None and undated.height:
+        failed = True
+        days.add_row(
+            "(no day)",
+            f"{undated.height:,}",
+            "0",
+            f"{undated.height:,}",
+            "0",
+            "no usable occurred_at",
+        )
+        rejected.insert(0, undated)
     console.print(days)
+    hints = [
+        problem for day_result in result.days.values() if (problem := order_line_hint(day_result))
+    ]
+    if hints:
+        err.print(f"[yellow]hint:[/]{hints[0]}")
+    if undated is not None and undated.height:
+        values = undated.get_column("occurred_at").drop_nulls().to_list()
+        guess = guess_date_format(values) if values else None
+        if guess:
+            err.print(f"[yellow]hint:[/] occurred_at values like {values[0]!r} parse with {guess}")
     reasons = Table(title="Failed expectations (Great Expectations suite)")
     for name in ("expectation", "column", "unexpected", "examples"):
         reasons.add_column(name, overflow="fold")

@@ -10,8 +10,9 @@ Its tables are the sections below::
 
     start_date = 2020-01-01          # first daily partition
     timezone = "UTC"                 # partition days and purchase-day boundaries
-    [source]    kind, column_map, naive_timezone, lookback_days, [source.s3], [source.postgres]
-    [validation] amounts, currencies, statuses, max_bad_row_share, on_empty_day
+    [source]    kind, column_map, read options (delimiter, decimal_comma, encoding, date_format,
+                day_first, amount, order_id), naive_timezone, lookback_days, [source.s3], ...
+    [validation] amounts, currencies, statuses, max_bad_row_share, max_bad_rows, zero_amount, ...
     [models]    candidates, selection, horizon_days, discount_rate, gross_margin, ...
     [segments]  value_tiers, risk_bands, active_window_days, cost_to_serve_per_order, ...
     [operations] (secrets only: from the environment, never from the file)
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import polars as pl
 import tomlkit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -44,6 +46,7 @@ from clv_pipeline.errors import ClvError
 from clv_pipeline.paths import DEFAULT_HOME, Layout, resolve_home
 from clv_pipeline.segments.churn import DEFAULT_RISK_BANDS
 from clv_pipeline.segments.tiers import DEFAULT_TIERS
+from clv_pipeline.sources.shape import ReadOptions
 from clv_pipeline.validation.rules import ValidationRules
 
 ENV_PREFIX = "CLV_"
@@ -107,6 +110,31 @@ class SourceSettings(Section):
     lookback_days: int = Field(
         default=0, ge=0, description="Also re-pull the previous N days on each run (late rows)."
     )
+    delimiter: str = Field(
+        default=",", description="CSV field separator (one character; '\\t' for tabs)."
+    )
+    decimal_comma: bool = Field(
+        default=False, description="Numbers are written 1.234,56 (comma decimals)."
+    )
+    encoding: str = Field(
+        default="utf8", description="Text encoding of CSV files (utf8, latin-1, cp1252, ...)."
+    )
+    date_format: str = Field(
+        default="",
+        description="strftime format of occurred_at (e.g. %d-%m-%Y %H:%M), or 'unix' for epoch "
+        "seconds; empty = ISO-8601.",
+    )
+    day_first: bool = Field(
+        default=False, description="Dates are written day first (31/12/2010, 31.12.2010 10:03)."
+    )
+    amount: str = Field(
+        default="",
+        description="Expression of delivered columns giving amount, e.g. Quantity * UnitPrice.",
+    )
+    order_id: str = Field(
+        default="",
+        description="Column naming each line's order: one transaction per order (order lines).",
+    )
     s3: S3Settings = Field(default_factory=S3Settings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
 
@@ -114,6 +142,36 @@ class SourceSettings(Section):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         return known_timezone(value)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        ReadOptions(delimiter=value).separator  # noqa: B018 - raises when not one character
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _expression(cls, value: str) -> str:
+        if value:
+            try:
+                pl.sql_expr(value)
+            except Exception as exc:  # polars' SQL parser raises several types
+                raise ValueError(f"not an expression of columns: {exc}") from None
+        return value
+
+    def read_options(self) -> ReadOptions:
+        """How every delivery of this data home is read (:mod:`clv_pipeline.sources.shape`)."""
+        return ReadOptions(
+            column_map=dict(self.column_map),
+            delimiter=self.delimiter,
+            decimal_comma=self.decimal_comma,
+            encoding=self.encoding,
+            date_format=self.date_format,
+            day_first=self.day_first,
+            amount=self.amount,
+            order_id=self.order_id,
+            naive_timezone=self.naive_timezone,
+        )
 
 
 class ValidationSettings(Section):
@@ -135,7 +193,19 @@ class ValidationSettings(Section):
         default=0.05,
         ge=0,
         le=1,
-        description="Fail the day when more than this share of its rows is quarantined.",
+        description="A day fails when more than this share of its rows is quarantined "
+        "(and more than max_bad_rows).",
+    )
+    max_bad_rows: int = Field(
+        default=10,
+        ge=0,
+        description="A day fails only when more than this many of its rows are quarantined "
+        "(and more than max_bad_row_share): small days are not failed by one bad row.",
+    )
+    zero_amount: Literal["purchase", "ignore"] = Field(
+        default="purchase",
+        description="A zero-amount order (free items, voucher): a purchase with zero revenue, "
+        "or ignored.",
     )
     on_empty_day: Literal["warn", "fail"] = Field(
         default="warn", description="A day with no rows: publish it empty with a warning, or fail."
@@ -277,6 +347,8 @@ class ClvConfig(Section):
             known_statuses=tuple(s.lower() for s in v.known_statuses),
             non_revenue_statuses=tuple(s.lower() for s in v.non_revenue_statuses),
             max_bad_row_share=v.max_bad_row_share,
+            max_bad_rows=v.max_bad_rows,
+            zero_amount=v.zero_amount,
             on_empty_day=v.on_empty_day,
         )
 

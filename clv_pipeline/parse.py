@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import polars as pl
 
+#: Quarantine reason of an ``occurred_at`` that is present but cannot be read.
+BAD_TIMESTAMP_REASON = (
+    "occurred_at not a timestamp or date in the expected format (ISO-8601, or set date_format "
+    "/ day_first)"
+)
+
 _AWARE_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.f%:z",
     "%Y-%m-%d %H:%M:%S%.f%:z",

@@ -7,6 +7,11 @@
   purchase-days (the first day excluded), 0 when ``frequency`` is 0.
 * Refunds (amount < 0) never create purchase-days; they reduce ``total_revenue`` and are reported in
   ``refund_amount`` / ``n_refunds``. ``aov`` uses gross purchase amounts.
+* A refund *tied* to its purchase (``refund_of`` names the purchase's ``transaction_id``, same
+  customer): when the tied refunds cover the purchase's amount, the purchase and those refunds are
+  ``cancelled`` (:func:`apply_refund_ties`): no purchase-day, no revenue, no refund. A partial
+  tied refund only reduces revenue, like an untied one.
+* A zero-amount purchase (free items, voucher) is a purchase-day with zero revenue.
 * Customers whose only rows on or before ``as_of`` are refunds or ignored rows have no row.
 """
 
@@ -33,8 +38,73 @@ def compute_features(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame
     as_of
         Snapshot date; later rows are never used.
     """
-    history = transactions.filter(pl.col("event_date") <= as_of)
+    history = apply_refund_ties(transactions.filter(pl.col("event_date") <= as_of))
     return features_from_state(summarise_transactions(history), as_of=as_of)
+
+
+def apply_refund_ties(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """Mark fully refunded purchases and their tied refunds as ``revenue_kind = "cancelled"``.
+
+    A refund is tied when its ``refund_of`` names a purchase ``transaction_id`` of the same
+    customer among ``transactions``; the purchase is fully refunded when its tied refunds add up
+    to at least its amount (fixed-point sums). Untied and partial refunds are left as they are.
+    The tied refunds are looked up first (a scan of the refund rows only): without any, the frame
+    is returned unchanged.
+    """
+    if "refund_of" not in transactions.collect_schema().names():
+        return transactions
+    kind = pl.col("revenue_kind")
+    tied = (
+        transactions.filter((kind == "refund") & pl.col("refund_of").is_not_null())
+        .group_by("customer_id", "refund_of")
+        .agg((-pl.col("amount").cast(MONEY)).sum().alias("_tied"))
+        .collect(engine="streaming")
+    )
+    if tied.is_empty():
+        return transactions
+    cancelled = (
+        transactions.filter(kind == "purchase")
+        .select("customer_id", "transaction_id", pl.col("amount").cast(MONEY))
+        .join(
+            tied.lazy(),
+            left_on=["customer_id", "transaction_id"],
+            right_on=["customer_id", "refund_of"],
+        )
+        .filter(pl.col("_tied") >= pl.col("amount"))
+        .select("customer_id", pl.col("transaction_id").alias("_order"), pl.lit(True).alias("_x"))
+        .collect(engine="streaming")
+    )
+    if cancelled.is_empty():
+        return transactions
+    order = cancelled.lazy()
+    purchase = order.rename({"_x": "_purchase"})
+    refund = order.rename({"_x": "_refund"})
+    return (
+        transactions.join(
+            purchase,
+            left_on=["customer_id", "transaction_id"],
+            right_on=["customer_id", "_order"],
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            refund,
+            left_on=["customer_id", "refund_of"],
+            right_on=["customer_id", "_order"],
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(
+            pl.when(
+                ((kind == "purchase") & pl.col("_purchase").fill_null(False))
+                | ((kind == "refund") & pl.col("_refund").fill_null(False))
+            )
+            .then(pl.lit("cancelled"))
+            .otherwise(kind)
+            .alias("revenue_kind")
+        )
+        .drop("_purchase", "_refund")
+    )
 
 
 def summarise_transactions(transactions: pl.LazyFrame) -> pl.LazyFrame:

@@ -91,9 +91,18 @@ def read_provenance(path: Path) -> dict[str, object] | None:
 
 
 def plan_state(
-    layout: Layout, as_of: date, *, full_every_days: int = 0, rebuild: str = "auto"
+    layout: Layout,
+    as_of: date,
+    *,
+    full_every_days: int = 0,
+    rebuild: str = "auto",
+    before: date | None = None,
 ) -> StatePlan:
-    """Pick the latest reusable state before ``as_of`` (see the module docstring)."""
+    """Pick the latest reusable state before ``as_of`` (see the module docstring).
+
+    ``before``: only a state dated before it may be reused (a refund among the new days cancels
+    a purchase of that day, so the chain must fold that day in again).
+    """
     inputs = fingerprints(layout, upto=as_of)
     every_day = tuple(date.fromisoformat(d) for d in inputs)
 
@@ -102,7 +111,8 @@ def plan_state(
 
     if rebuild == "full":
         return full("full recompute requested (CLV_STATE_REBUILD=full / --full-recompute)")
-    earlier = [d for d in layout.published_days("customer_state", "as_of") if d < as_of]
+    limit = min(as_of, before) if before else as_of
+    earlier = [d for d in layout.published_days("customer_state", "as_of") if d < limit]
     rejected = 0
     for base in reversed(earlier[-MAX_CANDIDATES:]):
         record = read_provenance(layout.partition_file("customer_state", "as_of", base))

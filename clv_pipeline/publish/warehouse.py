@@ -138,11 +138,20 @@ def scan_published(
     ]
     if not files:
         return pl.LazyFrame(schema=table.schema)
-    return pl.scan_parquet(files)
+    # partitions published before a column was added read it as null
+    return pl.scan_parquet(
+        files, schema=table.schema, missing_columns="insert", extra_columns="ignore"
+    )
 
 
 def read_published(layout: Layout, table_name: str, day: date) -> pl.DataFrame | None:
     """One published partition, or None when it does not exist."""
     table = TABLES[table_name]
     path = layout.partition_file(table_name, table.partition_key, day)
-    return pl.read_parquet(path) if path.exists() else None
+    if not path.exists():
+        return None
+    frame = pl.read_parquet(path)
+    added = [c for c in table.columns if c.name not in frame.columns and c.nullable]
+    if added:  # published before the column was added to the contract
+        frame = frame.with_columns(pl.lit(None, c.dtype).alias(c.name) for c in added)
+    return frame

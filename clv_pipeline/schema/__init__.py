@@ -130,7 +130,22 @@ def render_markdown() -> str:
         + ", ".join(f"`{c}`" for c in REQUIRED_INPUT)
         + ". Optional, carried when present: "
         + ", ".join(f"`{c}`" for c in OPTIONAL_INPUT)
-        + ". Other columns are ignored. Renames: `--column source=contract` or `CLV_COLUMN_MAP`.",
+        + ". Other columns are kept in the landing files and count when deciding whether two rows "
+        "are the same (only rows identical in every column are dropped as re-deliveries), but are "
+        "not published. Renames: `--column source=contract` or `CLV_COLUMN_MAP`; how files are "
+        "read (delimiter, decimal comma, encoding, date format, an `amount` expression such as "
+        "`Quantity * UnitPrice`, order lines grouped by `--order-id`): the `[source]` settings, "
+        "see `docs/importing.md`.",
+        "",
+        "Revenue rules (every snapshot): a zero-amount order (free items, voucher) is a purchase "
+        "with zero revenue (`CLV_ZERO_AMOUNT=purchase`, the default; `ignore` drops it). A refund "
+        "whose `refund_of` names a purchase of the same customer is *tied* to it: when the tied "
+        "refunds cover the purchase's amount, the purchase and those refunds count as cancelled "
+        "(no purchase-day, no revenue); a partial or untied refund only reduces revenue. With "
+        "`--order-id`, an order whose lines add up to a negative total is a refund tied to its own "
+        "order id. Example: order A (+50 on 3 Jan) and its refund A (-50 on 9 Jan) leave the "
+        "customer with no purchase-day from A; a refund of -20 would leave the 3 Jan purchase-day "
+        "and 30 of revenue.",
         "",
         "| column | description | unit |",
         "|---|---|---|",

@@ -7,7 +7,7 @@ import polars as pl
 from clv_pipeline.schema.contract import UTC_TS, Column, Table
 
 REQUIRED_INPUT = ("transaction_id", "customer_id", "occurred_at", "amount")
-OPTIONAL_INPUT = ("currency", "quantity", "status", "channel", "product_category")
+OPTIONAL_INPUT = ("currency", "quantity", "status", "channel", "product_category", "refund_of")
 INPUT_COLUMNS: tuple[Column, ...] = (
     Column("transaction_id", pl.String(), "Unique id of the transaction (string)."),
     Column("customer_id", pl.String(), "Customer id (string)."),
@@ -25,11 +25,25 @@ INPUT_COLUMNS: tuple[Column, ...] = (
     ),
     Column("channel", pl.String(), "Sales / acquisition channel (optional).", nullable=True),
     Column("product_category", pl.String(), "Product category (optional).", nullable=True),
+    Column(
+        "refund_of",
+        pl.String(),
+        "For a refund: the transaction_id of the purchase it refunds (optional; set for a "
+        "negative order of an order-line export, whose own order id it names).",
+        nullable=True,
+    ),
 )
 
 _SOURCE = (
     Column("_source_file", pl.String(), "Landing file the row came from."),
-    Column("_source_row", pl.Int64(), "0-based row number in that file."),
+    Column("_source_row", pl.Int64(), "0-based row number in that file (an order's first line)."),
+    Column(
+        "_row_digest",
+        pl.UInt64(),
+        "Hash of every delivered column of the row (of every line of an order): only rows "
+        "identical in all delivered columns are dropped as re-deliveries.",
+        nullable=True,
+    ),
 )
 _AS_DELIVERED = tuple(
     Column(c.name, pl.String(), c.description, c.unit, True) for c in INPUT_COLUMNS
@@ -55,14 +69,22 @@ VALIDATED_TRANSACTIONS = Table(
         Column(
             "revenue_kind",
             pl.String(),
-            "purchase (amount > 0), refund (amount < 0) or ignored (zero amount or a "
-            "non-revenue status such as cancelled).",
+            "purchase (amount > 0, or = 0 with CLV_ZERO_AMOUNT=purchase, the default), refund "
+            "(amount < 0) or ignored (a non-revenue status such as cancelled, or a zero amount "
+            "with CLV_ZERO_AMOUNT=ignore).",
         ),
         Column("currency", pl.String(), "Upper-case currency code.", nullable=True),
         Column("quantity", pl.Int64(), "Items in the order.", nullable=True),
         Column("status", pl.String(), "Lower-case status.", nullable=True),
         Column("channel", pl.String(), "Channel, trimmed.", nullable=True),
         Column("product_category", pl.String(), "Product category, trimmed.", nullable=True),
+        Column(
+            "refund_of",
+            pl.String(),
+            "For a refund: the transaction_id of the purchase it refunds, when known. A purchase "
+            "whose tied refunds cover its amount counts as cancelled in every snapshot.",
+            nullable=True,
+        ),
         _SOURCE[0],
     ),
 )

@@ -20,6 +20,7 @@ from clv_pipeline.errors import InputError
 from clv_pipeline.paths import Layout
 from clv_pipeline.schema import RAW_TRANSACTIONS
 from clv_pipeline.sources.landing import read_landing_day
+from clv_pipeline.sources.shape import ReadOptions
 
 __all__ = ["LandingSource", "TransactionSource", "day_window_utc", "empty_raw"]
 
@@ -104,14 +105,17 @@ class LandingSource:
         The data home layout.
     column_map
         Renames ``source_name -> contract_name`` applied to every file.
+    options
+        The data home's read options (delimiter, dates, amount expression, order lines, ...).
     """
 
     layout: Layout
     column_map: Mapping[str, str] = field(default_factory=dict)
+    options: ReadOptions = field(default_factory=ReadOptions)
 
     def pull_day(self, day: date, *, timezone: str = "UTC") -> pl.DataFrame:
         """The files of ``day``'s landing folder (``timezone`` is unused: folders are days)."""
-        return read_landing_day(self.layout, day, column_map=self.column_map)
+        return read_landing_day(self.layout, day, column_map=self.column_map, options=self.options)
 
     def describe(self) -> str:
         """The landing folder path."""

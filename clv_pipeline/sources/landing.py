@@ -1,17 +1,20 @@
 """The landing folder: import historical exports split by event date, and read one day back.
 
-``import_files`` is idempotent: each (source file, event date) becomes
-``landing/transactions/date=D/import-<digest>.parquet`` where the digest covers the file's bytes
-and the column mapping, so importing the same file again rewrites identical files instead of adding
-rows. Overlapping rows from *different* files are removed later by deduplication on
-``transaction_id``.
+``import_files`` is idempotent: the rows of each source file go, as delivered (every column,
+original names, as strings), to ``landing/transactions/date=D/import-<digest>.parquet``, where the
+digest covers the file's bytes. Importing the same file again first removes what its previous
+import wrote (it may have split the rows differently, e.g. with another ``--date-format``), so the
+landing folder never holds a file's rows twice. Reading a day back applies the data home's read
+options (:mod:`clv_pipeline.sources.shape`), like every other source. Overlapping rows from
+*different* files are removed later: identical rows as re-deliveries, others by the
+``transaction_id`` checks of validation.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -19,18 +22,35 @@ import polars as pl
 
 from clv_pipeline.errors import InputError
 from clv_pipeline.parquet import write_parquet_atomic
-from clv_pipeline.parse import event_date, parse_timestamps
+from clv_pipeline.parse import BAD_TIMESTAMP_REASON, event_date, parse_timestamps
 from clv_pipeline.paths import Layout, data_files
 from clv_pipeline.schema import RAW_TRANSACTIONS, conform
-from clv_pipeline.sources.files import read_delivered_file, select_contract
+from clv_pipeline.sources.shape import (
+    ReadOptions,
+    guess_date_format,
+    read_delivery,
+    shape_rows,
+    to_raw,
+    to_strings,
+)
+
+NO_DATE = "occurred_at missing"
+BAD_DATE = BAD_TIMESTAMP_REASON
 
 
 @dataclass
 class ImportReport:
+    """What ``clv import`` did: lines read, transactions they make, days, what did not land."""
+
     files: int = 0
-    rows: int = 0
+    rows: int = 0  # lines read
+    transactions: int = 0  # after --order-id: orders
     days: set[date] = field(default_factory=set)
     unparseable_rows: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # lines that did not land, per reason
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    date_hints: list[str] = field(default_factory=list)  # how to read the dates that failed
+    hints: list[str] = field(default_factory=list)  # other advice (order lines, ...)
     written: list[Path] = field(default_factory=list)
 
     @property
@@ -41,59 +61,68 @@ class ImportReport:
     def last_day(self) -> date | None:
         return max(self.days) if self.days else None
 
+    @property
+    def landed(self) -> int:
+        return self.rows - self.unparseable_rows
 
-def file_digest(path: Path, column_map: Mapping[str, str]) -> str:
-    """Content hash of a delivered file plus the column mapping used to read it."""
+
+def file_digest(path: Path) -> str:
+    """Content hash of a delivered file (names its landing files)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    digest.update(repr(sorted(column_map.items())).encode())
     return digest.hexdigest()[:16]
+
+
+def _options(
+    options: ReadOptions | None, column_map: Mapping[str, str] | None, naive_timezone: str | None
+) -> ReadOptions:
+    options = options or ReadOptions()
+    if column_map:
+        options = replace(options, column_map={**options.column_map, **column_map})
+    if naive_timezone:
+        options = replace(options, naive_timezone=naive_timezone)
+    return options
 
 
 def import_files(
     paths: Iterable[Path],
     layout: Layout,
     *,
+    options: ReadOptions | None = None,
     column_map: Mapping[str, str] | None = None,
     timezone: str = "UTC",
-    naive_timezone: str = "UTC",
+    naive_timezone: str | None = None,
     on_file: Callable[[Path, int], None] | None = None,
 ) -> ImportReport:
     """Split each file by event date (in ``timezone``) into the landing folder.
 
-    Rows whose ``occurred_at`` cannot be parsed have no event date: they are written to
-    ``quarantine/import/<digest>.parquet`` with a reason, and counted in the report.
+    The event date of a row is the date of its ``occurred_at`` read with ``options``; with
+    ``order_id``, every line of an order goes to the day of the order's earliest line. Rows
+    without a date (missing or unparseable ``occurred_at``) are written to
+    ``quarantine/import/<file>-<digest>.parquet`` with a reason, counted per reason with examples.
     """
     report = ImportReport()
-    mapping = dict(column_map or {})
+    options = _options(options, column_map, naive_timezone)
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        frame = read_delivered_file(path, column_map=mapping)
-        digest = file_digest(path, mapping)
-        stamps = parse_timestamps(frame.get_column("occurred_at"), naive_timezone=naive_timezone)
-        days = (
-            frame.with_columns(stamps.alias("__ts"))
-            .with_columns(event_date("__ts", timezone=timezone).alias("__day"))
-            .drop("__ts")
-        )
-        unparseable = days.filter(pl.col("__day").is_null())
-        if unparseable.height:
-            target = layout.quarantine / "import" / f"{path.stem}-{digest}.parquet"
-            write_parquet_atomic(
-                unparseable.drop("__day").with_columns(
-                    pl.lit(str(path)).alias("_source_file"),
-                    pl.lit("occurred_at missing or not an ISO-8601 timestamp or date").alias(
-                        "reason"
-                    ),
-                ),
-                target,
-            )
-            report.unparseable_rows += unparseable.height
-        for (day,), part in days.filter(pl.col("__day").is_not_null()).group_by(
+        frame = read_delivery(path, options)
+        shaped = shape_rows(frame, options, source=str(path))
+        days = _line_days(frame, shaped, options, timezone=timezone)
+        digest = file_digest(path)
+        for old in layout.landing.glob(f"date=*/import-{digest}.parquet"):
+            old.unlink()
+        lines = to_strings(frame).with_columns(days.alias("__day"))
+        undated = lines.filter(pl.col("__day").is_null()).drop("__day")
+        target = layout.quarantine / "import" / f"{path.stem}-{digest}.parquet"
+        if undated.height:
+            _record_undated(report, undated, options, path=path, target=target)
+        else:
+            target.unlink(missing_ok=True)
+        for (day,), part in lines.filter(pl.col("__day").is_not_null()).group_by(
             "__day", maintain_order=True
         ):
             assert isinstance(day, date)  # noqa: S101 - group key type narrowing
@@ -101,15 +130,128 @@ def import_files(
             write_parquet_atomic(part.drop("__day"), target)
             report.days.add(day)
             report.written.append(target)
+        hint = _order_line_hint(shaped, options, path=path)
+        if hint:
+            report.hints.append(hint)
         report.files += 1
         report.rows += frame.height
+        report.transactions += shaped.height
         if on_file is not None:
             on_file(path, frame.height)
     return report
 
 
+def _line_days(
+    frame: pl.DataFrame, shaped: pl.DataFrame, options: ReadOptions, *, timezone: str
+) -> pl.Series:
+    """The event date of every delivered line (an order's lines share its earliest line's)."""
+    stamps = parse_timestamps(
+        shaped.get_column("occurred_at"), naive_timezone=options.naive_timezone
+    )
+    dated = shaped.select(
+        "transaction_id",
+        "_source_row",
+        stamps.to_frame("ts").select(event_date("ts", timezone=timezone)).to_series().alias("day"),
+    )
+    lines = pl.int_range(frame.height, dtype=pl.Int64, eager=True).to_frame("_source_row")
+    if not options.order_id:
+        return lines.join(dated, on="_source_row", how="left").get_column("day")
+    key = options.order_id if options.order_id in frame.columns else "transaction_id"
+    orders = dated.filter(pl.col("transaction_id").is_not_null()).select("transaction_id", "day")
+    by_order = (
+        to_strings(frame.select(key))
+        .select(pl.col(key).str.strip_chars().alias("transaction_id"))
+        .with_row_index("_source_row")
+        .with_columns(pl.col("_source_row").cast(pl.Int64))
+        .join(orders, on="transaction_id", how="left")
+        .sort("_source_row")
+    )
+    single = lines.join(dated.select("_source_row", "day"), on="_source_row", how="left")
+    return by_order.get_column("day").fill_null(single.get_column("day")).alias("day")
+
+
+def _record_undated(
+    report: ImportReport,
+    undated: pl.DataFrame,
+    options: ReadOptions,
+    *,
+    path: Path,
+    target: Path,
+) -> None:
+    stamp_column = next(
+        (
+            old
+            for old, new in options.column_map.items()
+            if new == "occurred_at" and old in undated.columns
+        ),
+        "occurred_at",
+    )
+    values = (
+        undated.get_column(stamp_column)
+        if stamp_column in undated.columns
+        else pl.Series([None] * undated.height, dtype=pl.String)
+    )
+    present = values.str.strip_chars().str.len_chars().fill_null(0) > 0
+    reason = pl.Series("reason", [BAD_DATE if p else NO_DATE for p in present], dtype=pl.String)
+    write_parquet_atomic(
+        undated.with_columns(pl.lit(str(path)).alias("_source_file"), reason), target
+    )
+    report.unparseable_rows += undated.height
+    for name, count in reason.value_counts(sort=True).iter_rows():
+        report.reasons[name] = report.reasons.get(name, 0) + int(count)
+    bad = values.filter(present)
+    if len(bad):
+        shown = report.examples.setdefault(BAD_DATE, [])
+        shown.extend(
+            f"{stamp_column}={v!r}" for v in bad.unique(maintain_order=True).head(3 - len(shown))
+        )
+        guess = guess_date_format(bad.to_list())
+        if guess:
+            hint = f"{stamp_column} values like {bad[0]!r} parse with {guess}"
+        else:
+            hint = (
+                f"{stamp_column} values like {bad[0]!r} are not ISO-8601: give their format with "
+                "--date-format (strftime, e.g. '%d-%m-%Y %H:%M'), or --day-first"
+            )
+        if hint not in report.date_hints:
+            report.date_hints.append(hint)
+
+
+def _order_line_hint(shaped: pl.DataFrame, options: ReadOptions, *, path: Path) -> str | None:
+    """Advice when transaction ids repeat with other values: the file is one row per line."""
+    if options.order_id:
+        return None
+    repeated = (
+        shaped.filter(pl.col("transaction_id").is_not_null())
+        .group_by("transaction_id")
+        .agg(pl.col("_row_digest").n_unique().alias("versions"), pl.len())
+        .filter(pl.col("versions") > 1)
+    )
+    if repeated.is_empty():
+        return None
+    rows = int(repeated.get_column("len").sum())
+    return (
+        f"{path}: {repeated.height:,} transaction ids repeat with different values ({rows:,} "
+        "rows): the file looks like order lines (one row per product). Import it with "
+        "--order-id <the order column> (and --amount 'Quantity * UnitPrice' when lines carry a "
+        "unit price); as it is, those rows will be quarantined as duplicate transaction_id."
+    )
+
+
+def read_delivered_file(
+    path: Path, *, column_map: Mapping[str, str] | None = None, options: ReadOptions | None = None
+) -> pl.DataFrame:
+    """One delivered file as ``raw_transactions`` rows (``_source_file`` = the file name)."""
+    options = _options(options, column_map, None)
+    return to_raw(read_delivery(path, options), options, source=str(path), source_file=path.name)
+
+
 def read_landing_day(
-    layout: Layout, day: date, *, column_map: Mapping[str, str] | None = None
+    layout: Layout,
+    day: date,
+    *,
+    column_map: Mapping[str, str] | None = None,
+    options: ReadOptions | None = None,
 ) -> pl.DataFrame:
     """All files delivered for ``day`` as raw rows (strings), in file-name order.
 
@@ -119,13 +261,7 @@ def read_landing_day(
     frames = []
     if folder.is_dir():
         for path in data_files(folder):
-            frame = select_contract(read_delivered_file(path, column_map=column_map))
-            frames.append(
-                frame.with_columns(
-                    pl.lit(path.name).alias("_source_file"),
-                    pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row"),
-                )
-            )
+            frames.append(read_delivered_file(path, column_map=column_map, options=options))
     if not frames:
         return pl.DataFrame(schema=RAW_TRANSACTIONS.schema)
     return conform(pl.concat(frames, how="vertical"), RAW_TRANSACTIONS)

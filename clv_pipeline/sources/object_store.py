@@ -8,7 +8,7 @@ Two layouts:
   ``prefix``.
 
 Each object is streamed to a temporary file and parsed by
-:func:`clv_pipeline.sources.files.read_delivered_file`, so CSV / parquet handling and error
+:func:`clv_pipeline.sources.landing.read_delivered_file`, so CSV / parquet handling and error
 messages are the same as for local drops. Credentials come only from the environment (the standard
 boto3 chain: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``,
 ``AWS_PROFILE``, instance roles); the region from ``AWS_DEFAULT_REGION`` / the profile.
@@ -31,7 +31,8 @@ import polars as pl
 from clv_pipeline.errors import InputError
 from clv_pipeline.schema import RAW_TRANSACTIONS, conform
 from clv_pipeline.sources.base import empty_raw
-from clv_pipeline.sources.files import read_delivered_file, select_contract
+from clv_pipeline.sources.landing import read_delivered_file
+from clv_pipeline.sources.shape import ReadOptions
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class ObjectStoreSource:
         For S3-compatible stores (MinIO, moto, ...); ``None`` means AWS.
     column_map
         Renames ``source_name -> contract_name`` applied to every object.
+    options
+        The data home's read options (delimiter, dates, amount expression, order lines, ...).
     max_attempts
         Total attempts per request (botocore "standard" retry mode) when the endpoint is
         unreachable, throttles or returns 5xx.
@@ -80,6 +83,7 @@ class ObjectStoreSource:
     pattern: str | None = None
     endpoint_url: str | None = None
     column_map: Mapping[str, str] = field(default_factory=dict)
+    options: ReadOptions = field(default_factory=ReadOptions)
     max_attempts: int = 3
     connect_timeout: float = 5.0
 
@@ -115,12 +119,7 @@ class ObjectStoreSource:
         with tempfile.TemporaryDirectory(prefix="clv-s3-") as tmp:
             for index, key in enumerate(keys):
                 frame = self._read_object(client, key, Path(tmp) / f"{index}{_suffix(key)}")
-                frames.append(
-                    select_contract(frame).with_columns(
-                        pl.lit(key).alias("_source_file"),
-                        pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row"),
-                    )
-                )
+                frames.append(frame.with_columns(pl.lit(key).alias("_source_file")))
         if not frames:
             return empty_raw()
         return conform(pl.concat(frames, how="vertical"), RAW_TRANSACTIONS)
@@ -178,7 +177,7 @@ class ObjectStoreSource:
         except Exception as exc:
             raise self._error(exc, f"downloading {where}") from exc
         try:
-            return read_delivered_file(target, column_map=self.column_map)
+            return read_delivered_file(target, column_map=self.column_map, options=self.options)
         except InputError as exc:
             raise InputError(str(exc).replace(str(target), where)) from exc
         finally:

@@ -21,7 +21,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -31,9 +31,9 @@ import polars as pl
 import pyarrow as pa
 
 from clv_pipeline.errors import InputError
-from clv_pipeline.schema import RAW_TRANSACTIONS, conform
+from clv_pipeline.schema import RAW_TRANSACTIONS
 from clv_pipeline.sources.base import day_window_utc, empty_raw
-from clv_pipeline.sources.files import check_types, rename_columns, select_contract, to_strings
+from clv_pipeline.sources.shape import ReadOptions, to_raw, to_strings
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,7 @@ class SqlSource:
     query: str | None = None
     timestamp_column: str | None = None
     column_map: Mapping[str, str] = field(default_factory=dict)
+    options: ReadOptions = field(default_factory=ReadOptions)
     batch_size: int = 100_000
     engine: Engine = "auto"
     connect_attempts: int = 3
@@ -203,7 +204,8 @@ class SqlSource:
             frames: list[pl.DataFrame] = []
             rows = 0
             for number, batch in enumerate(conn.stream(sql, params, self.batch_size), start=1):
-                frame = self._to_raw(batch, offset=rows)
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a batch is a frame
                 rows += frame.height
                 frames.append(frame)
                 log.info(
@@ -216,7 +218,13 @@ class SqlSource:
         log.info("%s: %s: %d rows", self.source_name, day, rows)
         if not frames:
             return empty_raw()
-        return conform(pl.concat(frames, how="vertical"), RAW_TRANSACTIONS)
+        # shaped once for the whole day: the lines of an order may span fetch batches
+        delivered = pl.concat([to_strings(f) for f in frames], how="vertical")
+        return to_raw(delivered, self._options, source=self.source_name)
+
+    @property
+    def _options(self) -> ReadOptions:
+        return replace(self.options, column_map={**self.options.column_map, **self.column_map})
 
     # ------------------------------------------------------------------ internals
     def _url(self) -> str:
@@ -230,7 +238,9 @@ class SqlSource:
 
     def _source_of(self, contract: str) -> str:
         """The source column renamed to ``contract`` by ``column_map`` (else the same name)."""
-        for source, target in self.column_map.items():
+        if contract == "transaction_id" and self.options.order_id:
+            return self.options.order_id
+        for source, target in self._options.column_map.items():
             if target == contract:
                 return source
         return contract
@@ -252,7 +262,11 @@ class SqlSource:
                 "this user); set CLV_SOURCE_TABLE to schema.table"
             )
         self._check_columns(columns)
-        wanted = [c for c in columns if self.column_map.get(c, c) in _CONTRACT]
+        extra = {self.options.order_id} if self.options.order_id else set()
+        if self.options.amount:
+            extra |= set(pl.sql_expr(self.options.amount).meta.root_names())
+        mapping = self._options.column_map
+        wanted = [c for c in columns if mapping.get(c, c) in _CONTRACT or c in extra]
         select = ", ".join(quote_ident(c) for c in wanted)
         ts = quote_ident(self._ts)
         return (
@@ -272,7 +286,12 @@ class SqlSource:
                 f"{self.source_name}: timestamp column {self._ts!r} has type {kind}; it must be "
                 "timestamptz, timestamp or date"
             )
-        mapped = {self.column_map.get(c, c) for c in columns}
+        mapping = self._options.column_map
+        mapped = {mapping.get(c, c) for c in columns}
+        if self.options.order_id in columns:
+            mapped.add("transaction_id")
+        if self.options.amount:
+            mapped.add("amount")
         missing = [
             c for c in ("transaction_id", "customer_id", "occurred_at", "amount") if c not in mapped
         ]
@@ -282,17 +301,6 @@ class SqlSource:
                 f"{self.source_name}: missing required column(s) {names}; columns: {have}. "
                 "Map names with the column map."
             )
-
-    def _to_raw(self, batch: pa.RecordBatch | pa.Table, *, offset: int) -> pl.DataFrame:
-        frame = pl.from_arrow(batch)
-        assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a batch is a frame
-        frame = rename_columns(frame, self.column_map, source=self.source_name)
-        check_types(frame, source=self.source_name)
-        frame = select_contract(to_strings(frame))
-        return frame.with_columns(
-            pl.lit(self.source_name).alias("_source_file"),
-            pl.int_range(offset, offset + pl.len(), dtype=pl.Int64).alias("_source_row"),
-        )
 
     def _connect(self, url: str) -> _Connection:
         engine = self.engine

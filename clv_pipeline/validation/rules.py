@@ -31,4 +31,6 @@ class ValidationRules:
     )
     non_revenue_statuses: tuple[str, ...] = ("cancelled", "canceled", "failed", "void", "declined")
     max_bad_row_share: float = 0.05
+    max_bad_rows: int = 10
+    zero_amount: Literal["purchase", "ignore"] = "purchase"
     on_empty_day: Literal["warn", "fail"] = "warn"

@@ -66,6 +66,9 @@ class SuiteResult:
         ]
 
 
+DUPLICATE_ID_REASON = "duplicate transaction_id with different values on the same day"
+
+
 def _expectations(rules: ValidationRules, now: datetime) -> list[Any]:
     """The suite; each expectation's ``meta["reason"]`` is the quarantine reason it gives."""
     import great_expectations.expectations as gxe
@@ -90,7 +93,7 @@ def _expectations(rules: ValidationRules, now: datetime) -> list[Any]:
         ),
         gxe.ExpectColumnValuesToBeUnique(
             column="day_transaction_id",
-            meta=reason("duplicate transaction_id with different values on the same day"),
+            meta=reason(DUPLICATE_ID_REASON),
         ),
         gxe.ExpectColumnValuesToBeNull(
             column="_delivered_on",

@@ -9,12 +9,15 @@ Two layers:
    day, ``occurred_at`` on the partition's day and not in the future, ``amount`` finite and within
    bounds, ``currency`` and ``status`` accepted.
 
-A row is quarantined with every reason that applies. Exact re-deliveries (same ``transaction_id``,
-same values, same day) are dropped and counted, never double counted. Several days are validated
+A row is quarantined with every reason that applies. Exact re-deliveries (same day, same value in
+*every delivered column*, compared through ``_row_digest``) are dropped and counted, never double
+counted. A refund tied to its own order id (``refund_of == transaction_id``, order-line exports)
+may share that id with the purchase it refunds. Several days are validated
 in one GX call because GX costs about a second per call whatever the size.
 
-``revenue_kind``: ``ignored`` when the status is a non-revenue status (cancelled, failed, ...) or
-the amount is zero, else ``purchase`` (amount > 0) or ``refund`` (amount < 0).
+``revenue_kind``: ``ignored`` when the status is a non-revenue status (cancelled, failed, ...), else
+``purchase`` (amount > 0, or zero with ``zero_amount="purchase"``, the default) or ``refund``
+(amount < 0); a zero amount with ``zero_amount="ignore"`` is ``ignored``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 
 from clv_pipeline.parse import (
+    BAD_TIMESTAMP_REASON,
     clean_text,
     event_date,
     parse_integer,
@@ -40,14 +44,26 @@ from clv_pipeline.schema import (
     conform,
 )
 from clv_pipeline.validation.rules import ValidationRules
-from clv_pipeline.validation.suite import SuiteResult, run_suite
+from clv_pipeline.validation.suite import DUPLICATE_ID_REASON, SuiteResult, run_suite
+
+__all__ = [
+    "DUPLICATE_ID_REASON",
+    "PARSE_REASONS",
+    "DayResult",
+    "ValidationResult",
+    "count_reasons",
+    "empty_day_result",
+    "revenue_kind",
+    "validate_day",
+    "validate_transactions",
+]
 
 CONTRACT = [c.name for c in INPUT_COLUMNS]
 DAY = "_partition_day"
 
 # the quarantine reason of a value that is present but cannot be parsed, per column
 PARSE_REASONS = {
-    "occurred_at": "occurred_at not an ISO-8601 timestamp or date",
+    "occurred_at": BAD_TIMESTAMP_REASON,
     "amount": "amount not a number",
     "quantity": "quantity not an integer",
 }
@@ -82,6 +98,7 @@ class DayResult:
 class ValidationResult:
     days: dict[date, DayResult]
     suite: SuiteResult
+    undated: pl.DataFrame | None = None  # rows without a readable occurred_at (no day)
 
     def day(self, day: date) -> DayResult:
         return self.days[day]
@@ -110,6 +127,7 @@ def _parse(raw: pl.DataFrame, rules: ValidationRules) -> pl.DataFrame:
         parse_integer("quantity").alias("_qty"),
         clean_text("currency").str.to_uppercase().alias("_currency"),
         clean_text("status").str.to_lowercase().alias("_status"),
+        clean_text("refund_of").alias("_refund_of"),
     ).with_columns(event_date("_ts", timezone=rules.timezone).alias("_event_date"))
     parse_problems = [
         (present(column) & pl.col(parsed).is_null(), PARSE_REASONS[column])
@@ -133,12 +151,19 @@ def _merge(parse_reason: str | None, suite_reasons: list[str]) -> str | None:
     return "; ".join(dict.fromkeys(reasons)) or None
 
 
-def revenue_kind(status: pl.Expr, amount: pl.Expr, non_revenue: Sequence[str]) -> pl.Expr:
-    """``ignored`` (non-revenue status or zero amount), else ``purchase`` (> 0) or ``refund``."""
+def revenue_kind(
+    status: pl.Expr,
+    amount: pl.Expr,
+    non_revenue: Sequence[str],
+    zero_amount: str = "purchase",
+) -> pl.Expr:
+    """``ignored`` (non-revenue status, or a zero amount with ``zero_amount="ignore"``), else
+    ``purchase`` (amount >= 0) or ``refund`` (amount < 0)."""
+    zero_ignored = (amount == 0) if zero_amount == "ignore" else pl.lit(False)
     return (
-        pl.when(status.is_in(list(non_revenue)) | (amount == 0))
+        pl.when(status.is_in(list(non_revenue)) | zero_ignored)
         .then(pl.lit("ignored"))
-        .when(amount > 0)
+        .when(amount >= 0)
         .then(pl.lit("purchase"))
         .otherwise(pl.lit("refund"))
     )
@@ -172,7 +197,7 @@ def validate_transactions(
         conform(raw.drop(DAY), RAW_TRANSACTIONS).with_columns(raw.get_column(DAY)), rules
     )
     typed = typed.sort([DAY, "_source_file", "_source_row"]).with_columns(
-        pl.struct(CONTRACT).hash(seed=0).alias("_content")
+        pl.struct([*CONTRACT, "_row_digest"]).hash(seed=0).alias("_content")
     )
     # exact re-deliveries within a day: keep the first copy
     first_copy = pl.struct(DAY, "_tid", "_content").is_first_distinct()
@@ -186,18 +211,29 @@ def validate_transactions(
         past = earlier.join(ids.lazy(), on="transaction_id", how="semi").collect(engine="streaming")
         seen = pl.concat([seen, past.select(seen.columns)], how="vertical_relaxed")
     first_day = seen.group_by("transaction_id").agg(pl.col("event_date").min().alias("_first_day"))
+    # a refund of its own order id (order lines) may follow the purchase it refunds
+    own_refund = (pl.col("_refund_of") == pl.col("_tid")).fill_null(False) & (
+        pl.col("_amount") < 0
+    ).fill_null(False)
     typed = typed.join(
         first_day, left_on="_tid", right_on="transaction_id", how="left"
     ).with_columns(
-        pl.when(pl.col("_first_day") < pl.col(DAY))
+        pl.when((pl.col("_first_day") < pl.col(DAY)) & ~own_refund)
         .then(pl.col("_first_day").cast(pl.String))
-        .alias("_delivered_on")
+        .alias("_delivered_on"),
+        own_refund.alias("_own_refund"),
     )
     view = typed.select(
         pl.col("_tid").alias("transaction_id"),
-        pl.concat_str([pl.col(DAY).cast(pl.String), pl.col("_tid")], separator="/").alias(
-            "day_transaction_id"
-        ),
+        pl.concat_str(
+            [
+                pl.col(DAY).cast(pl.String),
+                pl.col("_tid"),
+                pl.when(pl.col("_own_refund")).then(pl.lit("refund")),
+            ],
+            separator="/",
+            ignore_nulls=True,
+        ).alias("day_transaction_id"),
         pl.col("_cid").alias("customer_id"),
         pl.col("_ts").alias("occurred_at"),
         pl.col("_event_date").alias("event_date"),
@@ -221,12 +257,15 @@ def validate_transactions(
         pl.col("_ts").alias("occurred_at"),
         pl.col("_event_date").alias("event_date"),
         pl.col("_amount").alias("amount"),
-        revenue_kind(pl.col("_status"), pl.col("_amount"), non_revenue).alias("revenue_kind"),
+        revenue_kind(pl.col("_status"), pl.col("_amount"), non_revenue, rules.zero_amount).alias(
+            "revenue_kind"
+        ),
         pl.col("_currency").alias("currency"),
         pl.col("_qty").alias("quantity"),
         pl.col("_status").alias("status"),
         clean_text("channel").alias("channel"),
         clean_text("product_category").alias("product_category"),
+        pl.col("_refund_of").alias("refund_of"),
         pl.col("_source_file"),
     )
     bad = typed.filter(pl.col("reason").is_not_null())

@@ -44,7 +44,7 @@ def _validated_day(day: date, seed: int, rows: int = 40) -> pl.DataFrame:
     ).with_columns(
         pl.lit(None, dtype).alias(name)
         for name, dtype in VALIDATED_TRANSACTIONS.schema.items()
-        if name in {"currency", "quantity", "status", "channel", "product_category"}
+        if name in {"currency", "quantity", "status", "channel", "product_category", "refund_of"}
     )
 
 

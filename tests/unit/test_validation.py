@@ -9,7 +9,7 @@ import polars as pl
 
 from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, VALIDATED_TRANSACTIONS
 from clv_pipeline.validation.rules import ValidationRules
-from clv_pipeline.validation.transactions import DayResult, validate_day
+from clv_pipeline.validation.transactions import PARSE_REASONS, DayResult, validate_day
 from tests.conftest import raw_frame, tx
 
 DAY = date(2024, 3, 10)
@@ -56,8 +56,15 @@ def test_clean_rows_are_typed_and_normalised() -> None:
         "purchase",
         "refund",
         "ignored",
-        "ignored",
+        "purchase",  # a zero-amount order is a purchase (CLV_ZERO_AMOUNT=purchase)
     ]
+
+
+def test_zero_amount_orders_can_be_ignored() -> None:
+    rows = [tx("2024-03-10", "c2", 0, "t4"), tx("2024-03-10", "c2", 5, "t5")]
+    kinds = lambda **kw: _validate(rows, **kw).clean.get_column("revenue_kind").to_list()  # noqa: E731
+    assert kinds() == ["purchase", "purchase"]
+    assert kinds(zero_amount="ignore") == ["ignored", "purchase"]
 
 
 def test_timestamps_with_offsets_naive_zone_and_dates() -> None:
@@ -105,7 +112,7 @@ def test_every_reason_is_reported() -> None:
     assert reasons == {
         0: "transaction_id missing",
         1: "customer_id missing",
-        2: "occurred_at not an ISO-8601 timestamp or date",
+        2: PARSE_REASONS["occurred_at"],
         3: "occurred_at missing or not an ISO-8601 timestamp or date",
         4: "amount not a number",
         5: "amount missing or not a number",
