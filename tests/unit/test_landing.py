@@ -10,9 +10,8 @@ import pytest
 
 from clv_pipeline.errors import InputError
 from clv_pipeline.paths import Layout
-from clv_pipeline.sources.landing import read_delivered_file
+from clv_pipeline.sources.landing import import_files, read_delivered_file, read_landing_day
 from clv_pipeline.validation.transactions import PARSE_REASONS
-from clv_pipeline.sources.landing import import_files, read_landing_day
 from tests.conftest import tx, write_csv
 
 ROWS = [
