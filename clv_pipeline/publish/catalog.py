@@ -31,6 +31,9 @@ from clv_pipeline.paths import PART_FILE, Layout
 from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
 
 MANIFEST = "_manifest.json"
+#: On-disk format of a new catalog: readable by every DuckDB from 1.1 on (the `duckdb` command,
+#: BI drivers bundling an older DuckDB), not only by the library version that wrote it.
+STORAGE_VERSION = "v1.1.0"
 _DDL = (
     "CREATE TABLE IF NOT EXISTS clv_snapshots (as_of DATE PRIMARY KEY, completed_at TIMESTAMPTZ)",
     "CREATE TABLE IF NOT EXISTS clv_snapshot_files "
@@ -46,7 +49,11 @@ def connect(
     last: Exception | None = None
     for _ in range(attempts):
         try:
-            return duckdb.connect(str(layout.catalog), read_only=read_only)
+            return duckdb.connect(
+                str(layout.catalog),
+                read_only=read_only,
+                config={"storage_compatibility_version": STORAGE_VERSION},
+            )
         except duckdb.IOException as exc:  # locked by another process
             last = exc
             time.sleep(0.25)

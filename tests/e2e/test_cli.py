@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -103,15 +105,43 @@ def test_demo_small(home: Path) -> None:
     assert len(keys) == 20 and keys[-1] == yesterday[0].isoformat()
     frame = pl.read_parquet(Layout(home).partition_file("customer_segments", "as_of", yesterday[0]))
     assert frame.height > 0
+    _readme_query_works(home)
+
+
+def _readme_query_works(home: Path) -> None:
+    """The README's catalog query, as written, runs with the `duckdb` command setup installs."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (line,) = [ln for ln in readme.splitlines() if ln.startswith("duckdb -readonly ")]
+    duckdb_cli = Path(sys.executable).parent / "duckdb"
+    assert duckdb_cli.exists(), "make setup installs the DuckDB command (duckdb-cli)"
+    command = line.replace("$CLV_HOME", str(home)).replace("duckdb ", f"{duckdb_cli} ", 1)
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)  # noqa: S602 - the README's own line
+    assert done.returncode == 0, done.stderr
+    assert "predicted_clv" in done.stdout and "customer_id" in done.stdout
 
 
 def test_import_of_a_1997_history_sets_the_partitions(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No env var: `clv import` records the history's days in clv.toml, `clv run` uses them."""
+    """No env var: `clv import` records the history's days in clv.toml, `clv run` uses them.
+
+    Customers whose only orders cost nothing (free items, vouchers) are kept: a zero-amount
+    order is a purchase-day with zero revenue."""
     monkeypatch.setattr(cli.console, "width", 200)
     export = tmp_path / "cdnow-like.csv"
-    generate_history(n_customers=150, days=546, end=date(1998, 6, 30), seed=5).write_csv(export)
+    history = generate_history(n_customers=150, days=546, end=date(1998, 6, 30), seed=5)
+    free = pl.DataFrame(
+        {
+            "transaction_id": ["free-1", "free-2", "free-3"],
+            "customer_id": ["free-a", "free-a", "free-b"],
+            "occurred_at": ["1997-03-01T10:00:00Z", "1997-05-01T10:00:00Z", "1997-02-01T09:00:00Z"],
+            "amount": [0.0, 0.0, 0.0],
+        }
+    )
+    pl.concat(
+        [history.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")), free],
+        how="diagonal_relaxed",
+    ).write_csv(export)
     monkeypatch.delenv("CLV_HOME")  # only --home says where the data home is
     result = runner.invoke(app, ["import", str(export), "--home", str(home)])
     assert result.exit_code == 0, result.output
@@ -125,6 +155,13 @@ def test_import_of_a_1997_history_sets_the_partitions(
     result = runner.invoke(app, ["run", "--date", "1997-09-30", "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert Layout(home).published_days("customer_clv", "as_of") == [date(1997, 9, 30)]
+    features = pl.read_parquet(
+        Layout(home).partition_file("customer_features", "as_of", date(1997, 9, 30))
+    ).filter(pl.col("customer_id").str.starts_with("free-"))
+    assert features.select("customer_id", "frequency", "recency", "T", "total_revenue").rows() == [
+        ("free-a", 1, 61, 213, 0.0),  # 1997-03-01 and 05-01; T from 03-01 to 09-30
+        ("free-b", 0, 0, 241, 0.0),
+    ]
     result = runner.invoke(app, ["run", "--date", "1998-07-01", "--home", str(home)])
     assert result.exit_code == 1
     said = " ".join(result.output.split())  # unwrap the console's line breaks

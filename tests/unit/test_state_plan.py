@@ -134,3 +134,53 @@ def test_a_state_without_provenance_or_of_another_version_is_not_reused(config: 
     layout.partition_file("customer_state", "as_of", DAYS[0]).unlink()
     plan = plan_state(layout, DAYS[2])
     assert plan.base is None and plan.reason == "no earlier state"
+
+
+def _tied(day: date, rows: list[tuple[str, str, float, str | None]]) -> pl.DataFrame:
+    """Validated rows ``(transaction_id, customer_id, amount, refund_of)`` of one day."""
+    at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=10)
+    frame = pl.DataFrame(
+        {
+            "transaction_id": [r[0] for r in rows],
+            "customer_id": [r[1] for r in rows],
+            "occurred_at": [at] * len(rows),
+            "event_date": [day] * len(rows),
+            "amount": [r[2] for r in rows],
+            "revenue_kind": ["purchase" if r[2] >= 0 else "refund" for r in rows],
+            "refund_of": [r[3] for r in rows],
+            "_source_file": ["orders.csv"] * len(rows),
+        }
+    )
+    return frame.with_columns(
+        pl.lit(None, dtype).alias(name)
+        for name, dtype in VALIDATED_TRANSACTIONS.schema.items()
+        if name not in frame.columns
+    )
+
+
+def test_a_refund_tied_to_an_older_purchase_cancels_its_purchase_day(config: ClvConfig) -> None:
+    """A full refund of an order on a later day removes the order's purchase-day, also when the
+    state is built incrementally (the chain restarts before the order's day); a partial refund
+    only reduces revenue."""
+    layout = config.layout
+    days = {
+        DAYS[0]: [("o1", "a", 50.0, None), ("o2", "b", 40.0, None)],
+        DAYS[1]: [("o3", "a", 30.0, None), ("o4", "b", 10.0, None)],
+        DAYS[2]: [("o5", "a", 20.0, None)],
+        DAYS[3]: [("o3", "a", -30.0, "o3"), ("o5", "a", -5.0, "o5")],  # full, partial
+        DAYS[4]: [("o6", "b", 5.0, None)],
+    }
+    modes = {}
+    for day, rows in days.items():
+        publish_table(layout, "validated_transactions", _tied(day, rows), day=day)
+        state, stats = _state(config, day)
+        modes[day] = (stats["mode"], stats["days_read"])
+        assert_frame_equal(state, _full(config, day))
+        _state(config, day)
+    # day 3 refunds o3 of day 1: its state restarts from day 0's and folds days 1..3 in again
+    assert modes[DAYS[3]] == ("incremental", 3) and modes[DAYS[4]] == ("incremental", 1)
+    a = state.filter(pl.col("customer_id") == "a").row(0, named=True)
+    # o3 is cancelled: purchase-days 0 and 2 remain; revenue 50 + 20 gross, 5 refunded
+    assert (a["first_day"], a["last_day"], a["previous_day"]) == (DAYS[0], DAYS[2], DAYS[0])
+    assert (a["n_purchase_days"], a["n_transactions"]) == (2, 2)
+    assert (float(a["gross_revenue"]), float(a["refund_amount"]), a["n_refunds"]) == (70, 5, 1)

@@ -147,6 +147,20 @@ def test_ids_delivered_on_an_earlier_day_are_rejected() -> None:
     assert result.reasons() == {"transaction_id already delivered on an earlier day": 1}
 
 
+def test_a_refund_of_its_own_order_may_follow_the_order() -> None:
+    """Order lines: a negative order with the id of an earlier order is its refund (refund_of);
+    a positive one with that id is still a second delivery of the id."""
+    earlier = pl.LazyFrame({"transaction_id": ["o1", "o2"], "event_date": [date(2024, 3, 9)] * 2})
+    rows = [
+        tx("2024-03-10", "c1", -5, "o1", refund_of="o1"),
+        tx("2024-03-10", "c1", 5, "o2", refund_of="o2"),
+    ]
+    result = validate_day(raw_frame(rows), day=DAY, now=NOW, earlier=earlier)
+    clean = result.clean.select("transaction_id", "revenue_kind", "refund_of").rows()
+    assert clean == [("o1", "refund", "o1")]
+    assert result.reasons() == {"transaction_id already delivered on an earlier day": 1}
+
+
 def test_bounds_currency_status_and_future() -> None:
     rows = [
         tx("2024-03-10", "c1", 2_000_000, "t1"),
