@@ -245,3 +245,65 @@ def test_partition_bounds_follow_every_import(home: Path, tmp_path: Path) -> Non
     assert again.exit_code == 0 and "Partitions now start" not in again.output
     config = load_config(home, environ={})
     assert (config.start_date, config.end_date) == (days.min(), days.max())
+
+
+ORDER_LINES = (
+    "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
+    "536365,85123A,6,01-12-2010 08:26,2.55,17850\n"
+    "536365,71053,6,01-12-2010 08:26,3.39,17850\n"
+    "536366,22633,6,13-12-2010 08:28,1.85,17850\n"
+    "536367,22633,2,13-12-2010 09:28,1.85,\n"
+    "C536379,D,-1,14-12-2010 09:41,27.5,14527\n"
+)
+UCI_MAPS = ["-c", "CustomerID=customer_id", "-c", "InvoiceDate=occurred_at"]
+
+
+def test_import_without_the_date_option_fails_with_counts_examples_and_the_fix(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.err, "width", 400)
+    path = tmp_path / "online_retail.csv"
+    path.write_text(ORDER_LINES)
+    lines = ["--order-id", "InvoiceNo", "--amount", "Quantity * UnitPrice", *UCI_MAPS]
+    result = runner.invoke(app, ["import", str(path), *lines, "--home", str(home)])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert "5 row(s): occurred_at not a timestamp or date in the expected format" in said
+    assert "e.g. InvoiceDate='01-12-2010 08:26', InvoiceDate='13-12-2010 08:28'" in said
+    assert "parse with --day-first" in said and "no row landed" in said
+    assert not (home / "clv.toml").exists() and Layout(home).landing_days() == []
+    # `clv validate` takes the same options and never files an unreadable row under a day
+    result = runner.invoke(app, ["validate", str(path), *lines, "--home", str(home)])
+    assert result.exit_code == 1 and "(no day)" in result.output
+    assert "2010-" not in result.output.split("rows per day")[1].split("(no day)")[0]
+    # with --day-first: orders land on their days, the options are saved for later deliveries
+    result = runner.invoke(app, ["import", str(path), *lines, "--day-first", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "Imported 5 of 5 rows (4 orders by InvoiceNo)" in said
+    assert "into 3 day(s) 2010-12-01 .. 2010-12-14" in said
+    source = load_config(home, environ={}).source
+    assert (source.order_id, source.amount, source.day_first) == (
+        "InvoiceNo",
+        "Quantity * UnitPrice",
+        True,
+    )
+    result = runner.invoke(app, ["validate", str(path), "--home", str(home)])  # saved options
+    assert "(no day)" not in result.output and "2010-12-13" in result.output
+
+
+def test_order_lines_without_order_id_get_the_hint(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "lines.csv"
+    path.write_text(ORDER_LINES.replace("-12-2010", "-12-2010").replace("01-12-2010", "13-12-2010"))
+    maps = [*UCI_MAPS, "-c", "InvoiceNo=transaction_id", "-c", "UnitPrice=amount", "--day-first"]
+    result = runner.invoke(app, ["import", str(path), *maps, "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "1 transaction ids repeat with different values (2 rows)" in said
+    assert "--order-id" in said
+    result = runner.invoke(
+        app, ["import", str(path), "-c", "CustomerId=customer_id", "--home", str(home)]
+    )
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "mapping CustomerId=customer_id matches no column" in said and "'CustomerID'" in said
