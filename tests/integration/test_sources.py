@@ -20,6 +20,7 @@ from clv_pipeline.paths import Layout
 from clv_pipeline.schema import RAW_TRANSACTIONS
 from clv_pipeline.sources.base import LandingSource, TransactionSource, day_window_utc
 from clv_pipeline.sources.object_store import ObjectStoreSource
+from clv_pipeline.sources.shape import ReadOptions
 from clv_pipeline.sources.sql import Engine, SqlSource, has_adbc, quote_ident, redact, to_numbered
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.transactions import validate_day
@@ -423,3 +424,69 @@ def test_sql_configuration_errors() -> None:
         SqlSource(table="a", query="b")
     with pytest.raises(InputError, match=r"lacks the %\(end\)s placeholder"):
         SqlSource(query="SELECT * FROM t WHERE ts >= %(start)s")
+
+
+def test_every_source_reads_deliveries_with_the_data_homes_read_options(
+    pg_url: str, pg_env: str, bucket: S3
+) -> None:
+    """The read options (order lines, amount expression, decimal comma, delimiter) apply to
+    PostgreSQL and S3 deliveries as to files: the lines of an order become one transaction,
+    also when they span fetch batches."""
+    import psycopg2
+
+    conn = psycopg2.connect(pg_url)
+    conn.autocommit = True
+    start = datetime(2024, 3, 10, 12, tzinfo=UTC)
+    lines = [  # (order, line, customer, at, quantity, unit price)
+        ("A", 1, "c1", start, 2, "2.55"),
+        ("A", 2, "c1", start - timedelta(minutes=5), 1, "10.00"),
+        ("A", 3, "c1", start, 3, "0.10"),
+        ("B", 1, "c2", start + timedelta(hours=1), 1, "7.00"),
+        ("R", 1, "c2", start + timedelta(hours=2), -1, "7.00"),
+    ]
+    with conn.cursor() as cur:
+        cur.execute(
+            "DROP TABLE IF EXISTS order_lines; CREATE TABLE order_lines (order_no text, "
+            "line int, cust text, ts timestamptz, qty int, price numeric(10, 2))"
+        )
+        cur.executemany("INSERT INTO order_lines VALUES (%s, %s, %s, %s, %s, %s)", lines)
+    conn.close()
+    options = ReadOptions(
+        column_map={"cust": "customer_id", "ts": "occurred_at", "qty": "quantity"},
+        amount="qty * price",
+        order_id="order_no",
+    )
+    expected = [
+        ("A", "15.4", "6", "2024-03-10T11:55:00+00:00", None),  # 5.1 + 10 + 0.3
+        ("B", "7", "1", "2024-03-10T13:00:00+00:00", None),
+        ("R", "-7", "-1", "2024-03-10T14:00:00+00:00", "R"),
+    ]
+    columns = ["transaction_id", "amount", "quantity", "occurred_at", "refund_of"]
+    for engine in ENGINES:
+        source = SqlSource(
+            url_env=pg_env, table="order_lines", options=options, engine=engine, batch_size=2
+        )
+        raw = source.pull_day(DAY, timezone="UTC")
+        assert raw.select(columns).rows() == expected, engine
+    # a European CSV on S3: semicolons, decimal commas, day-first dates
+    text = "Bestellung;Kunde;Datum;Betrag\nE1;k1;10.03.2024 12:00;1.234,50\nE2;k2;10.03.2024;-3,5\n"
+    bucket.put(BUCKET, "eu/date=2024-03-10/orders.csv", ("\ufeff" + text).encode())
+    european = ReadOptions(
+        column_map={
+            "Bestellung": "transaction_id",
+            "Kunde": "customer_id",
+            "Datum": "occurred_at",
+            "Betrag": "amount",
+        },
+        delimiter=";",
+        decimal_comma=True,
+        day_first=True,
+    )
+    source = ObjectStoreSource(
+        BUCKET, prefix="eu", endpoint_url=bucket.endpoint_url, options=european
+    )
+    raw = source.pull_day(DAY, timezone=TZ)
+    assert raw.select("transaction_id", "amount", "occurred_at").rows() == [
+        ("E1", "1234.50", "2024-03-10T12:00:00"),
+        ("E2", "-3.5", "2024-03-10T00:00:00"),
+    ]
