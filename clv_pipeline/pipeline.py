@@ -6,6 +6,7 @@ takes the typed :class:`~clv_pipeline.config.ClvConfig` and an explicit date.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -15,7 +16,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from clv_pipeline.config import ClvConfig
-from clv_pipeline.errors import InputError
+from clv_pipeline.errors import DayFailures, InputError, PublishError
 from clv_pipeline.faults import failpoint
 from clv_pipeline.features.customers import (
     features_from_state,
@@ -111,6 +112,33 @@ def pull_raw_transactions(config: ClvConfig, day: date) -> StepResult:
     return StepResult([published], {"files": files, "source": source.describe()})
 
 
+def pull_raw_days(
+    config: ClvConfig, days: list[date], *, on_day: Callable[[int, date], None] | None = None
+) -> list[StepResult]:
+    """:func:`pull_raw_transactions` for each of ``days``; a day that cannot be read (a bad file,
+    a failed audit) does not stop the others.
+
+    Raises
+    ------
+    clv_pipeline.errors.DayFailures
+        After every other day was published: each failed day with its own error.
+    """
+    results: list[StepResult] = []
+    failures: dict[date, str] = {}
+    for i, day in enumerate(days, start=1):
+        try:
+            results.append(pull_raw_transactions(config, day))
+        except (InputError, PublishError) as exc:
+            if isinstance(exc, PublishError) and not exc.checks:
+                raise  # I/O (disk full, permissions): every day would fail the same way
+            failures[day] = str(exc)
+        if on_day is not None:
+            on_day(i, day)
+    if failures:
+        raise DayFailures("to load", failures, total=len(days), results=results)
+    return results
+
+
 MAX_BATCH_ROWS = 2_000_000  # rows validated per GX call when a run covers many days
 
 
@@ -120,13 +148,14 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
     Days are validated in batches (GX costs about a second per call, whatever the size). A day
     fails, and nothing of it is published, when it has no rows and ``on_empty_day`` is "fail", or
     when more than ``max_bad_row_share`` of its rows are quarantined; the other days are published
-    and one :class:`InputError` names every failed day at the end.
+    and one :class:`~clv_pipeline.errors.DayFailures` names each failed day with its own
+    error at the end (its ``results`` are the published days).
     """
     failpoint("validate:start")
     layout = config.layout
     rules = config.validation_rules()
     results: list[StepResult] = []
-    failures: list[str] = []
+    failures: dict[date, str] = {}
     batch: list[pl.DataFrame] = []
     batch_rows = 0
 
@@ -134,7 +163,7 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
         step, failure = _publish_validated(config, rules, result, suite)
         results.append(step)
         if failure:
-            failures.append(failure)
+            failures[result.day] = failure
 
     def flush() -> None:
         nonlocal batch, batch_rows
@@ -150,7 +179,8 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
     for day in days:
         raw = read_published(layout, "raw_transactions", day)
         if raw is None:
-            raise InputError(f"raw_transactions {day} is not published; run raw_transactions first")
+            failures[day] = f"raw_transactions {day} is not published; run raw_transactions first"
+            continue
         if raw.is_empty():
             record(empty_day_result(day), [])
             continue
@@ -159,9 +189,11 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
         if batch_rows >= MAX_BATCH_ROWS:
             flush()
     flush()
+    ordered = sorted(results, key=lambda r: r.stats["day"])
     if failures:
-        raise InputError(" | ".join(failures))
-    return sorted(results, key=lambda r: r.stats["day"])
+        published = [r for r in ordered if r.published]
+        raise DayFailures("validation", failures, total=len(days), results=published)
+    return ordered
 
 
 def _ids_outside(layout: Layout, days: list[date]) -> pl.LazyFrame:

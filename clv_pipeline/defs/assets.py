@@ -23,9 +23,10 @@ from clv_pipeline.defs.checks import (
     table_check_specs,
 )
 from clv_pipeline.defs.resources import ClvSettings
-from clv_pipeline.errors import InputError, PublishError
+from clv_pipeline.errors import DayFailures, InputError, PublishError
 from clv_pipeline.locks import partition_lock
 from clv_pipeline.pipeline import StepResult
+from clv_pipeline.publish.warehouse import Published
 from clv_pipeline.validation.suite import SUITE_VERSION
 
 # BackfillPolicy.single_run() is what lets one run ingest a whole range of days; it is "beta".
@@ -33,7 +34,8 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.Bet
 
 INGEST = "ingest"
 SNAPSHOT = "snapshot"
-Event = dg.MaterializeResult | dg.AssetCheckResult
+DAY_FAILURE = "day_failure"  # metadata key of the observation recording one ingest day's failure
+Event = dg.MaterializeResult | dg.AssetCheckResult | dg.AssetMaterialization | dg.AssetObservation
 
 
 def _days(context: dg.AssetExecutionContext) -> list[date]:
@@ -70,16 +72,32 @@ def _log_caught_up(context: dg.AssetExecutionContext, results: list[StepResult])
     for result in results:
         for published in result.published:
             if published.day not in own:
-                context.log_event(
-                    dg.AssetMaterialization(
-                        asset_key=context.asset_key,
-                        partition=published.day.isoformat(),
-                        metadata={
-                            **published.metadata(),
-                            "caught_up_by_run_for": context.partition_key_range.end,
-                        },
-                    )
-                )
+                context.log_event(_day_materialization(context, published))
+
+
+def _day_materialization(
+    context: dg.AssetExecutionContext, published: Published
+) -> dg.AssetMaterialization:
+    return dg.AssetMaterialization(
+        asset_key=context.asset_key,
+        partition=published.day.isoformat(),
+        metadata={**published.metadata(), "caught_up_by_run_for": context.partition_key_range.end},
+    )
+
+
+def _days_failed(context: dg.AssetExecutionContext, exc: DayFailures) -> Iterator[Event]:
+    """Before an ingest step fails on some days: every published day (the run's own ones too) as
+    a materialization of its partition, and each failed day's own error as an observation of its
+    partition (``clv status`` shows it; a later materialization supersedes it)."""
+    for result in exc.results:
+        for published in result.published:
+            yield _day_materialization(context, published)
+    for day, error in exc.failures.items():
+        yield dg.AssetObservation(
+            asset_key=context.asset_key,
+            partition=day.isoformat(),
+            metadata={DAY_FAILURE: error, "run_for": context.partition_key_range.end},
+        )
 
 
 def _history_check(gaps: list[history.Gap]) -> dg.AssetCheckResult:
@@ -175,12 +193,16 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         description="The partition day's rows as delivered to the landing folder (strings).",
     )
     def raw_transactions(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
-        results = []
-        with _ingest_lock(clv):
-            for i, day in enumerate(_ingest_days(context, clv), start=1):
-                results.append(pipeline.pull_raw_transactions(clv, day))
-                if i % 100 == 0:
-                    context.log.info(f"raw_transactions: {i} days pulled")
+        def pulled(i: int, day: date) -> None:
+            if i % 100 == 0:
+                context.log.info(f"raw_transactions: {i} days pulled")
+
+        try:
+            with _ingest_lock(clv):
+                results = pipeline.pull_raw_days(clv, _ingest_days(context, clv), on_day=pulled)
+        except DayFailures as exc:
+            yield from _days_failed(context, exc)
+            raise
         _log_caught_up(context, results)
         empty = [str(r.published[0].day) for r in results if r.published[0].rows == 0]
         yield dg.MaterializeResult(
@@ -222,8 +244,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             with _ingest_lock(clv):
                 results = pipeline.validate_days(clv, _ingest_days(context, clv))
         except InputError as exc:
+            if isinstance(exc, DayFailures):
+                yield from _days_failed(context, exc)
             yield dg.AssetCheckResult(
-                check_name=GX_CHECK, passed=False, metadata={"failure": str(exc)}
+                check_name=GX_CHECK, passed=False, metadata={"failure": str(exc)[:10_000]}
             )
             raise
         suite: list[dict[str, Any]] = next(

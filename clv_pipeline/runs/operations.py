@@ -18,7 +18,7 @@ from clv_pipeline.config import ClvConfig
 from clv_pipeline.defs.jobs import DAILY_JOB, INGEST_JOB, SNAPSHOT_JOB
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.errors import ClvError
-from clv_pipeline.history import days_to_ingest_before
+from clv_pipeline.history import INGEST_TABLES, days_to_ingest_before, history_gaps, stale_days
 from clv_pipeline.runs.alerts import alert_failed_run
 from clv_pipeline.runs.execute import Progress, execute, reexecute_from_failure
 from clv_pipeline.runs.instance import get_instance
@@ -191,3 +191,79 @@ def failed_days(config: ClvConfig, *, since: date | None = None) -> list[date]:
     """Partitions whose latest materialization attempt failed, for any asset."""
     rows = partition_status(config, get_instance(config))
     return sorted({d for row in rows for d in row.failed if since is None or d >= since})
+
+
+@dataclass(frozen=True)
+class RerunStep:
+    what: str  # "ingest 2024-03-19..2024-03-20", "snapshot 2024-03-20"
+    ok: bool
+    run_id: str
+    message: str
+
+
+def rerun_failed(
+    config: ClvConfig,
+    *,
+    since: date | None = None,
+    announce: Announce | None = None,
+) -> list[RerunStep]:
+    """Rebuild every failed partition, then every published snapshot that depends on what was
+    rebuilt, so no snapshot is left stale.
+
+    1. One ingest run over the failed ingest days (first..last), plus every landed day up to the
+       last date to rebuild that is still missing or outdated in ``validated_transactions``.
+    2. The snapshot assets (``clv_snapshot_job``, no re-ingest) of every date whose snapshot
+       failed, and of every published snapshot made stale by step 1 (a snapshot of a later date
+       read the days just re-ingested), oldest first.
+
+    Stops after step 1 when the ingest still fails: every later snapshot would be blocked by
+    the ``history_complete`` check anyway.
+    """
+    instance = get_instance(config)
+    say = announce or (lambda _: None)
+    rows = partition_status(config, instance, since=since)
+    ingest_failed = {d for r in rows if r.asset in INGEST_TABLES for d in r.failed}
+    snapshot_failed = {d for r in rows if r.asset not in INGEST_TABLES for d in r.failed}
+    targets = ingest_failed | snapshot_failed
+    if not targets:
+        return []
+    to_ingest = sorted(ingest_failed | {g.day for g in history_gaps(config, max(targets))})
+    steps = []
+    if to_ingest:
+        what = f"ingest {to_ingest[0]}..{to_ingest[-1]}"
+        say(f"{what} (failed days: {len(ingest_failed)})")
+        step, ok = _step(config, instance, INGEST_JOB, what, partition_range=to_ingest)
+        steps.append(step)
+        if not ok:
+            return steps
+    snapshots = set(snapshot_failed)
+    if to_ingest:
+        layout = config.layout
+        snapshot_assets = [r.asset for r in rows if r.asset not in INGEST_TABLES]
+        snapshots |= {
+            d for a in snapshot_assets for d in stale_days(layout, a) if d >= to_ingest[0]
+        }
+    for day in sorted(snapshots):
+        say(f"snapshot {day}")
+        step, _ = _step(config, instance, SNAPSHOT_JOB, f"snapshot {day}", partition=day)
+        steps.append(step)
+    return steps
+
+
+def _step(
+    config: ClvConfig,
+    instance: dg.DagsterInstance,
+    job: str,
+    what: str,
+    *,
+    partition: date | None = None,
+    partition_range: list[date] | None = None,
+) -> tuple[RerunStep, bool]:
+    span = (partition_range[0], partition_range[-1]) if partition_range else None
+    try:
+        outcome = _execute(
+            config, instance, job, what, None, partition=partition, partition_range=span
+        )
+    except RunFailed as exc:
+        return RerunStep(what, False, exc.outcome.run_id, str(exc)), False
+    return RerunStep(what, True, outcome.run_id, "ok"), True

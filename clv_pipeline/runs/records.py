@@ -13,7 +13,7 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-OUR_ERRORS = {"InputError", "PublishError", "ClvError", "ConfigError", "LockedError"}
+OUR_ERRORS = {"InputError", "DayFailures", "PublishError", "ClvError", "ConfigError", "LockedError"}
 
 
 def day_range(first: date, last: date) -> list[date]:
@@ -61,6 +61,7 @@ class RunOutcome:
     success: bool
     failures: list[tuple[str, str]] = field(default_factory=list)  # (step, error first line)
     materialized: list[str] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)  # step -> the error's full text
 
 
 def summarize(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
@@ -73,8 +74,9 @@ def summarize(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
             continue
         if event.event_type == dg.DagsterEventType.STEP_FAILURE and event.step_failure_data:
             error = event.step_failure_data.error
-            message = root_message(error) if error else "unknown error"
-            outcome.failures.append((event.step_key or "?", message))
+            text = root_text(error) if error else "unknown error"
+            outcome.failures.append((event.step_key or "?", text.splitlines()[0]))
+            outcome.details.setdefault(event.step_key or "?", text)
         elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             key = event.asset_key.to_user_string() if event.asset_key else "?"
             outcome.materialized.append(key)
@@ -83,6 +85,14 @@ def summarize(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
 
 def root_message(error: object) -> str:
     """First line of our own error in the cause chain (it names file/column), else the innermost."""
+    return root_text(error).splitlines()[0]
+
+
+def root_text(error: object) -> str:
+    """Full text of our own error in the cause chain, else of the innermost one.
+
+    Our errors lose their ``clv_pipeline.errors.InputError: `` prefix: the message is the news.
+    """
     chain = []
     while error is not None:
         chain.append(error)
@@ -90,7 +100,11 @@ def root_message(error: object) -> str:
     ours = [e for e in chain if getattr(e, "cls_name", "") in OUR_ERRORS]
     chosen = ours[0] if ours else chain[-1]
     message = str(getattr(chosen, "message", chosen)).strip()
-    first = message.splitlines()[0] if message else "unknown error"
-    head, sep, rest = first.partition(": ")  # "clv_pipeline.errors.InputError: <message>"
+    if not message:
+        return "unknown error"
+    head, sep, rest = message.partition(": ")  # "clv_pipeline.errors.InputError: <message>"
     cls_name = getattr(chosen, "cls_name", "")
-    return rest if ours and sep and head.rsplit(".", 1)[-1] == cls_name else first
+    own_prefix = ours and sep and "\n" not in head and head.rsplit(".", 1)[-1] == cls_name
+    if own_prefix:
+        return rest.strip() or "unknown error"
+    return message

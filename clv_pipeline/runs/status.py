@@ -1,20 +1,38 @@
-"""Partition status per asset, from the Dagster instance, the landing folder and file times."""
+"""Partition status per asset, from the Dagster instance, the landing folder and file times.
+
+A partition is failed when its latest attempt failed and nothing materialized it since: a failed
+run that planned it (Dagster's own status), or an ingest day that failed inside a catch-up step
+(recorded as an observation with the day's own error, see ``DAY_FAILURE``). Each failed partition
+carries its own error: the day's own one, else its failed run's error for that step, else which
+step of the run failed before it could run.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+from typing import NamedTuple
 
 import dagster as dg
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
 from clv_pipeline.config import ClvConfig
 from clv_pipeline.defs import build_defs
-from clv_pipeline.defs.assets import INGEST
+from clv_pipeline.defs.assets import DAY_FAILURE, INGEST
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.errors import ClvError
 from clv_pipeline.history import stale_days
-from clv_pipeline.runs.records import run_days, summarize
+from clv_pipeline.runs.records import RunOutcome, summarize
+
+ERROR_CHARS = 200  # a failure's line in `clv status` shows at most this much of its error
+OBSERVATIONS_PAGE = 1000
+
+
+class Failure(NamedTuple):
+    run_id: str
+    error: str  # the first line of its own error, at most ERROR_CHARS characters
+    text: str  # the full error
 
 
 @dataclass
@@ -25,25 +43,101 @@ class AssetStatus:
     failed: list[date] = field(default_factory=list)
     missing: list[date] = field(default_factory=list)
     stale: list[date] = field(default_factory=list)
-    errors: dict[date, tuple[str, str]] = field(default_factory=dict)  # day -> (run id, error)
+    errors: dict[date, Failure] = field(default_factory=dict)
 
 
-def _failure_details(
-    instance: dg.DagsterInstance, limit: int = 200
-) -> dict[tuple[str, date], tuple[str, str]]:
-    """(asset, day) -> (run id, first error line) from the latest failed runs."""
-    details: dict[tuple[str, date], tuple[str, str]] = {}
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=limit
-    )
-    for run in runs:  # newest first: keep the first seen per (asset, day)
-        days = run_days(run.tags)
-        if not days:
-            continue
-        for step, error in summarize(instance, run.run_id).failures:
-            for day in days:
-                details.setdefault((step, day), (run.run_id, error))
-    return details
+def first_line(text: str, limit: int = ERROR_CHARS) -> str:
+    """The first line of ``text``, cut to ``limit`` characters (``…`` marks a cut)."""
+    line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class _Attempt(NamedTuple):
+    storage_id: int
+    run_id: str
+    text: str
+
+
+def _day_failures(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, _Attempt]:
+    """partition -> the latest day failure recorded by an ingest step (an observation)."""
+    latest: dict[str, _Attempt] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_observations(key, limit=OBSERVATIONS_PAGE, cursor=cursor)
+        for record in page.records:
+            observation = record.asset_observation
+            if observation is None or not observation.partition:
+                continue
+            value = observation.metadata.get(DAY_FAILURE)
+            if value is None or observation.partition in latest:
+                continue  # newest first: the first seen per partition is the latest
+            text = str(getattr(value, "value", value))
+            latest[observation.partition] = _Attempt(record.storage_id, record.run_id, text)
+        if not page.has_more:
+            return latest
+        cursor = page.cursor
+
+
+class _Failures:
+    """Failed partitions of one asset with their own error (runs summarized once each)."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
+        self.outcomes: dict[str, RunOutcome] = {}
+
+    def _outcome(self, run_id: str) -> RunOutcome:
+        if run_id not in self.outcomes:
+            self.outcomes[run_id] = summarize(self.instance, run_id)
+        return self.outcomes[run_id]
+
+    def _run_failure(self, run_id: str, step: str) -> Failure:
+        outcome = self._outcome(run_id)
+        if step in outcome.details:
+            text = outcome.details[step]
+        elif outcome.failures:
+            steps = ", ".join(dict.fromkeys(s for s, _ in outcome.failures))
+            text = f"not run: {steps} failed in this run"
+        else:
+            text = "the run failed before any step ran (killed or a launch error)"
+        return Failure(run_id, first_line(text), text)
+
+    def of(
+        self, key: dg.AssetKey, step: str, failed_in_dagster: set[str], *, ingest: bool
+    ) -> dict[date, Failure]:
+        """Failed partitions of ``key``: the latest attempt failed and no materialization since."""
+        storage = self.instance.event_log_storage
+        planned = (
+            storage.get_latest_asset_partition_materialization_attempts_without_materializations(
+                key
+            )
+            if failed_in_dagster
+            else {}
+        )
+        own = _day_failures(self.instance, key) if ingest else {}
+        materialized = (
+            self.instance.get_latest_storage_id_by_partition(
+                key, dg.DagsterEventType.ASSET_MATERIALIZATION
+            )
+            if own
+            else {}
+        )
+        out: dict[date, Failure] = {}
+        for partition in failed_in_dagster | set(own):
+            day_failure = own.get(partition)
+            if day_failure is not None and day_failure.storage_id < materialized.get(partition, 0):
+                day_failure = None  # materialized since (a rerun, a later run's catch-up)
+            attempt = planned.get(partition) if partition in failed_in_dagster else None
+            if day_failure is not None and (attempt is None or day_failure.storage_id > attempt[1]):
+                text = day_failure.text
+                out[date.fromisoformat(partition)] = Failure(
+                    day_failure.run_id, first_line(text), text
+                )
+            elif attempt is not None:
+                out[date.fromisoformat(partition)] = self._run_failure(attempt[0], step)
+            elif partition in failed_in_dagster:
+                text = "failed (the run is no longer recorded)"
+                out[date.fromisoformat(partition)] = Failure("-", text, text)
+        return dict(sorted(out.items()))
 
 
 def partition_status(
@@ -53,7 +147,8 @@ def partition_status(
     asset: str | None = None,
     since: date | None = None,
 ) -> list[AssetStatus]:
-    """Per asset: materialized count and latest, failed (with run id and error), missing, stale.
+    """Per asset: materialized count and latest, failed (each with its run and own error),
+    missing, stale.
 
     Missing: for ingest assets, landing days never materialized; for snapshot assets, dates where
     another snapshot asset was materialized but this one was not (an incomplete snapshot).
@@ -73,31 +168,98 @@ def partition_status(
         for key in keys
     }
 
+    def partitions_with(key: dg.AssetKey, status: AssetPartitionStatus) -> set[str]:
+        return {p for p, s in statuses[key].items() if s == status}
+
     def days_with(key: dg.AssetKey, status: AssetPartitionStatus) -> list[date]:
-        return sorted(date.fromisoformat(p) for p, s in statuses[key].items() if s == status)
+        return sorted(date.fromisoformat(p) for p in partitions_with(key, status))
 
     snapshot_days: set[date] = set()
     for key in keys:
         if graph.get(key).group_name != INGEST:
             snapshot_days |= set(days_with(key, AssetPartitionStatus.MATERIALIZED))
     landing = set(layout.landing_days())
-    details = _failure_details(instance)
+    failures = _Failures(instance)
     rows = []
     for key in keys:
         name = key.to_user_string()
-        done = days_with(key, AssetPartitionStatus.MATERIALIZED)
-        failed = [d for d in days_with(key, AssetPartitionStatus.FAILED) if keep(d)]
-        expected = landing if graph.get(key).group_name == INGEST else snapshot_days
-        step = "customer_clv" if name == "model_params" else name
+        node = graph.get(key)
+        ingest = node.group_name == INGEST
+        errors = failures.of(
+            key,
+            node.assets_def.node_def.name,  # the step: customer_clv for model_params too
+            partitions_with(key, AssetPartitionStatus.FAILED),
+            ingest=ingest,
+        )
+        failed = [d for d in errors if keep(d)]
+        done = [d for d in days_with(key, AssetPartitionStatus.MATERIALIZED) if d not in errors]
+        expected = landing if ingest else snapshot_days
         rows.append(
             AssetStatus(
                 asset=name,
                 materialized=len(done),
                 latest=done[-1] if done else None,
                 failed=failed,
-                missing=[d for d in sorted(expected - set(done) - set(failed)) if keep(d)],
+                missing=[d for d in sorted(expected - set(done) - set(errors)) if keep(d)],
                 stale=[d for d in stale_days(layout, name) if keep(d)],
-                errors={d: details[(step, d)] for d in failed if (step, d) in details},
+                errors={d: errors[d] for d in failed},
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failed partitions with the same run and error on consecutive days (and, merged, assets)."""
+
+    assets: tuple[str, ...]
+    first: date
+    last: date
+    run_id: str
+    error: str  # first line, <= ERROR_CHARS; the day is written <date> when it spans days
+    text: str  # the first day's full error
+
+    @property
+    def days(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}..{self.last}"
+
+
+def group_failures(rows: Iterable[AssetStatus]) -> list[FailureGroup]:
+    """One group per asset, run and identical error over consecutive days (the failing day's
+    date in the error does not count); groups with the same days, run and error are merged
+    across assets. Sorted by first day, then asset."""
+    groups: dict[tuple[date, date, str, str], FailureGroup] = {}
+    for row in rows:
+        spans: list[FailureGroup] = []
+        for day, failure in sorted(row.errors.items()):
+            last = spans[-1] if spans else None
+            if (
+                last is not None
+                and last.last == day - timedelta(days=1)
+                and last.run_id == failure.run_id
+                and _generic(last.error, last.last) == _generic(failure.error, day)
+            ):
+                error = _generic(failure.error, day)
+                spans[-1] = FailureGroup(
+                    last.assets, last.first, day, last.run_id, error, last.text
+                )
+            else:
+                spans.append(
+                    FailureGroup(
+                        (row.asset,), day, day, failure.run_id, failure.error, failure.text
+                    )
+                )
+        for span in spans:
+            key = (span.first, span.last, span.run_id, span.error)
+            seen = groups.get(key)
+            groups[key] = (
+                span
+                if seen is None
+                else FailureGroup((*seen.assets, *span.assets), *key[:3], seen.error, seen.text)
+            )
+    return sorted(groups.values(), key=lambda g: (g.first, g.last, g.assets))
+
+
+def _generic(error: str, day: date) -> str:
+    """``error`` with ``day`` written ``<date>`` (the same problem on two days reads the same)."""
+    return error.replace(day.isoformat(), "<date>")

@@ -17,7 +17,7 @@ import pytest
 
 from clv_pipeline import pipeline
 from clv_pipeline.config import load_config
-from clv_pipeline.errors import InputError
+from clv_pipeline.errors import DayFailures, InputError
 from clv_pipeline.paths import Layout
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.suite import suite_reasons
@@ -342,11 +342,10 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
             errors[case.name] = str(exc)
     try:
         pipeline.validate_days(config, pulled)
-    except InputError as exc:
+    except DayFailures as exc:  # each failed day with its own error, the others published
         for case in CASES:
-            for part in str(exc).split(" | "):
-                if part.startswith(str(days[case.name])):
-                    errors[case.name] = part
+            if days[case.name] in exc.failures:
+                errors[case.name] = exc.failures[days[case.name]]
     result = {}
     for case in CASES:
         day = days[case.name]
