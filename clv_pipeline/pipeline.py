@@ -7,7 +7,7 @@ takes the typed :class:`~clv_pipeline.config.ClvConfig` and an explicit date.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,12 @@ from clv_pipeline.config import ClvConfig
 from clv_pipeline.errors import DayFailures, InputError, PublishError
 from clv_pipeline.faults import failpoint
 from clv_pipeline.features.customers import (
+    apply_refund_ties,
     features_from_state,
     merge_states,
     summarise_transactions,
 )
-from clv_pipeline.features.state import plan_state
+from clv_pipeline.features.state import StatePlan, plan_state
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.catalog import complete_dates, mark_complete
 from clv_pipeline.publish.files import write_parquet_atomic
@@ -36,6 +37,7 @@ from clv_pipeline.publish.warehouse import (
 )
 from clv_pipeline.report.backtest import run_backtest
 from clv_pipeline.report.html import publish_report, render_report
+from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, conform
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
@@ -44,14 +46,16 @@ from clv_pipeline.segments.migration import build_segment_migration as build_mig
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
 from clv_pipeline.sources.base import LandingSource, TransactionSource
-from clv_pipeline.sources.files import read_delivered_file, select_contract
-from clv_pipeline.sources.landing import read_marketing_inputs
+from clv_pipeline.sources.landing import read_delivered_file, read_marketing_inputs
 from clv_pipeline.sources.object_store import ObjectStoreSource
 from clv_pipeline.sources.sql import SqlSource
 from clv_pipeline.validation.parse import event_date, parse_timestamps
 from clv_pipeline.validation.rules import ValidationRules
+from clv_pipeline.validation.suite import SuiteResult
 from clv_pipeline.validation.transactions import (
     DAY,
+    DUPLICATE_ID_REASON,
+    PARSE_REASONS,
     DayResult,
     ValidationResult,
     empty_day_result,
@@ -88,7 +92,7 @@ def transaction_source(config: ClvConfig) -> TransactionSource:
             prefix=s3.prefix,
             pattern=s3.pattern or None,
             endpoint_url=s3.endpoint_url or None,
-            column_map=settings.column_map,
+            options=config.source.read_options(),
         )
     if settings.kind == "postgres":
         pg = settings.postgres
@@ -97,10 +101,10 @@ def transaction_source(config: ClvConfig) -> TransactionSource:
             table=pg.table or None,
             query=pg.query or None,
             timestamp_column=pg.timestamp_column or None,
-            column_map=settings.column_map,
+            options=config.source.read_options(),
             batch_size=pg.batch_size,
         )
-    return LandingSource(config.layout, settings.column_map)
+    return LandingSource(config.layout, options=config.source.read_options())
 
 
 def pull_raw_transactions(config: ClvConfig, day: date) -> StepResult:
@@ -243,7 +247,7 @@ def partition_failure(
             )
         return None
     bad = result.stats["rows_quarantined"]
-    if bad / rows <= rules.max_bad_row_share:
+    if bad / rows <= rules.max_bad_row_share or bad <= rules.max_bad_rows:
         return None
     examples = result.examples(limit=2)
     top = "; ".join(
@@ -252,9 +256,22 @@ def partition_failure(
     )
     return (
         f"{result.day}: {bad} of {rows} rows ({bad / rows:.1%}) failed validation, more than "
-        f"CLV_MAX_BAD_ROW_SHARE={rules.max_bad_row_share:.0%}; nothing published for this day. "
-        f"{top}. All rejected rows: {quarantine_path}"
+        f"both CLV_MAX_BAD_ROW_SHARE={rules.max_bad_row_share:.0%} and CLV_MAX_BAD_ROWS="
+        f"{rules.max_bad_rows}; nothing published for this day. {top}.{order_line_hint(result)} "
+        f"All rejected rows: {quarantine_path}"
     )
+
+
+def order_line_hint(result: DayResult) -> str:
+    """A hint when ids repeat with different values: the file is probably one row per line."""
+    repeated = result.reasons().get(DUPLICATE_ID_REASON, 0)
+    if repeated and repeated * 4 >= result.stats["rows_quarantined"]:
+        return (
+            f" {repeated} rows share a transaction_id with other values: the file looks like "
+            "order lines (one row per product); import it with --order-id <order column> "
+            "(and --amount 'Quantity * UnitPrice' when lines have a unit price)."
+        )
+    return ""
 
 
 def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
@@ -269,13 +286,22 @@ def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
         full_every_days=config.scale.state_full_every_days,
         rebuild=config.scale.state_rebuild,
     )
+    refunded = _first_refunded_day(layout, plan)
+    if refunded is not None:  # a new refund cancels an older purchase: fold its day in again
+        plan = plan_state(
+            layout,
+            as_of,
+            full_every_days=config.scale.state_full_every_days,
+            rebuild=config.scale.state_rebuild,
+            before=refunded,
+        )
     if plan.base is None:
         state = summarise_transactions(_history(config, as_of))
     else:
         new_rows = scan_published(layout, "validated_transactions", days=set(plan.days))
         state = merge_states(
             _state(config, plan.base),
-            summarise_transactions(new_rows),
+            summarise_transactions(apply_refund_ties(new_rows)),
         )
     frame = (
         state.with_columns(pl.lit(as_of).alias("as_of"))
@@ -292,6 +318,30 @@ def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
         "customers": frame.height,
     }
     return StepResult([published], stats)
+
+
+def _first_refunded_day(layout: Layout, plan: StatePlan) -> date | None:
+    """The earliest day, up to the plan's base state, of a purchase that a tied refund among the
+    plan's new days refers to (None when there is none or the plan is a full recompute)."""
+    if plan.base is None:
+        return None
+    refunds = (
+        scan_published(layout, "validated_transactions", days=set(plan.days))
+        .filter((pl.col("revenue_kind") == "refund") & pl.col("refund_of").is_not_null())
+        .select("customer_id", pl.col("refund_of").alias("transaction_id"))
+        .collect()
+    )
+    if refunds.is_empty():
+        return None
+    first = (
+        scan_published(layout, "validated_transactions", upto=plan.base)
+        .filter(pl.col("revenue_kind") == "purchase")
+        .join(refunds.lazy(), on=["customer_id", "transaction_id"], how="semi")
+        .select(pl.col("event_date").min())
+        .collect(engine="streaming")
+        .item()
+    )
+    return first if isinstance(first, date) else None
 
 
 def _state(config: ClvConfig, as_of: date) -> pl.LazyFrame:
@@ -335,7 +385,8 @@ def _read(config: ClvConfig, table: str, as_of: date) -> pl.DataFrame:
 
 
 def _history(config: ClvConfig, as_of: date) -> pl.LazyFrame:
-    return scan_published(config.layout, "validated_transactions", upto=as_of)
+    """Validated rows up to ``as_of``, fully refunded purchases marked ``cancelled``."""
+    return apply_refund_ties(scan_published(config.layout, "validated_transactions", upto=as_of))
 
 
 def _previous(config: ClvConfig, table: str, as_of: date) -> pl.LazyFrame | None:
@@ -519,23 +570,34 @@ def validate_file(
 ) -> ValidationResult:
     """Run the validation suite on one delivered file without running the pipeline.
 
-    Rows are assigned to the day of their ``occurred_at`` (unparseable ones to the file's most
-    common day) and checked against already validated history in the data home.
+    The file is read with the data home's read options; rows are assigned to the day of their
+    ``occurred_at`` and checked against already validated history in the data home. Rows without
+    a readable ``occurred_at`` belong to no day: they are returned in ``undated`` with the reason.
     """
     rules = config.validation_rules()
-    frame = select_contract(
-        read_delivered_file(path, column_map=column_map or config.source.column_map)
-    )
-    frame = frame.with_columns(
-        pl.lit(path.name).alias("_source_file"),
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row"),
-    )
+    options = config.source.read_options()
+    if column_map is not None:
+        options = replace(options, column_map=column_map)
+    frame = read_delivered_file(path, options=options)
     stamps = parse_timestamps(frame.get_column("occurred_at"), naive_timezone=rules.naive_timezone)
     parsed = (
         stamps.alias("_ts").to_frame().select(event_date("_ts", timezone=rules.timezone).alias(DAY))
     )
-    fallback = parsed.get_column(DAY).drop_nulls().mode().sort()
-    default_day = fallback[0] if len(fallback) else date.today()
-    raw = frame.with_columns(parsed.get_column(DAY).fill_null(default_day))
+    raw = frame.with_columns(parsed.get_column(DAY))
+    undated = raw.filter(pl.col(DAY).is_null()).drop(DAY)
+    present = pl.col("occurred_at").str.strip_chars().str.len_chars().fill_null(0) > 0
+    undated = conform(
+        undated.with_columns(
+            pl.when(present)
+            .then(pl.lit(PARSE_REASONS["occurred_at"]))
+            .otherwise(pl.lit("occurred_at missing"))
+            .alias("reason")
+        ),
+        QUARANTINE_TRANSACTIONS,
+    )
+    raw = raw.filter(pl.col(DAY).is_not_null())
     in_file = raw.get_column(DAY).unique().to_list()
-    return validate_transactions(raw, rules=rules, earlier=_ids_outside(config.layout, in_file))
+    if not in_file:
+        return ValidationResult({}, SuiteResult([]), undated)
+    result = validate_transactions(raw, rules=rules, earlier=_ids_outside(config.layout, in_file))
+    return replace(result, undated=undated)
