@@ -171,7 +171,7 @@ def import_cmd(
     )
     config = _config(home, **flags)
     mapping = _column_map(config, column)
-    options = replace(config.source.read_options(), column_map=mapping)
+    options = replace(config.read_options(), column_map=mapping)
     try:
         report = import_files(
             files,

@@ -32,7 +32,7 @@ import os
 import tomllib
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -334,6 +334,10 @@ class ClvConfig(Section):
         values.update(overrides)
         origins = {**self._origins, **dict.fromkeys(overrides, "flag")}
         return _validated(values, origins, self.layout.settings)
+
+    def read_options(self) -> ReadOptions:
+        """How every delivery of this data home is read (``[source]`` read options)."""
+        return replace(self.source.read_options(), timezone=self.timezone)
 
     def validation_rules(self) -> ValidationRules:
         """The validation settings as the pure stage expects them."""

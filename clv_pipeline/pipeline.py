@@ -92,7 +92,7 @@ def transaction_source(config: ClvConfig) -> TransactionSource:
             prefix=s3.prefix,
             pattern=s3.pattern or None,
             endpoint_url=s3.endpoint_url or None,
-            options=config.source.read_options(),
+            options=config.read_options(),
         )
     if settings.kind == "postgres":
         pg = settings.postgres
@@ -101,10 +101,10 @@ def transaction_source(config: ClvConfig) -> TransactionSource:
             table=pg.table or None,
             query=pg.query or None,
             timestamp_column=pg.timestamp_column or None,
-            options=config.source.read_options(),
+            options=config.read_options(),
             batch_size=pg.batch_size,
         )
-    return LandingSource(config.layout, options=config.source.read_options())
+    return LandingSource(config.layout, options=config.read_options())
 
 
 def pull_raw_transactions(config: ClvConfig, day: date) -> StepResult:
@@ -575,7 +575,7 @@ def validate_file(
     a readable ``occurred_at`` belong to no day: they are returned in ``undated`` with the reason.
     """
     rules = config.validation_rules()
-    options = config.source.read_options()
+    options = config.read_options()
     if column_map is not None:
         options = replace(options, column_map=column_map)
     frame = read_delivered_file(path, options=options)

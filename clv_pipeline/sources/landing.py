@@ -27,9 +27,11 @@ from clv_pipeline.paths import Layout, data_files
 from clv_pipeline.schema import RAW_TRANSACTIONS, conform
 from clv_pipeline.sources.shape import (
     ReadOptions,
+    aggregate_orders,
     guess_date_format,
+    order_parts,
     read_delivery,
-    shape_rows,
+    shape_lines,
     to_raw,
     to_strings,
 )
@@ -110,8 +112,7 @@ def import_files(
         if not path.is_file():
             raise InputError(f"{path}: no such file")
         frame = read_delivery(path, options)
-        shaped = shape_rows(frame, options, source=str(path))
-        days = _line_days(frame, shaped, options, timezone=timezone)
+        shaped, days = _shape_with_days(frame, options, source=str(path), timezone=timezone)
         digest = file_digest(path)
         for old in layout.landing.glob(f"date=*/import-{digest}.parquet"):
             old.unlink()
@@ -141,33 +142,28 @@ def import_files(
     return report
 
 
-def _line_days(
-    frame: pl.DataFrame, shaped: pl.DataFrame, options: ReadOptions, *, timezone: str
-) -> pl.Series:
-    """The event date of every delivered line (an order's lines share its earliest line's)."""
-    stamps = parse_timestamps(
-        shaped.get_column("occurred_at"), naive_timezone=options.naive_timezone
-    )
-    dated = shaped.select(
-        "transaction_id",
-        "_source_row",
-        stamps.to_frame("ts").select(event_date("ts", timezone=timezone)).to_series().alias("day"),
-    )
-    lines = pl.int_range(frame.height, dtype=pl.Int64, eager=True).to_frame("_source_row")
+def _shape_with_days(
+    frame: pl.DataFrame, options: ReadOptions, *, source: str, timezone: str
+) -> tuple[pl.DataFrame, pl.Series]:
+    """The delivery shaped (as :func:`shape_rows`) and the event date of every delivered line:
+    the lines of an order (part) share the day of its earliest line."""
+    options = replace(options, timezone=timezone)
+    lines = shape_lines(frame, options, source=source)
     if not options.order_id:
-        return lines.join(dated, on="_source_row", how="left").get_column("day")
-    key = options.order_id if options.order_id in frame.columns else "transaction_id"
-    orders = dated.filter(pl.col("transaction_id").is_not_null()).select("transaction_id", "day")
-    by_order = (
-        to_strings(frame.select(key))
-        .select(pl.col(key).str.strip_chars().alias("transaction_id"))
-        .with_row_index("_source_row")
-        .with_columns(pl.col("_source_row").cast(pl.Int64))
-        .join(orders, on="transaction_id", how="left")
-        .sort("_source_row")
-    )
-    single = lines.join(dated.select("_source_row", "day"), on="_source_row", how="left")
-    return by_order.get_column("day").fill_null(single.get_column("day")).alias("day")
+        stamps = parse_timestamps(
+            lines.get_column("occurred_at"), naive_timezone=options.naive_timezone
+        )
+        days = stamps.to_frame("ts").select(event_date("ts", timezone=timezone)).to_series()
+        return lines.rename({"__line": "_source_row"}), days.alias("day")
+    parts = order_parts(lines, options)
+    keyed = pl.col("transaction_id").str.len_chars().fill_null(0) > 0
+    days = parts.select(
+        pl.when(keyed)
+        .then(pl.col("__day").min().over("transaction_id", "__part"))
+        .otherwise(pl.col("__day"))
+        .alias("day")
+    ).to_series()
+    return aggregate_orders(parts, options), days
 
 
 def _record_undated(

@@ -85,6 +85,9 @@ class ReadOptions:
         Delivered column naming the order of each line: lines become one transaction per order.
     naive_timezone
         Timezone of timestamps without an offset (to find an order's earliest line).
+    timezone
+        The pipeline's timezone: the calendar days a refund delivered with its order is told
+        apart by.
     """
 
     column_map: Mapping[str, str] = field(default_factory=dict)
@@ -96,6 +99,7 @@ class ReadOptions:
     amount: str = ""
     order_id: str = ""
     naive_timezone: str = "UTC"
+    timezone: str = "UTC"
 
     @property
     def separator(self) -> str:
@@ -225,6 +229,14 @@ def shape_rows(frame: pl.DataFrame, options: ReadOptions, *, source: str) -> pl.
     Returns the contract columns (strings; absent optional ones null) plus ``_source_row`` (the
     row in ``frame``, an order's first line) and ``_row_digest``.
     """
+    lines = shape_lines(frame, options, source=source)
+    if options.order_id:
+        return aggregate_orders(order_parts(lines, options), options)
+    return lines.rename({_LINE: "_source_row"})
+
+
+def shape_lines(frame: pl.DataFrame, options: ReadOptions, *, source: str) -> pl.DataFrame:
+    """Steps 2-5 of the module docstring: one row per delivered row (``__line`` = its number)."""
     frame = frame.rename(_clean_names(frame.columns))
     renames = _renames(frame.columns, options, source=source)
     check_types(frame.rename(renames), source=source, epoch=options.date_formats() == ("%s",))
@@ -260,9 +272,7 @@ def shape_rows(frame: pl.DataFrame, options: ReadOptions, *, source: str) -> pl.
         pl.col(_LINE),
         pl.col("_row_digest"),
     )
-    if options.order_id:
-        shaped = _orders(shaped, options)
-    return shaped.rename({_LINE: "_source_row"})
+    return shaped
 
 
 def _renames(columns: Sequence[str], options: ReadOptions, *, source: str) -> dict[str, str]:
@@ -316,7 +326,18 @@ def _no_column(name: str, columns: Sequence[str]) -> str:
     near = lowered or close
     hint = f"did you mean {near[0]!r}? " if near else ""
     shown = ", ".join(columns[:15]) + (" ..." if len(columns) > 15 else "")
-    return f"no column {name!r} in the file ({hint}columns: {shown})"
+    return f"no column {name!r} in the file ({hint}columns: {shown}){_delimiter_hint(columns)}"
+
+
+def _delimiter_hint(columns: Sequence[str]) -> str:
+    """' (the header looks separated by ';': use --delimiter ';')' for a one-column read."""
+    plain = [c for c in columns if not c.startswith("_")]
+    if len(plain) != 1:
+        return ""
+    for sep, shown in ((";", ";"), ("\t", "\\t"), ("|", "|")):
+        if sep in plain[0]:
+            return f" (the header looks separated by {shown!r}: use --delimiter '{shown}')"
+    return ""
 
 
 def _check_required(columns: Sequence[str], options: ReadOptions, *, source: str) -> None:
@@ -324,11 +345,7 @@ def _check_required(columns: Sequence[str], options: ReadOptions, *, source: str
     if not missing:
         return
     found = ", ".join(c for c in columns if not c.startswith("_")) or "(none)"
-    hint = ""
-    plain = [c for c in columns if not c.startswith("_")]
-    if len(plain) == 1 and any(sep in plain[0] for sep in ";|\t"):
-        sep = next(s for s in ";|\t" if s in plain[0])
-        hint = f" (the header looks separated by {sep!r}: use --delimiter '{sep if sep != chr(9) else chr(92) + 't'}')"
+    hint = _delimiter_hint(columns)
     fixes = {
         "amount": "--column SRC=amount or --amount 'Quantity * UnitPrice'",
         "transaction_id": "--column SRC=transaction_id, or --order-id SRC for order lines",
@@ -492,46 +509,55 @@ def guess_date_format(values: Sequence[str | None]) -> str | None:
 # --------------------------------------------------------------------------- order lines
 
 
-def _orders(lines: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
-    """One row per ``transaction_id`` (the order id): exact sums, earliest line, first values.
+def order_parts(lines: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
+    """Order lines with their order's part: ``__part`` is null for the order itself, or the day
+    of a later day's lines that add up to a negative total (a refund delivered with its order).
 
-    A line whose amount (or quantity) is present but not a number gives its order that value,
-    so the whole order is quarantined with it; an order with a negative total is a refund of its
-    own order id (``refund_of``).
+    Adds ``__ts`` (UTC instant), ``__day`` (its date in ``options.timezone``), ``__amount``
+    (exact) and ``__qty``; the order id (``transaction_id``) is trimmed.
     """
     stamps = parse_timestamps(
         lines.get_column("occurred_at"), naive_timezone=options.naive_timezone
     )
     lines = lines.with_columns(
+        pl.col("transaction_id").str.strip_chars(),
         stamps.alias("__ts"),
-        pl.col("amount").fill_null(""),
         pl.col("amount")
         .str.strip_chars()
         .cast(pl.Float64, strict=False)
         .cast(MONEY)
         .alias("__amount"),
         pl.col("quantity").str.strip_chars().cast(pl.Float64, strict=False).alias("__qty"),
+    ).with_columns(pl.col("__ts").dt.convert_time_zone(options.timezone).dt.date().alias("__day"))
+    order = pl.col("transaction_id")
+    later = pl.col("__day") > pl.col("__day").min().over(order)
+    refunding = pl.col("__amount").sum().over(order, "__day") < 0
+    return lines.with_columns(
+        pl.when(later & refunding & order.is_not_null()).then(pl.col("__day")).alias("__part")
     )
-    has_id = pl.col("transaction_id").str.strip_chars().str.len_chars().fill_null(0) > 0
-    no_id, keyed = lines.filter(~has_id), lines.filter(has_id)
-    bad_amount = pl.col("amount").filter(pl.col("__amount").is_null()).first()
-    bad_qty = (
-        pl.col("quantity")
-        .filter(
-            pl.col("__qty").is_null() & (pl.col("quantity").str.strip_chars().str.len_chars() > 0)
-        )
-        .first()
-    )
+
+
+def aggregate_orders(lines: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
+    """One row per order part (see :func:`order_parts`): exact sums, earliest line, first values.
+
+    Lines without an amount (an export that carries the total on an order's first line only) add
+    nothing; a line whose amount (or quantity) is present but not a number gives its order that
+    value, so the whole order is quarantined with it; an order without any amount gets none
+    ("amount missing"). An order (part) with a negative total is a refund of its own order id
+    (``refund_of``).
+    """
+    present = lambda c: pl.col(c).str.strip_chars().str.len_chars().fill_null(0) > 0  # noqa: E731
+    no_id, keyed = lines.filter(~present("transaction_id")), lines.filter(present("transaction_id"))
+    bad_amount = pl.col("amount").filter(pl.col("__amount").is_null() & present("amount")).first()
+    bad_qty = pl.col("quantity").filter(pl.col("__qty").is_null() & present("quantity")).first()
+    amount_sum = pl.when(pl.col("__amount").is_not_null().any()).then(pl.col("__amount").sum())
     qty_sum = pl.when(pl.col("__qty").is_not_null().any()).then(pl.col("__qty").sum())
     first = lambda c: pl.col(c).filter(pl.col(c).is_not_null()).first()  # noqa: E731
     taken = {"transaction_id", "amount", "quantity", "occurred_at"}
     orders = (
-        keyed.with_columns(pl.col("transaction_id").str.strip_chars())
-        .group_by("transaction_id", maintain_order=True)
+        keyed.group_by("transaction_id", "__part", maintain_order=True)
         .agg(
-            pl.coalesce(bad_amount, _plain(pl.col("__amount").sum().cast(pl.String))).alias(
-                "amount"
-            ),
+            pl.coalesce(bad_amount, _plain(amount_sum.cast(pl.String))).alias("amount"),
             pl.coalesce(bad_qty, qty_sum.cast(pl.String).str.replace(r"\.0+$", "")).alias(
                 "quantity"
             ),
@@ -554,4 +580,8 @@ def _orders(lines: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
         )
     )
     columns = [*_CONTRACT, _LINE, "_row_digest"]
-    return pl.concat([orders.select(columns), no_id.select(columns)], how="vertical").sort(_LINE)
+    return (
+        pl.concat([orders.select(columns), no_id.select(columns)], how="vertical")
+        .sort(_LINE)
+        .rename({_LINE: "_source_row"})
+    )

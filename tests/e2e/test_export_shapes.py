@@ -195,12 +195,6 @@ def test_shopify_line_items_as_the_amount(tmp_path: Path) -> None:
     assert (amounts["#1001"], amounts["#1006"], amounts["#1003"]) == ("50", "60", "40")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with --order-id, an order line whose amount is blank (Shopify: only the first "
-    "line carries Total) gives its order a blank amount, so `-c Total=amount` quarantines every "
-    "multi-line order as 'amount missing or not a number'",
-)
 def test_blank_amounts_on_later_lines_of_an_order(tmp_path: Path) -> None:
     path = tmp_path / "orders_export.csv"
     path.write_text(SHOPIFY)
@@ -450,12 +444,6 @@ def test_order_lines_with_day_first_dates_and_cancellations(home: Path, tmp_path
         assert outcome.features[customer]["total_revenue"] == pytest.approx(total)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with --order-id, the refund lines of an order dated days after its purchase "
-    "lines IN THE SAME FILE are summed into the purchase (one zero-total order on the purchase "
-    "day), which stays a purchase-day (zero-amount purchase) instead of being cancelled",
-)
 def test_a_later_refund_of_an_order_in_the_same_file_cancels_it(home: Path, tmp_path: Path) -> None:
     path = tmp_path / "online_retail.csv"
     path.write_text(ORDER_LINES + LATER_REFUND.split("\n", 1)[1])
@@ -523,13 +511,6 @@ def test_european_semicolon_decimal_comma_csv_with_a_bom(home: Path, tmp_path: P
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a semicolon file read with the default ',' whose rows have no comma reads as one "
-    "column; with --column maps the error says the mapping matches no column (listing the one "
-    "'a;b;c' column) but, unlike the read error and the missing-column error, never names "
-    "--delimiter ';'",
-)
 def test_a_semicolon_file_without_the_delimiter_option_names_it(tmp_path: Path) -> None:
     path = tmp_path / "bestellungen.csv"
     path.write_text("Bestellnummer;Kundennummer;Bestelldatum;Betrag\nA-1;K-1;2024-01-05;12\n")
