@@ -119,7 +119,10 @@ def test_bad_day_fails_validation_check_and_keeps_views(
     assert not outcome.success
     (step, message), *_ = outcome.failures
     assert step == "validated_transactions"
-    assert "failed validation, more than CLV_MAX_BAD_ROW_SHARE=5%" in message
+    assert (
+        "failed validation, more than both CLV_MAX_BAD_ROW_SHARE=5% and CLV_MAX_BAD_ROWS=10"
+        in message
+    )
     assert "amount not a number x500" in message
     check = dg.AssetCheckKey(dg.AssetKey("validated_transactions"), "gx_expectations")
     (record,) = instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
