@@ -9,6 +9,7 @@ step of the run failed before it could run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -210,54 +211,65 @@ def partition_status(
 
 @dataclass(frozen=True)
 class FailureGroup:
-    """Failed partitions with the same run and error on consecutive days (and, merged, assets)."""
+    """Failed partitions of one run with the same error (its dates and counts aside), merged
+    across assets that failed on the same days the same way."""
 
     assets: tuple[str, ...]
-    first: date
-    last: date
+    dates: tuple[date, ...]
     run_id: str
-    error: str  # first line, <= ERROR_CHARS; the day is written <date> when it spans days
+    error: str  # first line, <= ERROR_CHARS; "<date>" for the day; the first day's when counts vary
     text: str  # the first day's full error
+    varies: bool = False  # the days' errors differ in their numbers (rows, shares, counts)
+
+    @property
+    def first(self) -> date:
+        return self.dates[0]
+
+    @property
+    def last(self) -> date:
+        return self.dates[-1]
 
     @property
     def days(self) -> str:
-        return str(self.first) if self.first == self.last else f"{self.first}..{self.last}"
+        """``2024-01-01..2024-01-05, 2024-02-01`` (at most 4 ranges, then ``+N more``)."""
+        spans: list[list[date]] = []
+        for day in self.dates:
+            if spans and spans[-1][-1] == day - timedelta(days=1):
+                spans[-1].append(day)
+            else:
+                spans.append([day])
+        shown = [str(s[0]) if len(s) == 1 else f"{s[0]}..{s[-1]}" for s in spans[:4]]
+        more = f" (+{len(spans) - 4} more ranges)" if len(spans) > 4 else ""
+        count = f"{len(self.dates)} days: " if len(spans) > 1 else ""
+        return count + ", ".join(shown) + more
 
 
 def group_failures(rows: Iterable[AssetStatus]) -> list[FailureGroup]:
-    """One group per asset, run and identical error over consecutive days (the failing day's
-    date in the error does not count); groups with the same days, run and error are merged
-    across assets. Sorted by first day, then asset."""
-    groups: dict[tuple[date, date, str, str], FailureGroup] = {}
+    """One group per asset, run and error, however many days it spans: errors equal once the
+    failing day's date is ignored are one group; errors that differ only in their numbers (the
+    rows of each day) are one group too, shown with the first day's error. Groups with the same
+    days, run and error are merged across assets. Sorted by first day, then asset."""
+    merged: dict[tuple[tuple[date, ...], str, str], FailureGroup] = {}
     for row in rows:
-        spans: list[FailureGroup] = []
+        by_kind: dict[tuple[str, str], list[tuple[date, Failure]]] = {}
         for day, failure in sorted(row.errors.items()):
-            last = spans[-1] if spans else None
-            if (
-                last is not None
-                and last.last == day - timedelta(days=1)
-                and last.run_id == failure.run_id
-                and _generic(last.error, last.last) == _generic(failure.error, day)
-            ):
-                error = _generic(failure.error, day)
-                spans[-1] = FailureGroup(
-                    last.assets, last.first, day, last.run_id, error, last.text
-                )
-            else:
-                spans.append(
-                    FailureGroup(
-                        (row.asset,), day, day, failure.run_id, failure.error, failure.text
-                    )
-                )
-        for span in spans:
-            key = (span.first, span.last, span.run_id, span.error)
-            seen = groups.get(key)
-            groups[key] = (
-                span
-                if seen is None
-                else FailureGroup((*seen.assets, *span.assets), *key[:3], seen.error, seen.text)
-            )
-    return sorted(groups.values(), key=lambda g: (g.first, g.last, g.assets))
+            kind = _NUMBER.sub("#", _generic(failure.text, day))
+            by_kind.setdefault((failure.run_id, kind), []).append((day, failure))
+        for (run_id, _kind), failures in by_kind.items():
+            day, failure = failures[0]
+            generic = {_generic(f.error, d) for d, f in failures}
+            varies = len(generic) > 1
+            own = failure.error if failure.error.startswith(str(day)) else f"{day}: {failure.error}"
+            error = first_line(f"e.g. {own}") if varies else generic.pop()
+            dates = tuple(d for d, _ in failures)
+            key = (dates, run_id, error)
+            seen = merged.get(key)
+            assets = (row.asset,) if seen is None else (*seen.assets, row.asset)
+            merged[key] = FailureGroup(assets, dates, run_id, error, failure.text, varies)
+    return sorted(merged.values(), key=lambda g: (g.first, g.last, g.assets))
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
 def _generic(error: str, day: date) -> str:

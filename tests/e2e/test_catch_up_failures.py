@@ -177,11 +177,31 @@ def test_hundreds_of_failed_days_stay_a_few_lines() -> None:
         AssetStatus("validated_transactions", failed=days, errors=dict(errors)),
     ]
     groups = group_failures(rows)
-    assert [(g.first, g.last) for g in groups] == [
-        (days[0], days[99]),
-        (days[100], days[100]),
-        (days[101], days[-1]),
+    assert [(g.first, g.last, len(g.dates)) for g in groups] == [
+        (days[0], days[-1], 329),
+        (days[100], days[100], 1),
     ]
     assert all(g.assets == ("raw_transactions", "validated_transactions") for g in groups)
     assert groups[0].error == "…/date=<date>/x.csv: missing required column(s) amount"
+    assert groups[0].days == "329 days: 2023-01-01..2023-04-10, 2023-04-12..2023-11-26"
     assert groups[1].error == "its own problem"
+
+
+def test_failed_days_with_the_same_problem_and_other_counts_are_one_line() -> None:
+    """A real export where guest orders fail 145 days, each with its own row counts."""
+    days = [date(2010, 12, 1) + timedelta(days=2 * i) for i in range(145)]
+    errors = {
+        d: Failure(
+            "run-9",
+            f"{d}: {i + 10} of {i + 100} rows ({(i + 10) / (i + 100):.1%}) failed validation, "
+            f"more than both CLV_MAX_BAD_ROW_SHARE=5% and CLV_MAX_BAD_ROWS=10; customer_id "
+            f"missing x{i + 10}",
+            "full",
+        )
+        for i, d in enumerate(days)
+    }
+    (group,) = group_failures([AssetStatus("validated_transactions", failed=days, errors=errors)])
+    assert group.varies and len(group.dates) == 145
+    assert group.error.startswith("e.g. 2010-12-01: 10 of 100 rows (10.0%)")
+    assert len(group.error) <= 200
+    assert group.days.startswith("145 days: 2010-12-01, 2010-12-03, 2010-12-05, 2010-12-07 (+141")
