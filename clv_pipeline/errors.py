@@ -59,7 +59,13 @@ class DayFailures(InputError):
         more = f" and {len(days) - 10} more" if len(days) > 10 else ""
         head = f"{len(days)} of {self.total} day(s) failed {self.what}: {shown}{more}"
         head += f"; {published}" if published else ""
-        return "\n".join([head, *(f"{day}: {text}" for day, text in self.failures.items())])
+        lines = [f"{day}: {text}" for day, text in list(self.failures.items())[:DETAILED_DAYS]]
+        if len(days) > DETAILED_DAYS:  # each day's own error is recorded on its partition
+            lines.append(f"... {len(days) - DETAILED_DAYS} more day(s): `clv status --verbose`")
+        return "\n".join([head, *lines])
+
+
+DETAILED_DAYS = 20  # failed days whose error the message spells out
 
 
 def _own(day: date, text: str) -> str:

@@ -169,9 +169,11 @@ def test_same_error_on_consecutive_days_is_one_line_and_rerun_refreshes_newer_sn
 
 def test_hundreds_of_failed_days_stay_a_few_lines() -> None:
     days = [date(2023, 1, 1) + timedelta(days=i) for i in range(330)]
-    same = Failure("run-1", "…/date=DAY/x.csv: missing required column(s) amount", "full")
-    errors = {d: same._replace(error=same.error.replace("DAY", str(d))) for d in days}
-    errors[days[100]] = Failure("run-1", "its own problem", "full")
+    same = "…/date=DAY/x.csv: missing required column(s) amount"
+    errors = {
+        d: Failure("run-1", same.replace("DAY", str(d)), same.replace("DAY", str(d))) for d in days
+    }
+    errors[days[100]] = Failure("run-1", "its own problem", "its own problem")
     rows = [
         AssetStatus("raw_transactions", failed=days, errors=errors),
         AssetStatus("validated_transactions", failed=days, errors=dict(errors)),
@@ -190,16 +192,13 @@ def test_hundreds_of_failed_days_stay_a_few_lines() -> None:
 def test_failed_days_with_the_same_problem_and_other_counts_are_one_line() -> None:
     """A real export where guest orders fail 145 days, each with its own row counts."""
     days = [date(2010, 12, 1) + timedelta(days=2 * i) for i in range(145)]
-    errors = {
-        d: Failure(
-            "run-9",
-            f"{d}: {i + 10} of {i + 100} rows ({(i + 10) / (i + 100):.1%}) failed validation, "
-            f"more than both CLV_MAX_BAD_ROW_SHARE=5% and CLV_MAX_BAD_ROWS=10; customer_id "
-            f"missing x{i + 10}",
-            "full",
-        )
+    texts = {
+        d: f"{d}: {i + 10} of {i + 100} rows ({(i + 10) / (i + 100):.1%}) failed validation, "
+        f"more than both CLV_MAX_BAD_ROW_SHARE=5% and CLV_MAX_BAD_ROWS=10; customer_id "
+        f"missing x{i + 10}"
         for i, d in enumerate(days)
     }
+    errors = {d: Failure("run-9", text, text) for d, text in texts.items()}
     (group,) = group_failures([AssetStatus("validated_transactions", failed=days, errors=errors)])
     assert group.varies and len(group.dates) == 145
     assert group.error.startswith("e.g. 2010-12-01: 10 of 100 rows (10.0%)")
