@@ -187,7 +187,8 @@ def import_cmd(
         _print_undated(report)
         raise _fail(
             f"no row landed: none of the {report.rows:,} rows of {report.files} file(s) has a "
-            "usable occurred_at (see above); nothing was saved"
+            f"usable occurred_at (see above); no setting was saved. The rows are listed with "
+            f"their reason in {config.layout.quarantine / 'import'}"
         )
     console.print(
         f"Imported {report.landed:,} of {report.rows:,} rows{made} from {report.files} file(s) "
