@@ -4,11 +4,16 @@
 snapshot (``as_of``) tables a ``<table>_latest`` view. Snapshot views never read the live
 ``as_of=D/part-0.parquet`` files: when every snapshot table of D is published, ``mark_complete``
 hard-links each file to an immutable version ``warehouse/.versions/<table>/as_of=D/<id>.parquet``
-and, in one DuckDB transaction, records those paths in ``clv_snapshot_files`` and re-creates the
-views over exactly those files. A reader of the views therefore sees the previous complete
-snapshot or the new one, never a half-published or mixed day, even while a date is rerun.
-``warehouse/_manifest.json`` lists the complete dates and their files for readers that scan
-parquet directly.
+and records it in ``warehouse/_manifest.json`` (the list of complete dates and their files, the
+source of truth, also for readers that scan parquet directly).
+
+**Lock-free.** The run never opens ``clv.duckdb`` itself: every commit writes a *new* catalog
+(tables ``clv_snapshots`` and ``clv_snapshot_files``, and the views over exactly the recorded
+files) into ``warehouse/.staging/``, then swaps it in with ``os.replace``. A BI tool or a DuckDB
+shell holding the previous file open, read-only or read-write, keeps working on the previous
+snapshot and never blocks a run; sessions opened after the swap see the new one. A reader of the
+views therefore sees the previous complete snapshot or the new one, never a half-published or
+mixed day, even while a date is rerun.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -34,6 +38,7 @@ MANIFEST = "_manifest.json"
 #: On-disk format of a new catalog: readable by every DuckDB from 1.1 on (the `duckdb` command,
 #: BI drivers bundling an older DuckDB), not only by the library version that wrote it.
 STORAGE_VERSION = "v1.1.0"
+CATALOG_PREFIX = "catalog-"  # new catalogs are built as warehouse/.staging/catalog-<id>.duckdb
 _DDL = (
     "CREATE TABLE IF NOT EXISTS clv_snapshots (as_of DATE PRIMARY KEY, completed_at TIMESTAMPTZ)",
     "CREATE TABLE IF NOT EXISTS clv_snapshot_files "
@@ -41,26 +46,40 @@ _DDL = (
 )
 
 
-def connect(
-    layout: Layout, *, read_only: bool = False, attempts: int = 20
-) -> duckdb.DuckDBPyConnection:
-    """Open the catalog, retrying while another process holds its lock."""
-    layout.warehouse.mkdir(parents=True, exist_ok=True)
-    last: Exception | None = None
-    for _ in range(attempts):
-        try:
-            return duckdb.connect(
-                str(layout.catalog),
-                read_only=read_only,
-                config={"storage_compatibility_version": STORAGE_VERSION},
-            )
-        except duckdb.IOException as exc:  # locked by another process
-            last = exc
-            time.sleep(0.25)
-    raise PublishError(
-        f"cannot open {layout.catalog}: {last}. Another process (a BI tool?) holds it; the parquet "
-        "tables are published, run `clv catalog` once it is released."
-    )
+def _build_catalog(
+    layout: Layout, files: list[tuple[date, str, str]], done: dict[date, str]
+) -> Path:
+    """A new catalog file in ``warehouse/.staging/`` with the snapshot tables and the views."""
+    layout.staging.mkdir(parents=True, exist_ok=True)
+    for stale in layout.staging.glob(f"{CATALOG_PREFIX}*"):  # left by a killed commit
+        stale.unlink(missing_ok=True)
+    target = layout.staging / f"{CATALOG_PREFIX}{uuid.uuid4().hex}.duckdb"
+    con = duckdb.connect(str(target), config={"storage_compatibility_version": STORAGE_VERSION})
+    try:
+        for statement in _DDL:
+            con.execute(statement)
+        con.executemany(
+            "INSERT INTO clv_snapshots VALUES (?, ?)",
+            [
+                [day, datetime.fromisoformat(done[day]) if done.get(day) else None]
+                for day in sorted({d for d, _, _ in files})
+            ],
+        )
+        con.executemany(
+            "INSERT INTO clv_snapshot_files VALUES (?, ?, ?)",
+            [[table, as_of, path] for as_of, table, path in files],
+        )
+        _create_views(con, layout, files)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return target
+
+
+def _swap_in(layout: Layout, built: Path) -> None:
+    """Replace ``clv.duckdb`` by ``built`` (readers of the old file keep their snapshot)."""
+    os.replace(built, layout.catalog)
+    fsync_dir(layout.catalog.parent)
 
 
 def _freeze(layout: Layout, table: str, day: date) -> Path:
@@ -87,41 +106,30 @@ def _freeze(layout: Layout, table: str, day: date) -> Path:
 
 
 def mark_complete(layout: Layout, day: date) -> list[date]:
-    """Commit ``day``: freeze its files, switch the views in one transaction; complete dates."""
+    """Commit ``day``: freeze its files, record them in the manifest, swap in a new catalog."""
     missing = [t for t in SNAPSHOT_TABLES if not layout.partition_file(t, "as_of", day).exists()]
     if missing:
         raise PublishError(f"snapshot {day} is incomplete, not committing: missing {missing}")
     frozen = {table: _freeze(layout, table, day) for table in SNAPSHOT_TABLES}
-    with connect(layout) as con:
-        con.execute("BEGIN TRANSACTION")
-        for statement in _DDL:
-            con.execute(statement)
-        con.execute("DELETE FROM clv_snapshots WHERE as_of = ?", [day])
-        con.execute("INSERT INTO clv_snapshots VALUES (?, ?)", [day, datetime.now(UTC)])
-        con.execute("DELETE FROM clv_snapshot_files WHERE as_of = ?", [day])
-        con.executemany(
-            "INSERT INTO clv_snapshot_files VALUES (?, ?, ?)",
-            [[table, day, str(path)] for table, path in frozen.items()],
-        )
-        _create_views(con, layout)
-        failpoint("catalog:before_commit")
-        con.execute("COMMIT")
-        failpoint("catalog:after_commit")
-        files = con.execute(
-            "SELECT as_of, table_name, path FROM clv_snapshot_files ORDER BY 1, 2"
-        ).fetchall()
+    files, done = read_manifest(layout)
+    files = sorted(
+        [f for f in files if f[0] != day] + [(day, table, str(p)) for table, p in frozen.items()]
+    )
+    done[day] = datetime.now(UTC).isoformat()
+    built = _build_catalog(layout, files, done)
+    failpoint("catalog:before_commit")
+    dates = write_manifest(layout, files, done)  # the commit point
+    _swap_in(layout, built)
+    failpoint("catalog:after_commit")
     _prune_versions(layout, day, keep={str(p) for p in frozen.values()})
-    return write_manifest(layout, files)
+    return dates
 
 
 def refresh_views(layout: Layout) -> None:
-    """Re-create the views (e.g. after upgrading); keeps the recorded snapshots."""
-    with connect(layout) as con:
-        con.execute("BEGIN TRANSACTION")
-        for statement in _DDL:
-            con.execute(statement)
-        _create_views(con, layout)
-        con.execute("COMMIT")
+    """Write the catalog again from the manifest (after upgrading, or a commit that was killed
+    between the manifest and the swap)."""
+    files, done = read_manifest(layout)
+    _swap_in(layout, _build_catalog(layout, files, done))
 
 
 def _files_sql(paths: Sequence[str]) -> str:
@@ -129,10 +137,10 @@ def _files_sql(paths: Sequence[str]) -> str:
     return f"read_parquet([{quoted}], union_by_name = true)"
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, layout: Layout) -> None:
-    rows = con.execute(
-        "SELECT table_name, as_of, path FROM clv_snapshot_files ORDER BY as_of"
-    ).fetchall()
+def _create_views(
+    con: duckdb.DuckDBPyConnection, layout: Layout, files: list[tuple[date, str, str]]
+) -> None:
+    rows = [(table, as_of, path) for as_of, table, path in sorted(files)]
     for name, table in TABLES.items():
         if name in SNAPSHOT_TABLES:
             paths = [(as_of, path) for t, as_of, path in rows if t == name]
@@ -150,21 +158,43 @@ def _create_views(con: duckdb.DuckDBPyConnection, layout: Layout) -> None:
 
 
 def _prune_versions(layout: Layout, day: date, *, keep: set[str]) -> None:
-    """Remove superseded versions of ``day`` (open readers keep their file until they close it)."""
+    """Remove superseded versions of ``day``, but the newest superseded one: a session opened on
+    the previous catalog (a BI tool, a DuckDB shell) still reads it until it reconnects."""
     for table in SNAPSHOT_TABLES:
         folder = layout.warehouse / ".versions" / table / f"as_of={day.isoformat()}"
-        for path in folder.glob("*.parquet"):
-            if str(path) not in keep:
-                path.unlink(missing_ok=True)
+        old = sorted(
+            (p for p in folder.glob("*.parquet") if str(p) not in keep),
+            key=lambda p: int(p.name.split("-", 1)[0]) if p.name.split("-", 1)[0].isdigit() else 0,
+        )
+        for path in old[:-1]:
+            path.unlink(missing_ok=True)
 
 
-def write_manifest(layout: Layout, files: list[tuple[date, str, str]]) -> list[date]:
+def read_manifest(layout: Layout) -> tuple[list[tuple[date, str, str]], dict[date, str]]:
+    """``(as_of, table, path)`` of every committed file, and when each date was committed."""
+    path = layout.warehouse / MANIFEST
+    if not path.exists():
+        return [], {}
+    payload = json.loads(path.read_text())
+    files = [
+        (date.fromisoformat(day), table, file)
+        for day, tables in payload.get("files", {}).items()
+        for table, file in tables.items()
+    ]
+    done = {date.fromisoformat(d): t for d, t in payload.get("completed_at", {}).items()}
+    return sorted(files), done
+
+
+def write_manifest(
+    layout: Layout, files: list[tuple[date, str, str]], done: dict[date, str] | None = None
+) -> list[date]:
     """Atomically write ``warehouse/_manifest.json``; returns the complete dates."""
     target = layout.warehouse / MANIFEST
     dates = sorted({as_of for as_of, _, _ in files})
     payload = {
         "complete_as_of": [d.isoformat() for d in dates],
         "latest_as_of": dates[-1].isoformat() if dates else None,
+        "completed_at": {d.isoformat(): (done or {}).get(d) for d in dates},
         "files": {
             d.isoformat(): {table: path for as_of, table, path in files if as_of == d}
             for d in dates
