@@ -734,13 +734,13 @@ def docs(
 
 @app.command()
 def catalog(home: HomeOption = None) -> None:
-    """Re-create the DuckDB views (e.g. after moving the data home)."""
+    """Write the DuckDB catalog again from warehouse/_manifest.json (e.g. after moving the home)."""
     config = _config(home)
     try:
         refresh_views(config.layout)
     except ClvError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"refreshed {config.layout.catalog}")
+    console.print(f"wrote {config.layout.catalog}")
 
 
 NONE_WORDS = {"", "none", "null", "default"}

@@ -177,12 +177,20 @@ def read_manifest(layout: Layout) -> tuple[list[tuple[date, str, str]], dict[dat
         return [], {}
     payload = json.loads(path.read_text())
     files = [
-        (date.fromisoformat(day), table, file)
+        (date.fromisoformat(day), table, _rebased(layout, file))
         for day, tables in payload.get("files", {}).items()
         for table, file in tables.items()
     ]
     done = {date.fromisoformat(d): t for d, t in payload.get("completed_at", {}).items()}
     return sorted(files), done
+
+
+def _rebased(layout: Layout, path: str) -> str:
+    """A recorded version path, moved under this warehouse when the data home was moved."""
+    marker = "/.versions/"
+    if Path(path).exists() or marker not in path:
+        return path
+    return str(layout.warehouse / ".versions" / path.split(marker, 1)[1])
 
 
 def write_manifest(

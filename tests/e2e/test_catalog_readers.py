@@ -7,6 +7,7 @@ from the snapshot they opened, and new sessions see the new day.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -17,6 +18,7 @@ import duckdb
 from clv_pipeline.config import load_config
 from clv_pipeline.demo import generate_history
 from clv_pipeline.paths import Layout
+from clv_pipeline.publish.catalog import refresh_views
 from clv_pipeline.runs import operations
 from clv_pipeline.sources.landing import import_files
 
@@ -82,3 +84,8 @@ def test_open_sessions_never_block_a_run_and_keep_their_snapshot(tmp_path: Path)
     reader.close()
     shell.close()
     assert not list(config.layout.staging.glob("catalog-*"))
+    # a moved data home: `clv catalog` writes the catalog again from the manifest
+    moved = tmp_path / "moved"
+    shutil.move(home, moved)
+    refresh_views(Layout(moved))
+    assert _latest(Layout(moved).catalog) == str(END)
