@@ -22,6 +22,7 @@ from clv_pipeline.defs.checks import (
     table_check_results,
     table_check_specs,
 )
+from clv_pipeline.defs.metadata import dagster_metadata
 from clv_pipeline.defs.resources import ClvSettings
 from clv_pipeline.errors import DayFailures, InputError, PublishError
 from clv_pipeline.locks import partition_lock
@@ -81,7 +82,10 @@ def _day_materialization(
     return dg.AssetMaterialization(
         asset_key=context.asset_key,
         partition=published.day.isoformat(),
-        metadata={**published.metadata(), "caught_up_by_run_for": context.partition_key_range.end},
+        metadata=dagster_metadata(
+            {**published.metadata(), "caught_up_by_run_for": context.partition_key_range.end},
+            published.table,
+        ),
     )
 
 
@@ -147,7 +151,10 @@ def _published(
     for published in result.published:
         yield dg.MaterializeResult(
             asset_key=published.table,
-            metadata=result.metadata() if published.table == asset else published.metadata(),
+            metadata=dagster_metadata(
+                result.metadata() if published.table == asset else published.metadata(),
+                published.table,
+            ),
             check_results=table_check_results(published.table, published.checks),
         )
 
@@ -206,7 +213,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         _log_caught_up(context, results)
         empty = [str(r.published[0].day) for r in results if r.published[0].rows == 0]
         yield dg.MaterializeResult(
-            metadata=_summary(context, results),
+            metadata=dagster_metadata(_summary(context, results), "raw_transactions"),
             check_results=[
                 *table_check_results(
                     "raw_transactions", merge_checks(r.published[0].checks for r in results)
@@ -256,9 +263,14 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         rejected = sum(int(r.stats["rows_quarantined"]) for r in results)
         _log_caught_up(context, results)
         yield dg.MaterializeResult(
-            metadata={
-                k: v for k, v in _summary(context, results).items() if k not in {"gx_suite", "day"}
-            },
+            metadata=dagster_metadata(
+                {
+                    k: v
+                    for k, v in _summary(context, results).items()
+                    if k not in {"gx_suite", "day"}
+                },
+                "validated_transactions",
+            ),
             check_results=[
                 *table_check_results(
                     "validated_transactions",
@@ -419,7 +431,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     )
     def clv_snapshot(context: dg.AssetExecutionContext, clv: ClvSettings) -> dg.MaterializeResult:
         result = pipeline.commit_snapshot(clv, _as_of(context))
-        return dg.MaterializeResult(metadata=result.metadata())
+        return dg.MaterializeResult(metadata=dagster_metadata(result.metadata()))
 
     @dg.asset(
         group_name=SNAPSHOT,

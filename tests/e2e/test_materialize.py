@@ -16,6 +16,7 @@ from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
 from clv_pipeline.runs.execute import execute
+from clv_pipeline.schema import TABLES
 from tests.conftest import land_demo_history
 
 END = date(2024, 6, 30)
@@ -56,6 +57,19 @@ def test_range_ingest_then_daily_partition(
     with duckdb.connect(str(layout.catalog), read_only=True) as con:
         latest = con.execute("SELECT count(*), max(as_of) FROM customer_clv_latest").fetchone()
     assert latest == (features.height, END)
+    # Dagster's metadata conventions: row count, column schema from the contract, markdown
+    for table in ("customer_clv", "model_params", "validated_transactions"):
+        event = instance.get_latest_materialization_event(dg.AssetKey(table))
+        assert event is not None and event.asset_materialization is not None
+        meta = event.asset_materialization.metadata
+        rows = read_published(layout, table, END)
+        assert rows is not None and meta["dagster/row_count"].value == rows.height
+        schema = meta["dagster/column_schema"].value
+        assert [c.name for c in schema.columns] == TABLES[table].names
+        assert isinstance(meta["path"], dg.PathMetadataValue)
+    clv_meta = instance.get_latest_materialization_event(dg.AssetKey("customer_clv"))
+    assert clv_meta is not None and clv_meta.asset_materialization is not None
+    assert isinstance(clv_meta.asset_materialization.metadata["preview"], dg.MarkdownMetadataValue)
 
 
 def test_materialize_one_partition_with_dagster_api(
