@@ -28,6 +28,7 @@ from clv_pipeline.errors import DayFailures, InputError, PublishError
 from clv_pipeline.locks import partition_lock
 from clv_pipeline.pipeline import StepResult
 from clv_pipeline.publish.warehouse import Published
+from clv_pipeline.schema import TABLES
 from clv_pipeline.validation.suite import SUITE_VERSION
 
 # BackfillPolicy.single_run() is what lets one run ingest a whole range of days; it is "beta".
@@ -328,8 +329,13 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         group_name=SNAPSHOT,
         partitions_def=partitions,
         specs=[
-            dg.AssetSpec("model_params", deps=["customer_features"], kinds={"scipy", "parquet"}),
-            dg.AssetSpec("customer_clv", deps=["customer_features"], kinds={"scipy", "parquet"}),
+            dg.AssetSpec(
+                name,
+                deps=["customer_features"],
+                kinds={"scipy", "parquet"},
+                description=TABLES[name].description,  # one description per table
+            )
+            for name in ("model_params", "customer_clv")
         ],
         check_specs=[*table_check_specs("model_params"), *table_check_specs("customer_clv")],
         description="Fit BG/NBD / Pareto/NBD + Gamma-Gamma; per-customer historic, formula, predicted CLV.",
@@ -390,7 +396,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             # reads the validated history and the state (its customer count): never ahead of
             # the history check on customer_state
             dg.AssetSpec(
-                name, deps=[validated_transactions, customer_state], kinds={"scipy", "parquet"}
+                name,
+                deps=[validated_transactions, customer_state],
+                kinds={"scipy", "parquet"},
+                description=TABLES[name].description,
             )
             for name in ("model_backtest", "backtest_deciles", "backtest_calibration")
         ],
