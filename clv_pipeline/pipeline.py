@@ -26,7 +26,7 @@ from clv_pipeline.features.customers import (
 )
 from clv_pipeline.features.state import StatePlan, plan_state
 from clv_pipeline.paths import Layout
-from clv_pipeline.publish.catalog import complete_dates, mark_complete
+from clv_pipeline.publish.catalog import complete_dates, mark_complete, verify_snapshot
 from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.publish.warehouse import (
     Published,
@@ -562,7 +562,15 @@ def build_report(config: ClvConfig, as_of: date) -> Report:
 def commit_snapshot(config: ClvConfig, as_of: date) -> StepResult:
     """The commit point: make ``as_of`` visible in the DuckDB views and the manifest."""
     dates = mark_complete(config.layout, as_of)
-    return StepResult([], {"complete_snapshots": len(dates), "catalog": str(config.layout.catalog)})
+    problems = verify_snapshot(config.layout, as_of)
+    return StepResult(
+        [],
+        {
+            "complete_snapshots": len(dates),
+            "catalog": str(config.layout.catalog),
+            "catalog_problems": problems,
+        },
+    )
 
 
 def validate_file(

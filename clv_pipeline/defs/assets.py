@@ -35,6 +35,8 @@ from clv_pipeline.validation.suite import SUITE_VERSION
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 INGEST = "ingest"
+CATALOG_CHECK = "catalog_serves_the_day"
+REPORT_CHECK = "report_written"
 SNAPSHOT = "snapshot"
 DAY_FAILURE = "day_failure"  # metadata key of the observation recording one ingest day's failure
 Event = dg.MaterializeResult | dg.AssetCheckResult | dg.AssetMaterialization | dg.AssetObservation
@@ -436,27 +438,63 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             model_backtest,
         ],
         kinds={"duckdb"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                CATALOG_CHECK,
+                asset="clv_snapshot",
+                blocking=True,
+                description="A new read-only session sees the day in every snapshot view, with "
+                "the rows of its committed file.",
+            )
+        ],
         description="Commit point: the snapshot becomes visible in the DuckDB views and the manifest.",
     )
     def clv_snapshot(context: dg.AssetExecutionContext, clv: ClvSettings) -> dg.MaterializeResult:
         result = pipeline.commit_snapshot(clv, _as_of(context))
-        return dg.MaterializeResult(metadata=dagster_metadata(result.metadata()))
+        problems = result.stats.pop("catalog_problems")
+        return dg.MaterializeResult(
+            metadata=dagster_metadata(result.metadata()),
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=CATALOG_CHECK,
+                    passed=not problems,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"problems": "\n".join(problems) or "none"},
+                )
+            ],
+        )
 
     @dg.asset(
         group_name=SNAPSHOT,
         partitions_def=partitions,
         deps=[clv_snapshot],
         kinds={"plotly", "html"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                REPORT_CHECK,
+                asset="report",
+                description="The report file was written for the partition's date.",
+            )
+        ],
         description="Self-contained HTML report: KPIs, CLV, segments, churn, cohorts, backtest.",
     )
     def report(context: dg.AssetExecutionContext, clv: ClvSettings) -> dg.MaterializeResult:
         built = pipeline.build_report(clv, _as_of(context))
+        size = built.path.stat().st_size if built.path.exists() else 0
+        dated = size > 0 and str(_as_of(context)) in built.path.read_text(errors="replace")
         return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=REPORT_CHECK,
+                    passed=dated,
+                    metadata={"bytes": size, "mentions_as_of": dated},
+                )
+            ],
             metadata={
                 "path": dg.MetadataValue.path(str(built.path)),
                 "open": dg.MetadataValue.url(built.path.as_uri()),
                 **{k: v for k, v in built.headline.items() if v is not None},
-            }
+            },
         )
 
     ingest_assets = [raw_transactions, validated_transactions]

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from clv_pipeline.errors import PublishError
 from clv_pipeline.faults import failpoint
@@ -123,6 +124,40 @@ def mark_complete(layout: Layout, day: date) -> list[date]:
     failpoint("catalog:after_commit")
     _prune_versions(layout, day, keep={str(p) for p in frozen.values()})
     return dates
+
+
+def verify_snapshot(layout: Layout, day: date) -> list[str]:
+    """Problems a new session would meet reading ``day`` through the catalog (empty: none).
+
+    Opens the committed catalog read-only, as a BI tool would, and compares each snapshot
+    table's rows of ``day`` in its view with the rows of the committed parquet file.
+    """
+    files, _ = read_manifest(layout)
+    committed = {table: path for as_of, table, path in files if as_of == day}
+    problems = []
+    try:
+        con = duckdb.connect(str(layout.catalog), read_only=True)
+    except duckdb.Error as exc:
+        return [f"{layout.catalog} does not open read-only: {exc}"]
+    try:
+        for table in SNAPSHOT_TABLES:
+            if table not in committed:
+                problems.append(f"{table}: {day} is not in {MANIFEST}")
+                continue
+            expected = pq.ParquetFile(committed[table]).metadata.num_rows
+            try:
+                (seen,) = con.execute(
+                    f"SELECT count(*) FROM {table} WHERE as_of = ?",  # noqa: S608 - our table names
+                    [day],
+                ).fetchone() or (None,)
+            except duckdb.Error as exc:
+                problems.append(f"view {table}: {str(exc).splitlines()[0]}")
+                continue
+            if seen != expected:
+                problems.append(f"view {table}: {seen} rows of {day}, the file has {expected}")
+    finally:
+        con.close()
+    return problems
 
 
 def refresh_views(layout: Layout) -> None:

@@ -18,8 +18,9 @@ import duckdb
 from clv_pipeline.config import load_config
 from clv_pipeline.demo import generate_history
 from clv_pipeline.paths import Layout
-from clv_pipeline.publish.catalog import refresh_views
+from clv_pipeline.publish.catalog import refresh_views, verify_snapshot
 from clv_pipeline.runs import operations
+from clv_pipeline.schema import SNAPSHOT_TABLES
 from clv_pipeline.sources.landing import import_files
 
 END = date(2024, 5, 20)
@@ -81,6 +82,9 @@ def test_open_sessions_never_block_a_run_and_keep_their_snapshot(tmp_path: Path)
     operations.run_partition(config, END)  # a rerun while both are open
     assert reader.latest() == str(before) and shell.latest() == str(END)
     assert _latest(catalog) == str(END)
+    assert verify_snapshot(config.layout, END) == []  # the clv_snapshot check
+    missing = verify_snapshot(config.layout, END + timedelta(days=1))
+    assert len(missing) == len(SNAPSHOT_TABLES) and "is not in _manifest.json" in missing[0]
     reader.close()
     shell.close()
     assert not list(config.layout.staging.glob("catalog-*"))

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from clv_pipeline.config import ClvConfig, load_config
-from clv_pipeline.defs.assets import build_assets
+from clv_pipeline.defs.assets import CATALOG_CHECK, REPORT_CHECK, build_assets
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
@@ -70,6 +70,10 @@ def test_range_ingest_then_daily_partition(
     clv_meta = instance.get_latest_materialization_event(dg.AssetKey("customer_clv"))
     assert clv_meta is not None and clv_meta.asset_materialization is not None
     assert isinstance(clv_meta.asset_materialization.metadata["preview"], dg.MarkdownMetadataValue)
+    for asset, check in (("clv_snapshot", CATALOG_CHECK), ("report", REPORT_CHECK)):
+        key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+        (record,) = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+        assert record.evaluation is not None and record.evaluation.passed, (asset, record)
 
 
 def test_materialize_one_partition_with_dagster_api(
