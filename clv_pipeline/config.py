@@ -32,7 +32,7 @@ import os
 import tomllib
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -158,20 +158,6 @@ class SourceSettings(Section):
             except Exception as exc:  # polars' SQL parser raises several types
                 raise ValueError(f"not an expression of columns: {exc}") from None
         return value
-
-    def read_options(self) -> ReadOptions:
-        """How every delivery of this data home is read (:mod:`clv_pipeline.sources.shape`)."""
-        return ReadOptions(
-            column_map=dict(self.column_map),
-            delimiter=self.delimiter,
-            decimal_comma=self.decimal_comma,
-            encoding=self.encoding,
-            date_format=self.date_format,
-            day_first=self.day_first,
-            amount=self.amount,
-            order_id=self.order_id,
-            naive_timezone=self.naive_timezone,
-        )
 
 
 class ValidationSettings(Section):
@@ -336,8 +322,20 @@ class ClvConfig(Section):
         return _validated(values, origins, self.layout.settings)
 
     def read_options(self) -> ReadOptions:
-        """How every delivery of this data home is read (``[source]`` read options)."""
-        return replace(self.source.read_options(), timezone=self.timezone)
+        """How every delivery of this data home is read (:mod:`clv_pipeline.sources.shape`)."""
+        s = self.source
+        return ReadOptions(
+            column_map=dict(s.column_map),
+            delimiter=s.delimiter,
+            decimal_comma=s.decimal_comma,
+            encoding=s.encoding,
+            date_format=s.date_format,
+            day_first=s.day_first,
+            amount=s.amount,
+            order_id=s.order_id,
+            naive_timezone=s.naive_timezone,
+            timezone=self.timezone,
+        )
 
     def validation_rules(self) -> ValidationRules:
         """The validation settings as the pure stage expects them."""

@@ -46,7 +46,11 @@ from clv_pipeline.segments.migration import build_segment_migration as build_mig
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
 from clv_pipeline.sources.base import LandingSource, TransactionSource
-from clv_pipeline.sources.landing import read_delivered_file, read_marketing_inputs
+from clv_pipeline.sources.landing import (
+    read_delivered_file,
+    read_marketing_inputs,
+    undated_reason,
+)
 from clv_pipeline.sources.object_store import ObjectStoreSource
 from clv_pipeline.sources.sql import SqlSource
 from clv_pipeline.validation.parse import event_date, parse_timestamps
@@ -55,7 +59,6 @@ from clv_pipeline.validation.suite import SuiteResult
 from clv_pipeline.validation.transactions import (
     DAY,
     DUPLICATE_ID_REASON,
-    PARSE_REASONS,
     DayResult,
     ValidationResult,
     empty_day_result,
@@ -593,15 +596,8 @@ def validate_file(
     )
     raw = frame.with_columns(parsed.get_column(DAY))
     undated = raw.filter(pl.col(DAY).is_null()).drop(DAY)
-    present = pl.col("occurred_at").str.strip_chars().str.len_chars().fill_null(0) > 0
     undated = conform(
-        undated.with_columns(
-            pl.when(present)
-            .then(pl.lit(PARSE_REASONS["occurred_at"]))
-            .otherwise(pl.lit("occurred_at missing"))
-            .alias("reason")
-        ),
-        QUARANTINE_TRANSACTIONS,
+        undated.with_columns(undated_reason(pl.col("occurred_at"))), QUARANTINE_TRANSACTIONS
     )
     raw = raw.filter(pl.col(DAY).is_not_null())
     in_file = raw.get_column(DAY).unique().to_list()

@@ -76,34 +76,23 @@ def apply_refund_ties(transactions: pl.LazyFrame) -> pl.LazyFrame:
     )
     if cancelled.is_empty():
         return transactions
-    order = cancelled.lazy()
-    purchase = order.rename({"_x": "_purchase"})
-    refund = order.rename({"_x": "_refund"})
+    # the order a row belongs to: a purchase is its own, a refund the one it names
+    order = pl.when(kind == "purchase").then("transaction_id").when(kind == "refund")
     return (
-        transactions.join(
-            purchase,
-            left_on=["customer_id", "transaction_id"],
-            right_on=["customer_id", "_order"],
-            how="left",
-            maintain_order="left",
-        )
+        transactions.with_columns(order.then("refund_of").alias("_order"))
         .join(
-            refund,
-            left_on=["customer_id", "refund_of"],
-            right_on=["customer_id", "_order"],
+            cancelled.lazy(),
+            on=["customer_id", "_order"],
             how="left",
             maintain_order="left",
         )
         .with_columns(
-            pl.when(
-                ((kind == "purchase") & pl.col("_purchase").fill_null(False))
-                | ((kind == "refund") & pl.col("_refund").fill_null(False))
-            )
+            pl.when(pl.col("_x").fill_null(False))
             .then(pl.lit("cancelled"))
             .otherwise(kind)
             .alias("revenue_kind")
         )
-        .drop("_purchase", "_refund")
+        .drop("_order", "_x")
     )
 
 

@@ -26,7 +26,7 @@ from clv_pipeline.faults import failpoint
 from clv_pipeline.parquet import DIGEST_KEY, content_digest, fsync_dir, write_parquet
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.audit import audit_table
-from clv_pipeline.schema import TABLES, conform
+from clv_pipeline.schema import TABLES, conform, with_added_columns
 
 DIGESTED_TABLES = frozenset({"validated_transactions"})  # inputs of the incremental state
 
@@ -150,8 +150,4 @@ def read_published(layout: Layout, table_name: str, day: date) -> pl.DataFrame |
     path = layout.partition_file(table_name, table.partition_key, day)
     if not path.exists():
         return None
-    frame = pl.read_parquet(path)
-    added = [c for c in table.columns if c.name not in frame.columns and c.nullable]
-    if added:  # published before the column was added to the contract
-        frame = frame.with_columns(pl.lit(None, c.dtype).alias(c.name) for c in added)
-    return frame
+    return with_added_columns(pl.read_parquet(path), table)

@@ -26,6 +26,7 @@ from clv_pipeline.schema.contract import (
     Table,
     conform,
     empty_frame,
+    with_added_columns,
 )
 from clv_pipeline.schema.customers import CUSTOMER_FEATURES, CUSTOMER_STATE, MONEY
 from clv_pipeline.schema.report import (
@@ -113,6 +114,7 @@ __all__ = [
     "conform",
     "empty_frame",
     "render_markdown",
+    "with_added_columns",
 ]
 
 

@@ -51,6 +51,13 @@ def conform(frame: Frame, table: Table) -> Frame:
     return frame.select(pl.col(c.name).cast(c.dtype, strict=True) for c in table.columns)
 
 
+def with_added_columns(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """``frame`` with the nullable columns of ``table`` it lacks, as nulls: data written before
+    an (optional) column was added to the contract reads it as null."""
+    added = [c for c in table.columns if c.nullable and c.name not in frame.columns]
+    return frame.with_columns(pl.lit(None, c.dtype).alias(c.name) for c in added)
+
+
 def empty_frame(table: Table) -> pl.LazyFrame:
     """An empty LazyFrame with ``table``'s schema."""
     return pl.LazyFrame(schema=table.schema)

@@ -40,6 +40,12 @@ NO_DATE = "occurred_at missing"
 BAD_DATE = BAD_TIMESTAMP_REASON
 
 
+def undated_reason(stamp: pl.Expr) -> pl.Expr:
+    """Why a row whose ``stamp`` gave no event date has no day: missing, or unreadable."""
+    present = stamp.str.strip_chars().str.len_chars().fill_null(0) > 0
+    return pl.when(present).then(pl.lit(BAD_DATE)).otherwise(pl.lit(NO_DATE)).alias("reason")
+
+
 @dataclass
 class ImportReport:
     """What ``clv import`` did: lines read, transactions they make, days, what did not land."""
@@ -80,9 +86,7 @@ def file_digest(path: Path) -> str:
 def _options(
     options: ReadOptions | None, column_map: Mapping[str, str] | None, naive_timezone: str | None
 ) -> ReadOptions:
-    options = options or ReadOptions()
-    if column_map:
-        options = replace(options, column_map={**options.column_map, **column_map})
+    options = (options or ReadOptions()).mapped(column_map)
     if naive_timezone:
         options = replace(options, naive_timezone=naive_timezone)
     return options
@@ -188,7 +192,7 @@ def _record_undated(
         else pl.Series([None] * undated.height, dtype=pl.String)
     )
     present = values.str.strip_chars().str.len_chars().fill_null(0) > 0
-    reason = pl.Series("reason", [BAD_DATE if p else NO_DATE for p in present], dtype=pl.String)
+    reason = values.to_frame("v").select(undated_reason(pl.col("v"))).to_series()
     write_parquet_atomic(
         undated.with_columns(pl.lit(str(path)).alias("_source_file"), reason), target
     )

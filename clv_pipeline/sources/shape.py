@@ -25,7 +25,7 @@ from __future__ import annotations
 import difflib
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -39,7 +39,6 @@ __all__ = [
     "ReadOptions",
     "guess_date_format",
     "read_delivery",
-    "read_table",
     "shape_rows",
     "to_raw",
 ]
@@ -109,6 +108,12 @@ class ReadOptions:
                 f"delimiter {self.delimiter!r} must be one character (e.g. ';', '|' or '\\t')"
             )
         return text
+
+    def mapped(self, column_map: Mapping[str, str] | None) -> ReadOptions:
+        """These options with ``column_map``'s renames added (they win over the saved ones)."""
+        if not column_map:
+            return self
+        return replace(self, column_map={**self.column_map, **column_map})
 
     def date_formats(self) -> tuple[str, ...]:
         """Formats tried before ISO-8601 (none by default)."""
@@ -196,17 +201,6 @@ def _csv_hint(path: Path, options: ReadOptions) -> str:
 
 def _clean_names(columns: Sequence[str]) -> dict[str, str]:
     return {c: c.strip().lstrip("\ufeff").strip() for c in columns}
-
-
-def read_table(path: Path, columns: Sequence[str], options: ReadOptions) -> pl.DataFrame:
-    """A small side table (customers, acquisition spend) read with the delivery options."""
-    frame = read_delivery(path, options)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{path}: missing column(s) {', '.join(missing)}; found: {', '.join(frame.columns)}"
-        )
-    return to_strings(frame.select(columns))
 
 
 # --------------------------------------------------------------------------- shaping

@@ -21,7 +21,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -224,7 +224,7 @@ class SqlSource:
 
     @property
     def _options(self) -> ReadOptions:
-        return replace(self.options, column_map={**self.options.column_map, **self.column_map})
+        return self.options.mapped(self.column_map)
 
     # ------------------------------------------------------------------ internals
     def _url(self) -> str:

@@ -42,6 +42,7 @@ from clv_pipeline.schema import (
     RAW_TRANSACTIONS,
     VALIDATED_TRANSACTIONS,
     conform,
+    with_added_columns,
 )
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.suite import DUPLICATE_ID_REASON, SuiteResult, run_suite
@@ -193,9 +194,7 @@ def validate_transactions(
     days = raw.get_column(DAY).unique().sort().to_list()
     if not days:
         return ValidationResult({}, SuiteResult([]))
-    # frames from before a column was added to the contract (optional ones) read it as null
-    absent = [c for c in RAW_TRANSACTIONS.columns if c.nullable and c.name not in raw.columns]
-    raw = raw.with_columns(pl.lit(None, c.dtype).alias(c.name) for c in absent)
+    raw = with_added_columns(raw, RAW_TRANSACTIONS)
     typed = _parse(
         conform(raw.drop(DAY), RAW_TRANSACTIONS).with_columns(raw.get_column(DAY)), rules
     )
