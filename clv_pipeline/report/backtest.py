@@ -24,7 +24,7 @@ from scipy import stats
 
 from clv_pipeline.features.customers import compute_features
 from clv_pipeline.models import fit_and_predict
-from clv_pipeline.numeric import exact_sum
+from clv_pipeline.numeric import exact_mean, exact_sum
 from clv_pipeline.schema import (
     BACKTEST_CALIBRATION,
     BACKTEST_DECILES,
@@ -244,6 +244,16 @@ def baseline_predictions(
 # --------------------------------------------------------------------------------------
 # Frames
 # --------------------------------------------------------------------------------------
+def _exact_means(*columns: str) -> list[pl.Expr]:
+    """Group means in fixed point (:func:`~clv_pipeline.numeric.exact_mean`).
+
+    A polars float mean of a group adds the partial sums of its threads in an order that varies
+    from run to run (the last bits of ``backtest_deciles`` differed between a rerun and the
+    original run); fixed-point sums are the same in any order. Means are exact to 1e-9.
+    """
+    return [exact_mean(pl.col(c)).alias(c) for c in columns]
+
+
 def _deciles(
     model: str,
     pred_purchases: FloatArray,
@@ -253,6 +263,8 @@ def _deciles(
     n_deciles: int,
 ) -> pl.DataFrame:
     n = pred_purchases.size
+    # rows are in customer_id order (run_backtest sorts them): tied predictions fall into
+    # deciles by customer_id, whatever order the transactions were read in
     order = np.argsort(-pred_purchases, kind="stable")
     decile = np.empty(n, dtype=np.int64)
     decile[order] = np.arange(n) * n_deciles // max(n, 1) + 1
@@ -271,10 +283,9 @@ def _deciles(
         frame.group_by("decile")
         .agg(
             pl.len().cast(pl.Int64).alias("customers"),
-            pl.col("predicted_purchases").mean(),
-            pl.col("actual_purchases").mean(),
-            pl.col("predicted_value").mean(),
-            pl.col("actual_value").mean(),
+            *_exact_means(
+                "predicted_purchases", "actual_purchases", "predicted_value", "actual_value"
+            ),
         )
         .with_columns(pl.lit(model).alias("model"))
         .sort("decile")
@@ -300,8 +311,7 @@ def _calibration(
         frame.group_by("frequency")
         .agg(
             pl.len().cast(pl.Int64).alias("customers"),
-            pl.col("predicted_purchases").mean(),
-            pl.col("actual_purchases").mean(),
+            *_exact_means("predicted_purchases", "actual_purchases"),
         )
         .with_columns(
             pl.lit(model).alias("model"),

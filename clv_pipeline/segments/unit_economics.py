@@ -3,7 +3,8 @@
 Optional inputs
 
 * ``customers``: ``customer_id, acquisition_channel, acquired_at`` (Date or Datetime); customers
-  acquired after as_of are ignored; a null channel is ``unknown``.
+  acquired after as_of are ignored; a null channel is ``unknown``; a customer listed more than
+  once counts once, at the earliest ``acquired_at`` (on a tie, the first channel by name).
 * ``acquisition_spend``: ``month`` (any Date / Datetime in the month), ``channel``, ``spend``.
 
 When either is None the result is an empty frame with the table's schema (CAC needs both).
@@ -87,6 +88,8 @@ def build_unit_economics(
             pl.col("acquired_at").cast(pl.Date).alias("_acquired"),
         )
         .filter(pl.col("_acquired") <= as_of)
+        # a customer listed twice: the earliest acquisition (then channel), whatever the row order
+        .sort("customer_id", "_acquired", "channel")
         .unique("customer_id", keep="first", maintain_order=True)
         .with_columns(pl.col("_acquired").dt.month_start().alias("cohort_month"))
     )
