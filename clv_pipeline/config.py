@@ -15,7 +15,8 @@ Its tables are the sections below::
     [validation] amounts, currencies, statuses, max_bad_row_share, max_bad_rows, zero_amount, ...
     [models]    candidates, selection, horizon_days, discount_rate, gross_margin, ...
     [segments]  value_tiers, risk_bands, active_window_days, cost_to_serve_per_order, ...
-    [operations] (secrets only: from the environment, never from the file)
+    [operations] owners, freshness_deadline_hour; its secrets (alert webhook, Dagster
+                PostgreSQL URL) come from the environment only, never from the file
     [scale]     state_full_every_days, state_rebuild, backtest_holdout_days, ...
 
 Every setting also has an environment variable, listed by ``clv config`` (``CLV_TIMEZONE``,
@@ -29,6 +30,7 @@ Stages never see this object: :mod:`clv_pipeline.pipeline` hands them the plain 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Iterator, Mapping
@@ -53,6 +55,9 @@ ENV_PREFIX = "CLV_"
 SETTINGS_FILE = "clv.toml"
 
 Origin = str  # "default" | "clv.toml" | "env CLV_X" | "flag"
+#: A Dagster owner: an email address (Dagster's own pattern) or ``team:<name>``.
+OWNER = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}|team:\S+")
+FIRST_DEADLINE_HOUR = 3  # the daily schedule runs at 02:00 (defs/jobs.py)
 
 
 class ConfigError(ClvError):
@@ -250,11 +255,45 @@ class OperationsSettings(Section):
     secrets: ClassVar[frozenset[str]] = frozenset({"alert_webhook_url", "dagster_postgres_url"})
 
     alert_webhook_url: str = Field(
-        default="", description="POST every failed-run alert here (secret: env only)."
+        default="",
+        description="POST every alert (failed run, day not published by the deadline) here "
+        "(secret: env only).",
     )
     dagster_postgres_url: str = Field(
         default="", description="PostgreSQL run storage for Dagster (secret: env only)."
     )
+    owners: list[str] = Field(
+        default_factory=lambda: ["team:data"],
+        description="Owners of every asset in Dagster: email addresses or teams (team:data).",
+    )
+    freshness_deadline_hour: int = Field(
+        default=6,
+        description="Hour (timezone of the partitions) by which the day that just ended must be "
+        "published (customer_clv, clv_snapshot, report); later, their freshness checks fail and "
+        "alert. 3..23: after the 02:00 schedule.",
+    )
+
+    @field_validator("owners")
+    @classmethod
+    def _dagster_owners(cls, value: list[str]) -> list[str]:
+        bad = [owner for owner in value if not OWNER.fullmatch(owner)]
+        if bad:
+            raise ValueError(
+                f"owner(s) {', '.join(map(repr, bad))}: each owner must be an email address "
+                "(jane@example.com) or a team written team:<name> (team:data)"
+            )
+        return value
+
+    @field_validator("freshness_deadline_hour")
+    @classmethod
+    def _after_the_schedule(cls, value: int) -> int:
+        if not FIRST_DEADLINE_HOUR <= value <= 23:
+            raise ValueError(
+                f"{value} is not an hour from {FIRST_DEADLINE_HOUR} to 23: the daily schedule "
+                f"runs at 02:00, so the day's snapshot cannot be due before "
+                f"{FIRST_DEADLINE_HOUR:02d}:00"
+            )
+        return value
 
 
 class ScaleSettings(Section):

@@ -7,13 +7,34 @@ previews, stats); here they become ``dagster/row_count``, a path, markdown, and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
 import dagster as dg
 
 from clv_pipeline.schema import TABLES
+
+#: The beta warnings of ``with_source_code_references`` and the metadata classes it creates.
+CODE_REFERENCES_BETA = (
+    r".*(with_source_code_references|LocalFileCodeReference|CodeReferencesMetadataValue).*"
+)
+
+
+def owned_and_referenced(
+    assets: Sequence[dg.AssetsDefinition], owners: Sequence[str]
+) -> list[dg.AssetsDefinition]:
+    """Every spec of ``assets`` with ``owners`` and a code reference (``dagster/code_references``:
+    the file and line of the function that defines it)."""
+    owned = [
+        asset.map_asset_specs(lambda spec: spec.replace_attributes(owners=list(owners)))
+        for asset in assets
+    ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=CODE_REFERENCES_BETA, category=dg.BetaWarning)
+        referenced = dg.with_source_code_references(owned)
+    return [asset for asset in referenced if isinstance(asset, dg.AssetsDefinition)]
 
 
 def dagster_metadata(values: Mapping[str, Any], table: str | None = None) -> dict[str, Any]:

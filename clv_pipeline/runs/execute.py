@@ -3,6 +3,11 @@
 The ``clv`` CLI uses this instead of ``dagster asset materialize`` (which spawns a process per step
 and cannot run a partition range without the daemon). One run per data home at a time: the
 warehouse lock is held for the whole run.
+
+Runs started here are never retried by Dagster: only the daemon retries runs (``run_retries`` in
+``dagster.yaml``), and it can only relaunch runs it can load from a code location, which a run
+executed in this process is not. So they carry ``dagster/max_retries=0`` (Dagster then tags a
+failed one ``dagster/will_retry=false``) and the CLI prints the command that reruns them.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
+from dagster._core.storage.tags import MAX_RETRIES_TAG
 from dagster._core.utils import make_new_run_id
 
 from clv_pipeline.config import ClvConfig, load_config
@@ -20,10 +26,12 @@ from clv_pipeline.defs.jobs import DAILY_JOB
 from clv_pipeline.faults import failpoint
 from clv_pipeline.locks import partition_lock
 from clv_pipeline.runs.instance import get_instance
-from clv_pipeline.runs.records import RunOutcome, partition_tags, summarize
+from clv_pipeline.runs.records import RunOutcome, partition_tags, run_days, summarize
 
 WAREHOUSE_LOCK = "warehouse"
 Progress = Callable[[str, int, int], None]  # (message, steps done, steps total)
+#: Tags of every run the CLI executes: no automatic retry is promised (see the module docstring).
+CLI_RUN_TAGS = {MAX_RETRIES_TAG: "0"}
 
 
 def _console_log(level: str) -> dict[str, object]:
@@ -60,7 +68,7 @@ def execute(
                 instance=instance,
                 partition_key=partition.isoformat() if partition else None,
                 run_id=run_id,
-                tags=partition_tags(span=partition_range),
+                tags={**partition_tags(span=partition_range), **CLI_RUN_TAGS},
                 raise_on_error=False,
             )
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
@@ -107,7 +115,9 @@ def reexecute_from_failure(
     """Re-execute a failed ``clv_daily_job`` run from its failed steps (same partition)."""
     options = dg.ReexecutionOptions.from_failure(run_id, instance)
     parent = instance.get_run_by_id(run_id)
-    tags = {k: v for k, v in (parent.tags if parent else {}).items() if k.startswith("dagster/")}
+    days = run_days(parent.tags) if parent else []
+    # the parent's partition (not its retry, failure or schedule tags)
+    tags = {**(partition_tags(partition=days[0]) if len(days) == 1 else {}), **CLI_RUN_TAGS}
     job = dg.build_reconstructable_job(
         __name__, daily_job.__name__, reconstructable_args=(str(config.home),)
     )

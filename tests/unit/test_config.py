@@ -82,6 +82,10 @@ def test_home_from_env_then_default(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         ({"CLV_START_DATE": "2024-13-01"}, "start_date .*CLV_START_DATE"),
         ({"CLV_HORIZON_DAYS": "soon"}, "models.horizon_days.*valid number"),
         ({"CLV_COLUMN_MAP": "order_ts"}, "CLV_COLUMN_MAP.*source_name=contract_name"),
+        ({"CLV_OWNERS": "data team"}, "operations.owners .*'data team'.*email.*team:<name>"),
+        ({"CLV_OWNERS": "team:"}, "operations.owners .*'team:'"),
+        ({"CLV_FRESHNESS_DEADLINE_HOUR": "1"}, "CLV_FRESHNESS_DEADLINE_HOUR.*from 3 to 23.*02:00"),
+        ({"CLV_FRESHNESS_DEADLINE_HOUR": "24"}, "freshness_deadline_hour.*from 3 to 23"),
     ],
 )
 def test_bad_settings_name_the_setting_and_origin(
@@ -114,6 +118,20 @@ def test_secrets_come_from_the_environment_only(tmp_path: Path) -> None:
     assert "token" not in str(shown["operations.alert_webhook_url"])
     with pytest.raises(ConfigError, match="cannot be stored"):
         save_settings(tmp_path, {"operations.alert_webhook_url": "https://x"})
+
+
+def test_owners_and_freshness_deadline_from_file_and_env(tmp_path: Path) -> None:
+    assert load_config(tmp_path, environ={}).operations.owners == ["team:data"]
+    (tmp_path / "clv.toml").write_text(
+        "[operations]\nowners = ['team:growth', 'ana@example.com']\nfreshness_deadline_hour = 8\n"
+    )
+    config = load_config(tmp_path, environ={"CLV_FRESHNESS_DEADLINE_HOUR": "9"})
+    assert config.operations.owners == ["team:growth", "ana@example.com"]
+    assert config.operations.freshness_deadline_hour == 9
+    assert config.origin("operations.owners") == "clv.toml"
+    assert load_config(tmp_path, environ={"CLV_OWNERS": "bo@example.org"}).operations.owners == [
+        "bo@example.org"
+    ]
 
 
 def test_save_settings_keeps_comments_validates_and_removes(tmp_path: Path) -> None:
