@@ -680,6 +680,22 @@ def report_cmd(
         str | None, typer.Option("--date", "-d", help="Snapshot date (default: the latest).")
     ] = None,
     open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    self_contained: Annotated[
+        bool,
+        typer.Option(
+            "--self-contained",
+            help="Write one standalone file with plotly.js inline (~5 MB), to mail or attach.",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="With --self-contained: where to write it (default "
+            "warehouse/reports/as_of=D/report-self-contained.html).",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Print (and optionally open) the HTML report of a snapshot, with its headline numbers."""
@@ -687,9 +703,13 @@ def report_cmd(
     dates = complete_dates(config.layout)
     if day is None and not dates:
         raise _fail("no complete snapshot yet; run `clv run` or `clv demo` first")
+    if output is not None and not self_contained:
+        raise _fail("--output goes with --self-contained (the daily report stays in the warehouse)")
     chosen = _parse_date(day, "--date") if day else dates[-1]
     path, _ = report_paths(config.layout.warehouse, chosen)
-    if not path.exists():
+    if self_contained:
+        path = _guard(lambda: build_report(config, chosen, self_contained=True, output=output)).path
+    elif not path.exists():
         path = _guard(lambda: build_report(config, chosen)).path
 
     kpis = read_published(config.layout, "kpis", chosen)
@@ -711,7 +731,7 @@ def report_cmd(
             value = row.get(name)
             table.add_row(name, _number(value))
         console.print(table)
-    console.print(f"report: {path}")
+    console.print(f"report: {path} ({path.stat().st_size:,} bytes)")
     if open_browser:
         webbrowser.open(path.as_uri())
 

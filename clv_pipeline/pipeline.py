@@ -36,7 +36,13 @@ from clv_pipeline.publish.warehouse import (
     scan_published,
 )
 from clv_pipeline.report.backtest import run_backtest
-from clv_pipeline.report.html import publish_report, render_report
+from clv_pipeline.report.html import (
+    UnitEconomicsInputs,
+    publish_report,
+    render_report,
+    self_contained_path,
+    write_report,
+)
 from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, conform
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
@@ -518,8 +524,15 @@ class Report:
     headline: dict[str, Any]
 
 
-def build_report(config: ClvConfig, as_of: date) -> Report:
-    """Render the self-contained HTML report of ``as_of`` from the published tables."""
+def build_report(
+    config: ClvConfig, as_of: date, *, self_contained: bool = False, output: Path | None = None
+) -> Report:
+    """Render the HTML report of ``as_of`` from the published tables.
+
+    Daily: ``reports/as_of=D/report.html`` (and ``latest/``), loading the shared plotly.js from
+    ``reports/_assets/``. ``self_contained``: one standalone file with plotly.js inline, written to
+    ``output`` (default ``reports/as_of=D/report-self-contained.html``); the daily pages stay.
+    """
     layout = config.layout
     tables = {
         name: read_published(layout, name, as_of)
@@ -532,6 +545,7 @@ def build_report(config: ClvConfig, as_of: date) -> Report:
             "model_backtest",
             "backtest_deciles",
             "backtest_calibration",
+            "unit_economics",
         )
     }
     if tables["customer_clv"] is None:
@@ -548,9 +562,25 @@ def build_report(config: ClvConfig, as_of: date) -> Report:
         backtest=tables["model_backtest"],
         deciles=tables["backtest_deciles"],
         calibration=tables["backtest_calibration"],
+        unit_economics=tables["unit_economics"],
+        unit_inputs=UnitEconomicsInputs.of_folders(
+            layout.landing.parent / "customers",  # read_marketing_inputs' folders
+            layout.landing.parent / "acquisition_spend",
+            gross_margin=config.models.gross_margin,
+            cost_to_serve_per_order=config.segments.cost_to_serve_per_order,
+            benchmark_ratio=config.segments.clv_cac_benchmark,
+        ),
+        currency=config.report_currency(),
+        self_contained=self_contained,
     )
-    latest_day = max(complete_dates(layout) + [as_of])
-    path, latest = publish_report(html, layout.warehouse, as_of, update_latest=as_of >= latest_day)
+    if self_contained:
+        path = write_report(html, output or self_contained_path(layout.warehouse, as_of))
+        latest: Path | None = None
+    else:
+        latest_day = max(complete_dates(layout) + [as_of])
+        path, latest = publish_report(
+            html, layout.warehouse, as_of, update_latest=as_of >= latest_day
+        )
     row = kpis.filter(pl.col("as_of") == as_of)
     headline = (
         row.select("customers", "active_customers", "avg_predicted_clv", "churn_rate").row(

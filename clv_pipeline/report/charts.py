@@ -3,12 +3,16 @@
 Every builder accepts ``None`` or an empty frame and then returns a figure with a "no data"
 note, so the page always has one rendered chart per section. Figures carry no data beyond the
 aggregates shown (no per-customer rows are embedded; the CLV histogram is binned in numpy).
+
+Money: builders showing amounts take ``currency`` (an ISO-4217 code such as ``EUR``, or ``""``);
+every money axis title and hover names it (:func:`money_unit`). Names: traces and panels use the
+plain-word labels of :data:`KPI_LABELS`, never column names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -35,6 +39,53 @@ _RISK_COLORS = {
     "critical": "#d62728",
     "unknown": "#7f7f7f",
 }
+
+
+#: Plain-word names of the ``kpis`` columns (legends, cards, tables).
+KPI_LABELS: dict[str, str] = {
+    "customers": "Customers",
+    "active_customers": "Active customers",
+    "alive_customers": "Likely still customers (model)",
+    "retention_rate": "Retention rate",
+    "churn_rate": "Churn rate",
+    "aov": "Average order value",
+    "arpu": "Revenue per active customer",
+    "purchase_frequency": "Orders per active customer",
+    "lifespan_days": "Expected lifespan, formula (days)",
+    "avg_predicted_clv": "Model CLV, average",
+    "median_predicted_clv": "Model CLV, median",
+    "avg_historic_clv": "Historic CLV, average",
+    "avg_formula_clv": "Formula CLV, average",
+    "formula_clv_aov": "Formula CLV: AOV × orders × lifespan",
+    "formula_clv_arpu": "Formula CLV: ARPU × margin ÷ churn",
+    "top_tier_revenue_share": "Top-tier revenue share",
+}
+
+#: ``kpis`` columns in currency units.
+MONEY_KPIS = frozenset(
+    {
+        "aov",
+        "arpu",
+        "avg_predicted_clv",
+        "median_predicted_clv",
+        "avg_historic_clv",
+        "avg_formula_clv",
+        "formula_clv_aov",
+        "formula_clv_arpu",
+    }
+)
+#: ``kpis`` columns that are shares (0..1).
+SHARE_KPIS = frozenset({"retention_rate", "churn_rate", "top_tier_revenue_share"})
+
+
+def money_unit(currency: str) -> str:
+    """The unit written on money axes, hovers and cards: the code, or "currency units"."""
+    return currency or "currency units"
+
+
+def _money_hover(value: str, currency: str, *, digits: int = 2) -> str:
+    """A hover fragment for a money value, e.g. ``%{y:,.2f} EUR``."""
+    return f"%{{{value}:,.{digits}f}} {money_unit(currency)}"
 
 
 def _has_rows(frame: pl.DataFrame | None, *columns: str) -> bool:
@@ -64,48 +115,103 @@ def empty_figure(title: str, reason: str = "no data") -> go.Figure:
     return _layout(fig, title, height=260)
 
 
-_KPI_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Customers", ("customers", "active_customers", "alive_customers")),
-    ("Average CLV", ("avg_predicted_clv", "median_predicted_clv", "avg_historic_clv")),
-    ("Retention / churn (per window)", ("retention_rate", "churn_rate")),
-    ("Order economics", ("aov", "arpu")),
+_KPI_PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("Customers", "count", ("customers", "active_customers", "alive_customers")),
+    (
+        "CLV per customer",
+        "money",
+        ("avg_predicted_clv", "median_predicted_clv", "avg_historic_clv"),
+    ),
+    ("Retention and churn", "share", ("retention_rate", "churn_rate")),
+    ("Order economics", "money", ("aov", "arpu")),
 )
 
 
-def kpi_trend(kpis_history: pl.DataFrame | None) -> go.Figure:
-    """Four small line panels of the ``kpis`` table over ``as_of``."""
+def _kpi_hover(label: str, kind: str, currency: str) -> str:
+    value = {
+        "count": "%{y:,.0f}",
+        "share": "%{y:.1%}",
+        "money": _money_hover("y", currency),
+    }[kind]
+    return f"%{{x|%Y-%m-%d}}<br>{label}: {value}<extra></extra>"
+
+
+def kpi_trend(
+    kpis_history: pl.DataFrame | None, *, currency: str = "", as_of: date | None = None
+) -> go.Figure:
+    """Four small line panels of the ``kpis`` table over ``as_of`` (up to ``as_of`` when given).
+
+    Every x axis spans exactly the first to the last snapshot shown (no padding past the last
+    one); money panels are titled and hovered in ``currency``; traces carry plain-word names.
+    """
     title = "KPI trend"
     if kpis_history is None or not _has_rows(kpis_history, "as_of"):
         return empty_figure(title, "no kpis snapshots")
     frame = kpis_history.sort("as_of")
+    if as_of is not None:
+        frame = frame.filter(pl.col("as_of") <= as_of)
+    if frame.height == 0:
+        return empty_figure(title, "no kpis snapshots")
+    unit = money_unit(currency)
+    window = (
+        frame["active_window_days"].drop_nulls().tail(1).to_list()
+        if "active_window_days" in frame.columns
+        else []
+    )
+    per_window = f" (per {window[0]}-day window)" if window else " (per window)"
+    titles = {
+        "count": "",
+        "money": f" ({unit})",
+        "share": per_window,
+    }
     fig = make_subplots(
         rows=2,
         cols=2,
-        subplot_titles=[p[0] for p in _KPI_PANELS],
+        subplot_titles=[name + titles[kind] for name, kind, _ in _KPI_PANELS],
         vertical_spacing=0.16,
         horizontal_spacing=0.08,
     )
     x = frame["as_of"].to_list()
-    for i, (_, columns) in enumerate(_KPI_PANELS):
+    for i, (_, kind, columns) in enumerate(_KPI_PANELS):
         row, col = i // 2 + 1, i % 2 + 1
         for name in columns:
             if name not in frame.columns:
                 continue
+            label = KPI_LABELS[name]
             fig.add_trace(
-                go.Scatter(x=x, y=frame[name].to_list(), name=name, mode="lines+markers"),
+                go.Scatter(
+                    x=x,
+                    y=frame[name].to_list(),
+                    name=label,
+                    mode="lines+markers",
+                    cliponaxis=False,  # the last snapshot sits on the axis end: draw it whole
+                    hovertemplate=_kpi_hover(label, kind, currency),
+                ),
                 row=row,
                 col=col,
             )
-    fig.update_xaxes(tickformat="%Y-%m-%d", type="date")
-    days = frame["as_of"].unique()
-    if days.len() == 1:
-        day = days[0]
-        fig.update_xaxes(range=[day - timedelta(days=3), day + timedelta(days=3)], dtick=86_400_000)
+        axis_title = {"count": "customers", "money": unit, "share": "share of customers"}[kind]
+        fig.update_yaxes(title_text=axis_title, row=row, col=col)
+    first, last = frame["as_of"][0], frame["as_of"][-1]  # sorted
+    if first == last:  # one snapshot: one day of context before it, nothing after
+        fig.update_xaxes(range=[first - timedelta(days=1), last], tickvals=[last])
+    else:
+        fig.update_xaxes(range=[first, last])
+    fig.update_xaxes(tickformat="%Y-%m-%d", type="date", autorange=False)
     fig.update_yaxes(tickformat=".0%", row=2, col=1)
-    return _layout(fig, f"{title} ({frame.height} snapshot(s))", height=560)
+    return _layout(fig, f"{title} ({frame.height} snapshot(s))", height=600)
 
 
-def clv_distribution(clv: pl.DataFrame | None, *, clip_quantile: float = 0.99) -> go.Figure:
+#: Plain-word names of the customer_clv value columns.
+CLV_LABELS = {
+    "predicted_clv": "Model CLV per customer",
+    "historic_clv": "Historic CLV per customer (to date)",
+}
+
+
+def clv_distribution(
+    clv: pl.DataFrame | None, *, clip_quantile: float = 0.99, currency: str = ""
+) -> go.Figure:
     """Histogram of ``predicted_clv`` (``historic_clv`` when no model), tail clipped."""
     title = "CLV distribution"
     if clv is None or not _has_rows(clv):
@@ -118,6 +224,12 @@ def clv_distribution(clv: pl.DataFrame | None, *, clip_quantile: float = 0.99) -
     values = clv[column].drop_nulls()
     if values.len() == 0:
         return empty_figure(title, f"no {column} values")
+    unit = money_unit(currency)
+    label = CLV_LABELS[column]
+    if column == "predicted_clv" and "horizon_days" in clv.columns:
+        horizon = clv["horizon_days"].drop_nulls()
+        if horizon.len():
+            label += f", next {float(horizon[0]):,.0f} days"
     cap = values.quantile(clip_quantile, interpolation="nearest")
     shown = values.filter(values <= cap) if cap is not None else values
     # binned here: the page carries 40 bars, not one value per customer (10M customers = 200 MB)
@@ -127,18 +239,19 @@ def clv_distribution(clv: pl.DataFrame | None, *, clip_quantile: float = 0.99) -
             x=(edges[:-1] + edges[1:]) / 2,
             y=counts,
             width=float(edges[1] - edges[0]) if edges[1] > edges[0] else None,
-            name=column,
+            name=label,
             marker_color="#1f77b4",
-            hovertemplate="%{x:,.0f}: %{y:,} customers<extra></extra>",
+            hovertemplate=f"about {_money_hover('x', currency, digits=0)}: "
+            "%{y:,} customers<extra></extra>",
         )
     )
     mean = values.mean()
     if isinstance(mean, int | float):
-        fig.add_vline(x=float(mean), line_dash="dash", annotation_text=f"mean {mean:,.0f}")
-    fig.update_xaxes(title_text=f"{column} (currency units)")
+        fig.add_vline(x=float(mean), line_dash="dash", annotation_text=f"mean {mean:,.0f} {unit}")
+    fig.update_xaxes(title_text=f"{label} ({unit})")
     fig.update_yaxes(title_text="customers")
-    note = f" — values above the {clip_quantile:.0%} quantile ({cap:,.0f}) not shown"
-    return _layout(fig, f"{title}: {column}{note if cap is not None else ''}")
+    note = f" — values above the {clip_quantile:.0%} quantile ({cap:,.0f} {unit}) not shown"
+    return _layout(fig, f"{title}: {label}{note if cap is not None else ''}")
 
 
 def _ordered(frame: pl.DataFrame, column: str, order: Sequence[str]) -> pl.DataFrame:
@@ -158,33 +271,55 @@ def _count_and_value(
     order: Sequence[str] | None,
     title: str,
     value_title: str,
+    currency: str,
     colors: dict[str, str] | None = None,
     horizontal: bool = False,
 ) -> go.Figure:
+    """Customers (left) and summed money ``value`` (right, in ``currency``) per ``key``."""
     agg = frame.group_by(key).agg(
         pl.len().alias("customers"), pl.col(value).fill_null(0.0).sum().alias("value")
     )
-    agg = _ordered(agg, key, order) if order else agg.sort("value", descending=True)
+    agg = (
+        _ordered(agg, key, order)
+        if order
+        else agg.sort(["value", key], descending=[True, False])  # ties: by name (same bytes)
+    )
     labels = [str(v) for v in agg[key].to_list()]
     marker: dict[str, Any] = {}
     if colors:
         marker = {"color": [colors.get(v, "#1f77b4") for v in labels]}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["customers", value_title])
+    unit = money_unit(currency)
+    money_title = f"{value_title} ({unit})"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["Customers", money_title])
+    axis = "x" if horizontal else "y"
+    category = "y" if horizontal else "x"
     for col, series in ((1, "customers"), (2, "value")):
         ys = agg[series].to_list()
+        shown = "%{" + axis + ":,.0f} customers" if col == 1 else _money_hover(axis, currency)
+        hover = f"%{{{category}}}: {shown}<extra></extra>"
         bar = (
-            go.Bar(y=labels, x=ys, orientation="h", marker=marker, showlegend=False)
+            go.Bar(
+                y=labels,
+                x=ys,
+                orientation="h",
+                marker=marker,
+                showlegend=False,
+                hovertemplate=hover,
+            )
             if horizontal
-            else go.Bar(x=labels, y=ys, marker=marker, showlegend=False)
+            else go.Bar(x=labels, y=ys, marker=marker, showlegend=False, hovertemplate=hover)
         )
         fig.add_trace(bar, row=1, col=col)
+    update = fig.update_xaxes if horizontal else fig.update_yaxes
+    update(title_text="customers", row=1, col=1)
+    update(title_text=unit, row=1, col=2)
     if horizontal:
         fig.update_yaxes(autorange="reversed")
     height = max(380, 28 * len(labels) + 120) if horizontal else 380
     return _layout(fig, title, height=height)
 
 
-def value_tiers(segments: pl.DataFrame | None) -> go.Figure:
+def value_tiers(segments: pl.DataFrame | None, *, currency: str = "") -> go.Figure:
     """Customers and summed ``segment_value`` per value tier."""
     title = "Value tiers"
     if segments is None or not _has_rows(segments, "value_tier", "segment_value"):
@@ -195,11 +330,12 @@ def value_tiers(segments: pl.DataFrame | None) -> go.Figure:
         "segment_value",
         order=TIER_ORDER,
         title=title,
-        value_title="value (segment_value)",
+        value_title="Sum of CLV",
+        currency=currency,
     )
 
 
-def segment_sizes(segments: pl.DataFrame | None) -> go.Figure:
+def segment_sizes(segments: pl.DataFrame | None, *, currency: str = "") -> go.Figure:
     """Customers and summed ``segment_value`` per named RFM segment."""
     title = "RFM segments: size and value"
     if segments is None or not _has_rows(segments, "rfm_segment", "segment_value"):
@@ -210,12 +346,13 @@ def segment_sizes(segments: pl.DataFrame | None) -> go.Figure:
         "segment_value",
         order=None,
         title=title,
-        value_title="value (segment_value)",
+        value_title="Sum of CLV",
+        currency=currency,
         horizontal=True,
     )
 
 
-def churn_risk(churn: pl.DataFrame | None) -> go.Figure:
+def churn_risk(churn: pl.DataFrame | None, *, currency: str = "") -> go.Figure:
     """Customers and value at risk per churn risk band."""
     title = "Churn risk bands and value at risk"
     if churn is None or not _has_rows(churn, "risk_band", "value_at_risk"):
@@ -226,7 +363,8 @@ def churn_risk(churn: pl.DataFrame | None) -> go.Figure:
         "value_at_risk",
         order=RISK_ORDER,
         title=title,
-        value_title="value at risk",
+        value_title="Value at risk",
+        currency=currency,
         colors=_RISK_COLORS,
     )
 
@@ -346,3 +484,46 @@ def decile_lift(deciles: pl.DataFrame | None) -> go.Figure:
     fig.update_xaxes(title_text="decile of prediction", dtick=1)
     fig.update_yaxes(title_text="mean purchase-days in holdout")
     return _layout(fig, title)
+
+
+#: The CLV comparison's bars: (kpis column, colour).
+CLV_MEASURES: tuple[tuple[str, str], ...] = (
+    ("avg_historic_clv", "#7f7f7f"),
+    ("avg_predicted_clv", "#1f77b4"),
+    ("median_predicted_clv", "#6baed6"),
+    ("avg_formula_clv", "#ff7f0e"),
+    ("formula_clv_aov", "#fdae6b"),
+    ("formula_clv_arpu", "#e6550d"),
+)
+
+
+def clv_comparison(kpis: Mapping[str, Any] | None, *, currency: str = "") -> go.Figure:
+    """Model CLV next to the formula CLVs (and historic CLV) of one ``kpis`` row, per customer."""
+    title = "Model CLV vs formula CLV, per customer"
+    if not kpis:
+        return empty_figure(title, "no kpis snapshot")
+    names, values, colors = [], [], []
+    for column, color in CLV_MEASURES:
+        value = kpis.get(column)
+        if isinstance(value, int | float) and np.isfinite(value):
+            names.append(KPI_LABELS[column])
+            values.append(float(value))
+            colors.append(color)
+    if not names:
+        return empty_figure(title, "no CLV figures in the kpis snapshot")
+    unit = money_unit(currency)
+    fig = go.Figure(
+        go.Bar(
+            y=names,
+            x=values,
+            orientation="h",
+            marker={"color": colors},
+            text=[f"{v:,.0f} {unit}" for v in values],
+            textposition="auto",
+            hovertemplate=f"%{{y}}: {_money_hover('x', currency)}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    fig.update_xaxes(title_text=f"per customer ({unit})")
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, height=max(300, 44 * len(names) + 120))

@@ -1,38 +1,52 @@
-"""A self-contained HTML report: inline CSS, inline plotly.js, no network access needed.
+"""The HTML report: inline CSS, plotly.js shared or inline, no network access needed.
 
 :func:`render_report` turns published tables (polars frames) into one HTML string;
 :func:`write_report` / :func:`publish_report` write it atomically to
 ``warehouse/reports/as_of=D/report.html`` and ``warehouse/reports/latest/report.html``.
 
+plotly.js (~4.8 MB) is stored once, as ``warehouse/reports/_assets/plotly-<version>.min.js``
+(:func:`write_plotly_asset`: atomic, only when missing or different). The daily pages, rendered
+with ``self_contained=False`` by the pipeline, load it by the relative path :data:`PLOTLY_HREF`
+(both report folders are one level below ``reports/``). With ``self_contained=True`` (the
+default of :func:`render_report`; ``clv report --self-contained``) it is inline: one file that
+opens anywhere, for mailing. The bytes depend on the inputs only: chart div ids are fixed,
+nothing carries a timestamp.
+
 Every chart lives in ``<div class="chart" id="chart-...">`` (ids in :data:`CHART_IDS`). The
 page's own script records JavaScript errors in ``<pre id="report-errors">``, sets
 ``data-rendered="true"`` on each chart div once plotly has drawn it and finally sets
-``data-report-status`` on ``<body>`` to ``ok`` or ``errors`` (used by the browser test).
+``data-plotly`` (the plotly.js version that ran) and ``data-report-status`` (``ok`` or ``errors``)
+on ``<body>`` (used by the browser test).
 """
 
 from __future__ import annotations
 
 import html as _html
+import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
-from plotly.offline import get_plotlyjs
+from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
+from clv_pipeline.paths import data_files
 from clv_pipeline.report import charts
 from clv_pipeline.report.backtest import BASELINE, LOWER_IS_BETTER, backtest_lift
+from clv_pipeline.report.charts import KPI_LABELS, MONEY_KPIS, SHARE_KPIS, money_unit
 from clv_pipeline.schema import BACKTEST_METRICS
 
 #: Stable element ids of the charts, in page order, with their section titles.
 CHART_IDS: dict[str, str] = {
     "chart-kpi-trend": "KPI trend",
     "chart-clv-distribution": "CLV distribution",
+    "chart-clv-comparison": "Model CLV vs formula CLV",
     "chart-value-tiers": "Value tiers",
     "chart-segments": "Segments",
     "chart-churn-risk": "Churn risk",
@@ -41,28 +55,90 @@ CHART_IDS: dict[str, str] = {
     "chart-deciles": "Prediction deciles",
 }
 
-#: Content-Security-Policy of the page: nothing may be loaded from anywhere (self-contained).
+#: Content-Security-Policy of a self-contained page: nothing may be loaded from anywhere.
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
     "img-src data: blob:; font-src data:; connect-src 'none'"
 )
+#: The daily page's policy: scripts also from its own location (the shared plotly.js), no network.
+CSP_SHARED = CSP.replace("script-src ", "script-src 'self' ", 1)
 
-#: Ids of the HTML tables.
-TABLE_IDS = ("table-kpis", "table-backtest", "table-model-params", "table-flags")
+#: plotly.js shared by the daily reports: ``warehouse/reports/_assets/<PLOTLY_ASSET>``.
+PLOTLY_ASSET = f"plotly-{get_plotlyjs_version()}.min.js"
+#: Where a daily page (``reports/as_of=D/`` or ``reports/latest/``) finds it.
+PLOTLY_HREF = f"../_assets/{PLOTLY_ASSET}"
 
-_KPI_CARDS: tuple[tuple[str, str, str], ...] = (
-    ("customers", "Customers", "int"),
-    ("active_customers", "Active customers", "int"),
-    ("alive_customers", "Alive (P(alive) ≥ 0.5)", "int"),
-    ("retention_rate", "Retention rate", "pct"),
-    ("churn_rate", "Churn rate", "pct"),
-    ("aov", "AOV", "money"),
-    ("arpu", "ARPU", "money"),
-    ("avg_predicted_clv", "Avg predicted CLV", "money"),
-    ("median_predicted_clv", "Median predicted CLV", "money"),
-    ("avg_historic_clv", "Avg historic CLV", "money"),
-    ("top_tier_revenue_share", "Top-tier revenue share", "pct"),
+#: Ids of the HTML tables present on every page.
+TABLE_IDS = (
+    "table-kpis",
+    "table-clv-comparison",
+    "table-backtest",
+    "table-model-params",
+    "table-flags",
 )
+
+#: Environment variables named in the report's hints (tests check they are real settings).
+GROSS_MARGIN_ENV = "CLV_GROSS_MARGIN"
+COST_TO_SERVE_ENV = "CLV_COST_TO_SERVE_PER_ORDER"
+CURRENCY_ENV = "CLV_CURRENCY"
+
+#: The headline cards, in order (kpis columns).
+_KPI_CARDS: tuple[str, ...] = (
+    "customers",
+    "active_customers",
+    "alive_customers",
+    "retention_rate",
+    "churn_rate",
+    "aov",
+    "arpu",
+    "avg_predicted_clv",
+    "median_predicted_clv",
+    "avg_historic_clv",
+    "top_tier_revenue_share",
+)
+
+
+def _kind(kpi: str) -> str:
+    """How a kpis column is formatted: money, pct (a share) or int."""
+    return "money" if kpi in MONEY_KPIS else "pct" if kpi in SHARE_KPIS else "int"
+
+
+@dataclass(frozen=True)
+class UnitEconomicsInputs:
+    """What ``unit_economics`` needs besides the transactions, as found for this data home.
+
+    Used only for the report's notes on a missing input (which one, and how to add it).
+    """
+
+    customers_folder: str  # landing/customers/: customer_id, acquisition_channel, acquired_at
+    spend_folder: str  # landing/acquisition_spend/: month, channel, spend
+    has_customers: bool
+    has_spend: bool
+    gross_margin: float = 1.0
+    cost_to_serve_per_order: float = 0.0
+    benchmark_ratio: float = 3.0
+
+    @classmethod
+    def of_folders(
+        cls,
+        customers: Path,
+        spend: Path,
+        *,
+        gross_margin: float,
+        cost_to_serve_per_order: float,
+        benchmark_ratio: float,
+    ) -> UnitEconomicsInputs:
+        """The inputs as found in the two landing folders (a CSV or parquet file in each)."""
+        return cls(
+            customers_folder=f"{customers}/",
+            spend_folder=f"{spend}/",
+            has_customers=customers.is_dir() and bool(data_files(customers)),
+            has_spend=spend.is_dir() and bool(data_files(spend)),
+            gross_margin=gross_margin,
+            cost_to_serve_per_order=cost_to_serve_per_order,
+            benchmark_ratio=benchmark_ratio,
+        )
+
 
 _CSS = """
 *{box-sizing:border-box}
@@ -73,7 +149,8 @@ h1{margin:0 0 4px;font-size:26px}h2{margin:28px 0 10px;font-size:19px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px}
 .card{background:#fff;border-radius:8px;padding:10px 14px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .card .k{font-size:12px;color:#5b6473}.card .v{font-size:22px;font-weight:600}
-.card .d{font-size:12px}.up{color:#1a7f37}.down{color:#c62828}.flat{color:#5b6473}
+.card .d{font-size:12px}.card .u{font-size:13px;font-weight:400;color:#5b6473}
+.card .def{font-size:12px;color:#5b6473;margin:2px 0 4px}.up{color:#1a7f37}.down{color:#c62828}.flat{color:#5b6473}
 .chart{background:#fff;border-radius:8px;padding:6px;margin:0 0 16px;min-height:260px;
 box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}
@@ -86,6 +163,11 @@ td.better{color:#1a7f37;font-weight:600}td.worse{color:#c62828}
 .flag-ok{color:#1a7f37;font-weight:600}.flag-bad{color:#c62828;font-weight:600}
 ul.messages{background:#fff8e1;border-left:4px solid #f0b400;padding:10px 10px 10px 28px;
 margin:0 0 16px}
+.note{background:#fff;border-left:4px solid #1f77b4;padding:8px 14px;margin:10px 0 16px;
+font-size:13px;box-shadow:0 1px 2px rgba(0,0,0,.08)}.note p{margin:4px 0}
+ul.missing{background:#fff8e1;border-left:4px solid #f0b400;padding:10px 10px 10px 28px;
+margin:0 0 16px;font-size:13px}ul.missing li{margin:3px 0}
+code{background:#eef0f3;padding:0 3px;border-radius:3px}
 pre#report-errors{color:#c62828;white-space:pre-wrap;margin:0}
 pre#report-errors:empty{display:none}
 footer{color:#5b6473;font-size:12px;margin-top:24px}
@@ -122,6 +204,7 @@ _TAIL_JS = """
     if (pending > 0 && tries++ < 100) { setTimeout(finish, 100); return; }
     if (pending > 0) { window.__reportErrors.push(pending + ' chart(s) did not render'); }
     document.getElementById('report-errors').textContent = window.__reportErrors.join('\\n');
+    if (window.Plotly) { document.body.setAttribute('data-plotly', window.Plotly.version); }
     document.body.setAttribute('data-report-status',
       window.__reportErrors.length ? 'errors' : 'ok');
   }
@@ -208,13 +291,77 @@ def _latest_kpis(kpis_history: pl.DataFrame | None, as_of: date) -> dict[str, ob
     return rows.row(-1, named=True)
 
 
-def _kpi_cards(latest: dict[str, object] | None) -> str:
+def _window(latest: Mapping[str, object]) -> str:
+    days = latest.get("active_window_days")
+    return f"{days} days" if isinstance(days, int) else "window"
+
+
+def _horizon(clv: pl.DataFrame | None) -> str:
+    if clv is not None and "horizon_days" in clv.columns:
+        values = clv["horizon_days"].drop_nulls()
+        if values.len():
+            return f"{float(values[0]):,.0f} days"
+    return "horizon"
+
+
+def kpi_definitions(*, as_of: date, window: str, horizon: str) -> dict[str, str]:
+    """One plain-word line per headline KPI (``window`` e.g. "90 days", ``horizon`` "365 days")."""
+    last = f"the last {window}" if window != "window" else "the activity window"
+    return {
+        "customers": f"Everyone with at least one purchase on or before {as_of.isoformat()}.",
+        "active_customers": f"Customers with at least one purchase in {last}.",
+        "alive_customers": "Customers the purchase model gives at least a 50% chance of still "
+        "being customers (P(alive) ≥ 0.5), whether or not they bought recently.",
+        "retention_rate": f"Of the customers who first bought before {last}, the share who "
+        f"bought again in {last}.",
+        "churn_rate": f"100% minus retention: of the customers who first bought before {last}, "
+        f"the share with no purchase in {last} (quiet, not necessarily gone).",
+        "aov": f"Average amount of a purchase, over the purchases of {last}.",
+        "arpu": f"Net revenue (after refunds) of {last} per active customer.",
+        "avg_predicted_clv": f"What the model expects a customer to bring in the next {horizon}, "
+        "after gross margin, discounted; averaged over all customers.",
+        "median_predicted_clv": f"Half of the customers are expected to bring less than this in "
+        f"the next {horizon}.",
+        "avg_historic_clv": "Net revenue to date per customer, after gross margin.",
+        "top_tier_revenue_share": "Share of all net revenue to date that came from the top value "
+        "tier (platinum: the top 1% of customers by CLV).",
+    }
+
+
+def _card_value(name: str, kind: str, latest: Mapping[str, object], currency: str) -> str:
+    value = latest[name]
+    text = _fmt(value, kind)
+    if kind == "money" and text != "–":
+        text += f' <span class="u">{_esc(money_unit(currency))}</span>'
+    customers = latest.get("customers")
+    if (
+        name == "alive_customers"
+        and isinstance(value, int)
+        and isinstance(customers, int)
+        and customers > 0
+    ):
+        text += (
+            f' <span class="u">of {_fmt(customers, "int")} '
+            f"({_fmt(value / customers, 'pct')})</span>"
+        )
+    return text
+
+
+def _kpi_cards(
+    latest: dict[str, object] | None, *, as_of: date, horizon: str, currency: str
+) -> str:
     if latest is None:
         return '<p class="sub">No kpis snapshot on or before this date.</p>'
+    window = _window(latest)
+    definitions = kpi_definitions(as_of=as_of, window=window, horizon=horizon)
     cards = []
-    for name, label, kind in _KPI_CARDS:
+    for name in _KPI_CARDS:
         if name not in latest:
             continue
+        kind = _kind(name)
+        label = KPI_LABELS[name]
+        if name in {"retention_rate", "churn_rate"} and window != "window":
+            label += f" ({window})"
         change = latest.get(f"{name}_change_pct")
         if isinstance(change, int | float) and math.isfinite(change):
             cls = "up" if change > 0 else "down" if change < 0 else "flat"
@@ -222,10 +369,231 @@ def _kpi_cards(latest: dict[str, object] | None) -> str:
         else:
             delta = '<div class="d flat">no previous snapshot</div>'
         cards.append(
-            f'<div class="card" data-kpi="{_esc(name)}"><div class="k">{_esc(label)}</div>'
-            f'<div class="v">{_fmt(latest[name], kind)}</div>{delta}</div>'
+            f'<div class="card" data-kpi="{_esc(name)}" data-kind="{kind}">'
+            f'<div class="k">{_esc(label)}</div>'
+            f'<div class="v">{_card_value(name, kind, latest, currency)}</div>'
+            f'<div class="def">{_esc(definitions[name])}</div>{delta}</div>'
         )
-    return f'<div class="cards" id="table-kpis">{"".join(cards)}</div>'
+    last = f"the last {window}" if window != "window" else "the activity window"
+    note = (
+        '<div class="note" id="kpi-notes"><p><b>Churn rate and "likely still customers" answer '
+        f"different questions.</b> The churn rate is observed: who has not bought in {last}, "
+        f"counted among customers older than that; someone who buys twice a year is counted as "
+        "churned most of the year. The model judges each customer by their own rhythm: a quiet "
+        "customer whose gaps were always long is still likely a customer. A high churn rate next "
+        f"to many likely-still customers means most customers buy less often than every {window}, "
+        "not that they are gone.</p></div>"
+    )
+    return f'<div class="cards" id="table-kpis">{"".join(cards)}</div>{note}'
+
+
+def _clv_comparison(latest: Mapping[str, object] | None, *, horizon: str, currency: str) -> str:
+    """Model CLV and the formula CLVs side by side, with what each covers and why they differ."""
+    unit = money_unit(currency)
+    row = latest or {}
+    churn = row.get("churn_rate")
+    lifespan = row.get("lifespan_days")
+    window = _window(row)
+    life = f"{lifespan:,.0f} days" if isinstance(lifespan, int | float) else "window ÷ churn rate"
+    measures = (
+        ("avg_historic_clv", "past", "Net revenue to date × gross margin."),
+        (
+            "avg_predicted_clv",
+            f"next {horizon}",
+            "Per customer: expected purchases in the horizon (BG/NBD or Pareto/NBD) × expected "
+            "spend per purchase (Gamma-Gamma) × gross margin, discounted.",
+        ),
+        ("median_predicted_clv", f"next {horizon}", "The middle customer of the model CLV."),
+        (
+            "avg_formula_clv",
+            "whole lifetime",
+            "Per customer: own average order value × the base's purchases per day × an "
+            "estimated lifespan in days × gross margin; not discounted.",
+        ),
+        (
+            "formula_clv_aov",
+            f"whole lifetime ({life})",
+            f"AOV × orders per active customer per {window} × (1 ÷ churn rate); no margin, "
+            "not discounted.",
+        ),
+        (
+            "formula_clv_arpu",
+            f"whole lifetime ({life})",
+            "ARPU × gross margin ÷ churn rate; not discounted.",
+        ),
+    )
+    rows = [
+        [_esc(KPI_LABELS[column]), _esc(covers), _esc(formula), _fmt(row.get(column), "money")]
+        for column, covers, formula in measures
+        if column in row
+    ]
+    table = _table(
+        "table-clv-comparison",
+        ["measure", "covers", "how it is computed", f"per customer ({unit})"],
+        rows,
+        left=3,
+    )
+    churn_text = f"{_fmt(churn, 'pct')} per {window}" if isinstance(churn, int | float) else "it"
+    why = (
+        '<div class="note" id="clv-why"><p><b>Why they differ.</b> Model CLV is a forecast for '
+        f"each customer over the next {horizon} only, discounted: customers the model thinks have "
+        "left count for almost nothing, loyal ones for a lot. Formula CLV takes today's averages "
+        "and extends them over a whole expected lifetime, as if every customer kept buying at the "
+        "average rate until leaving at a constant churn rate; its lifetime is 1 ÷ churn rate "
+        f"({churn_text}), so it swings with the churn rate and is usually above the model's "
+        f"{horizon}. The per-customer formula estimates its lifespan from the customers silent "
+        "for longer than <code>models.churn_window_days</code>; while few have been silent that "
+        "long the estimate is long (up to <code>models.max_lifespan_days</code>), and that "
+        "formula comes out far above the others. Use model CLV to rank and act on customers; use "
+        "formula CLV as a rough lifetime check on the whole base.</p></div>"
+    )
+    return table + why
+
+
+def _missing_inputs(
+    unit_economics: pl.DataFrame | None,
+    inputs: UnitEconomicsInputs | None,
+    *,
+    as_of: date,
+) -> list[str]:
+    """HTML list items: which unit-economics input is missing or partial, and how to add it."""
+    rerun = f"then rebuild the day: <code>clv run --date {as_of.isoformat()}</code>"
+    notes: list[str] = []
+    empty = unit_economics is None or unit_economics.height == 0
+    customers_at = _esc(inputs.customers_folder if inputs else "$CLV_HOME/landing/customers/")
+    spend_at = _esc(inputs.spend_folder if inputs else "$CLV_HOME/landing/acquisition_spend/")
+    if empty:
+        no_customers = inputs is None or not inputs.has_customers
+        no_spend = inputs is None or not inputs.has_spend
+        if no_customers:
+            notes.append(
+                f"<b>Missing: the customers file</b> (who was acquired when, through which "
+                f"channel). Add a CSV or parquet file with columns <code>customer_id, "
+                f"acquisition_channel, acquired_at</code> to <code>{customers_at}</code>, {rerun}."
+            )
+        if no_spend:
+            notes.append(
+                f"<b>Missing: the acquisition spend file</b> (marketing spend per month and "
+                f"channel, for CAC). Add a CSV or parquet file with columns <code>month, channel, "
+                f"spend</code> (month as YYYY-MM) to <code>{spend_at}</code>, {rerun}."
+            )
+        if not notes:
+            notes.append(
+                f"Both inputs are present, but the table is empty: either they were added after "
+                f"this day was built ({rerun}) or no customer in <code>{customers_at}</code> was "
+                f"acquired on or before {as_of.isoformat()} (check <code>acquired_at</code>)."
+            )
+    elif unit_economics is not None:
+        per = (
+            unit_economics.filter(pl.col("channel") != "all")
+            .group_by("channel")
+            .agg(pl.col("customers").sum(), pl.col("spend").sum())
+            .sort("channel")
+        )
+        unpaid = per.filter((pl.col("customers") > 0) & (pl.col("spend") <= 0))["channel"]
+        lonely = per.filter((pl.col("customers") <= 0) & (pl.col("spend") > 0))["channel"]
+        if unpaid.len():
+            notes.append(
+                f"<b>Partial: no spend for channel(s) {_esc(', '.join(unpaid.to_list()))}</b>: "
+                "their CAC is 0 (treated as organic) and CLV:CAC is empty. If they are paid "
+                f"channels, add their monthly spend to <code>{spend_at}</code>, {rerun}."
+            )
+        if lonely.len():
+            notes.append(
+                f"<b>Partial: spend for channel(s) {_esc(', '.join(lonely.to_list()))} but no "
+                "customer acquired through them</b>: check that the channel names in "
+                f"<code>{spend_at}</code> and <code>{customers_at}</code> match."
+            )
+    if inputs is not None and inputs.gross_margin >= 1.0:
+        notes.append(
+            "<b>Gross margin is 100%</b> (setting <code>models.gross_margin</code>, env "
+            f"<code>{GROSS_MARGIN_ENV}</code>): CLV counts revenue, not profit, so CLV:CAC is "
+            f"overstated. Set your margin, e.g. <code>{GROSS_MARGIN_ENV}=0.4</code> or "
+            f"<code>clv init --set models.gross_margin=0.4</code>, {rerun}."
+        )
+    if inputs is not None and inputs.cost_to_serve_per_order <= 0:
+        notes.append(
+            "<b>Cost to serve is 0</b> (setting <code>segments.cost_to_serve_per_order</code>, "
+            f"env <code>{COST_TO_SERVE_ENV}</code>): fulfilment costs per order are not "
+            "subtracted from CLV."
+        )
+    return notes
+
+
+def _unit_economics(
+    unit_economics: pl.DataFrame | None,
+    inputs: UnitEconomicsInputs | None,
+    *,
+    as_of: date,
+    currency: str,
+) -> str:
+    """Per channel, all cohorts together: CAC, net CLV, CLV - CAC, CLV:CAC; plus what is missing."""
+    notes = _missing_inputs(unit_economics, inputs, as_of=as_of)
+    status = (
+        f'<ul class="missing" id="unit-economics-status">'
+        f"{''.join(f'<li>{n}</li>' for n in notes)}</ul>"
+        if notes
+        else '<p class="sub" id="unit-economics-status">All inputs present.</p>'
+    )
+    if unit_economics is None or unit_economics.height == 0:
+        return status
+    benchmark = inputs.benchmark_ratio if inputs else 3.0
+    per = (
+        unit_economics.group_by("channel")
+        .agg(
+            pl.col("customers").sum(),
+            pl.col("spend").sum(),
+            (pl.col("avg_net_clv") * pl.col("customers")).sum().alias("_net"),
+            pl.col("customers").filter(pl.col("avg_net_clv").is_not_null()).sum().alias("_n"),
+        )
+        .with_columns(
+            pl.when(pl.col("customers") > 0)
+            .then(pl.col("spend") / pl.col("customers"))
+            .alias("cac"),
+            pl.when(pl.col("_n") > 0).then(pl.col("_net") / pl.col("_n")).alias("net"),
+        )
+        .with_columns(
+            pl.when(pl.col("cac") > 0).then(pl.col("net") / pl.col("cac")).alias("ratio"),
+        )
+        .sort(pl.col("channel") != "all", "channel")
+    )
+    rows = []
+    for r in per.iter_rows(named=True):
+        ratio = r["ratio"]
+        below = isinstance(ratio, float) and ratio < benchmark
+        flag = "–" if ratio is None else ("below" if below else "ok")
+        rows.append(
+            [
+                _esc(r["channel"]),
+                _fmt(r["customers"], "int"),
+                _fmt(r["spend"], "money"),
+                _fmt(r["cac"], "money"),
+                _fmt(r["net"], "money"),
+                _fmt(
+                    None if r["net"] is None or r["cac"] is None else r["net"] - r["cac"], "money"
+                ),
+                "–" if ratio is None else f"{ratio:.1f} : 1",
+                f'<td class="{"flag-bad" if below else "flag-ok" if ratio else ""}">{flag}</td>',
+            ]
+        )
+    unit = money_unit(currency)
+    header = [
+        "channel",
+        "customers acquired",
+        f"spend ({unit})",
+        f"CAC ({unit})",
+        f"net CLV ({unit})",
+        f"CLV − CAC ({unit})",
+        "CLV : CAC",
+        f"vs {benchmark:g} : 1",
+    ]
+    caption = (
+        '<p class="sub">All acquisition cohorts up to this date, per channel (<code>all</code> = '
+        "every channel). CAC = acquisition spend ÷ customers acquired; net CLV = CLV (to date + "
+        "model forecast) after gross margin and cost to serve. Per cohort month: table "
+        "<code>unit_economics</code>.</p>"
+    )
+    return status + caption + _table("table-unit-economics", header, rows)
 
 
 def _lift_cell(metric: str, lift: object) -> str:
@@ -237,7 +605,13 @@ def _lift_cell(metric: str, lift: object) -> str:
     return f'<td class="{cls}">{_esc(text)}</td>'
 
 
-def _backtest_table(backtest: pl.DataFrame | None) -> str:
+#: Backtest metrics in currency units (their rows name the currency).
+_MONEY_METRICS = frozenset(
+    {"value_mae", "value_rmse", "value_predicted_total", "value_actual_total"}
+)
+
+
+def _backtest_table(backtest: pl.DataFrame | None, *, currency: str = "") -> str:
     if backtest is None or backtest.height == 0:
         return '<p class="sub">No backtest available.</p>'
     lift = backtest_lift(backtest)
@@ -248,7 +622,8 @@ def _backtest_table(backtest: pl.DataFrame | None) -> str:
     base = dict(backtest.filter(pl.col("model") == BASELINE).select("metric", "value").iter_rows())
     rows = []
     for metric in BACKTEST_METRICS:
-        row = [_esc(metric), _fmt(base.get(metric))]
+        name = f"{metric} ({money_unit(currency)})" if metric in _MONEY_METRICS else metric
+        row = [_esc(name), _fmt(base.get(metric))]
         for m in models:
             hit = lift.filter((pl.col("model") == m) & (pl.col("metric") == metric))
             value = hit["value"][0] if hit.height else None
@@ -336,6 +711,22 @@ def _flags_table(clv: pl.DataFrame | None, backtest: pl.DataFrame | None) -> str
     return _table("table-flags", ["component", "data sufficient", "note"], rows)
 
 
+def _plotly_script(self_contained: bool) -> str:
+    """plotly.js inline, or the shared copy by relative path (with a clear error if missing)."""
+    if self_contained:
+        return f'<script type="text/javascript">{get_plotlyjs()}</script>'
+    missing = (
+        f"plotly.js did not load from {PLOTLY_HREF} (warehouse/reports/_assets/): open the "
+        "report where it was published, or write a standalone copy with "
+        "`clv report --self-contained`"
+    )
+    return (
+        f'<script type="text/javascript" src="{PLOTLY_HREF}" charset="utf-8"></script>\n'
+        f"<script>if (typeof Plotly === 'undefined') {{ window.__reportErrors.push("
+        f"{json.dumps(missing)}); }}</script>"
+    )
+
+
 def render_report(
     *,
     as_of: date,
@@ -348,8 +739,12 @@ def render_report(
     backtest: pl.DataFrame | None,
     deciles: pl.DataFrame | None,
     calibration: pl.DataFrame | None,
+    unit_economics: pl.DataFrame | None = None,
+    unit_inputs: UnitEconomicsInputs | None = None,
+    currency: str = "",
     messages: Sequence[str] = (),
     title: str = "Customer lifetime value report",
+    self_contained: bool = True,
 ) -> str:
     """Render the report page for ``as_of`` from published tables.
 
@@ -358,55 +753,84 @@ def render_report(
     as_of
         Snapshot date shown in the header; KPI cards use the latest kpis row on or before it.
     kpis_history
-        ``kpis`` rows over many ``as_of`` (the trend); may be one snapshot.
+        ``kpis`` rows over many ``as_of`` (the trend); may be one snapshot. Rows after ``as_of``
+        are left out; the trend's axes end at the last snapshot shown.
     clv, segments, churn, cohorts, model_params
         ``customer_clv``, ``customer_segments``, ``customer_churn``, ``cohorts``,
         ``model_params`` of ``as_of``.
     backtest, deciles, calibration
         ``model_backtest``, ``backtest_deciles``, ``backtest_calibration`` frames
         (:func:`clv_pipeline.report.backtest.run_backtest`).
+    unit_economics
+        ``unit_economics`` of ``as_of`` (empty without marketing inputs).
+    unit_inputs
+        Which unit-economics inputs and settings the data home has; the page then names the
+        missing ones exactly (folder, columns, setting). None: generic hints.
+    currency
+        ISO-4217 code (e.g. ``EUR``) written on every money card, axis, hover and column;
+        ``""``: amounts are labelled "currency units".
     messages
         Notes shown at the top (data sufficiency, fit warnings).
     title
         Page title.
+    self_contained
+        True: plotly.js inline, one file that opens anywhere (~4.9 MB). False: the page loads
+        the shared :data:`PLOTLY_HREF`; publish it with :func:`publish_report`, which stores
+        the asset under ``warehouse/reports/_assets/``.
 
     Any frame may be ``None`` or empty: its charts then say "no data".
 
     Returns
     -------
     str
-        A complete HTML document with inline CSS and plotly.js; no network access needed.
+        A complete HTML document; no network access needed. Identical inputs give identical
+        bytes.
     """
+    latest = _latest_kpis(kpis_history, as_of)
+    horizon = _horizon(clv)
     figures: dict[str, Callable[[], go.Figure]] = {
-        "chart-kpi-trend": lambda: charts.kpi_trend(kpis_history),
-        "chart-clv-distribution": lambda: charts.clv_distribution(clv),
-        "chart-value-tiers": lambda: charts.value_tiers(segments),
-        "chart-segments": lambda: charts.segment_sizes(segments),
-        "chart-churn-risk": lambda: charts.churn_risk(churn),
+        "chart-kpi-trend": lambda: charts.kpi_trend(kpis_history, currency=currency, as_of=as_of),
+        "chart-clv-distribution": lambda: charts.clv_distribution(clv, currency=currency),
+        "chart-clv-comparison": lambda: charts.clv_comparison(latest, currency=currency),
+        "chart-value-tiers": lambda: charts.value_tiers(segments, currency=currency),
+        "chart-segments": lambda: charts.segment_sizes(segments, currency=currency),
+        "chart-churn-risk": lambda: charts.churn_risk(churn, currency=currency),
         "chart-cohort-retention": lambda: charts.cohort_heatmap(cohorts),
         "chart-calibration": lambda: charts.calibration_vs_holdout(calibration),
         "chart-deciles": lambda: charts.decile_lift(deciles),
     }
     div = {cid: _chart_div(cid, build()) for cid, build in figures.items()}
     notes = "".join(f"<li>{_esc(m)}</li>" for m in messages)
+    money = (
+        f"Amounts in <b>{_esc(currency)}</b>."
+        if currency
+        else f"Amounts in the transactions' currency units (set <code>{CURRENCY_ENV}</code>, "
+        "e.g. EUR, to name it)."
+    )
+    loading = (
+        "Self-contained page: no network access needed."
+        if self_contained
+        else f"No network access needed: plotly.js is loaded from <code>{PLOTLY_HREF}</code>; "
+        "<code>clv report --self-contained</code> writes a single file to mail."
+    )
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta http-equiv="Content-Security-Policy" '
+        f'content="{CSP if self_contained else CSP_SHARED}">',
         f"<title>{_esc(title)} — {as_of.isoformat()}</title>",
         f"<style>{_CSS}</style>",
         f"<script>{_HEAD_JS}</script>",
-        f'<script type="text/javascript">{get_plotlyjs()}</script>',
+        _plotly_script(self_contained),
         "</head>",
-        f'<body data-as-of="{as_of.isoformat()}">',
+        f'<body data-as-of="{as_of.isoformat()}" data-currency="{_esc(currency)}">',
         f"<h1>{_esc(title)}</h1>",
-        f'<p class="sub">Snapshot as of <b>{as_of.isoformat()}</b>. Self-contained page: '
-        "no network access needed.</p>",
+        f'<p class="sub">Snapshot as of <b>{as_of.isoformat()}</b>. {money} {loading}</p>',
         '<pre id="report-errors"></pre>',
         f'<ul class="messages" id="report-messages">{notes}</ul>' if notes else "",
         '<h2 id="kpis">KPIs</h2>',
-        _kpi_cards(_latest_kpis(kpis_history, as_of)),
+        _kpi_cards(latest, as_of=as_of, horizon=horizon, currency=currency),
         div["chart-kpi-trend"],
         '<h2 id="value">Customer value</h2>',
         div["chart-clv-distribution"],
@@ -415,10 +839,15 @@ def render_report(
         div["chart-churn-risk"],
         "</div>",
         div["chart-segments"],
+        '<h2 id="clv-comparison">Model CLV vs formula CLV</h2>',
+        div["chart-clv-comparison"],
+        _clv_comparison(latest, horizon=horizon, currency=currency),
+        '<h2 id="unit-economics">Unit economics (CAC)</h2>',
+        _unit_economics(unit_economics, unit_inputs, as_of=as_of, currency=currency),
         '<h2 id="cohorts">Cohorts</h2>',
         div["chart-cohort-retention"],
         '<h2 id="backtest">Model backtest</h2>',
-        _backtest_table(backtest),
+        _backtest_table(backtest, currency=currency),
         '<div class="grid2">',
         div["chart-calibration"],
         div["chart-deciles"],
@@ -436,14 +865,13 @@ def render_report(
 # --------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------
-def write_report(html: str, path: str | os.PathLike[str]) -> Path:
-    """Write ``html`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
-    target = Path(path)
+def _write_atomic(data: bytes, target: Path) -> Path:
+    """Write ``data`` to ``target`` atomically (temp file in the same folder + ``os.replace``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(html)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; the report is for people and BI tools
@@ -454,16 +882,45 @@ def write_report(html: str, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def write_report(html: str, path: str | os.PathLike[str]) -> Path:
+    """Write ``html`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    return _write_atomic(html.encode("utf-8"), Path(path))
+
+
+def plotly_asset_path(warehouse: str | os.PathLike[str]) -> Path:
+    """``warehouse/reports/_assets/plotly-<version>.min.js``."""
+    return Path(warehouse) / "reports" / "_assets" / PLOTLY_ASSET
+
+
+def write_plotly_asset(warehouse: str | os.PathLike[str]) -> Path:
+    """Store plotly.js for the daily reports, atomically, only when missing or different."""
+    target = plotly_asset_path(warehouse)
+    data = get_plotlyjs().encode("utf-8")
+    if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
+        return target
+    return _write_atomic(data, target)
+
+
 def report_paths(warehouse: str | os.PathLike[str], as_of: date) -> tuple[Path, Path]:
     """``(warehouse/reports/as_of=D/report.html, warehouse/reports/latest/report.html)``."""
     root = Path(warehouse) / "reports"
     return root / f"as_of={as_of.isoformat()}" / "report.html", root / "latest" / "report.html"
 
 
+def self_contained_path(warehouse: str | os.PathLike[str], as_of: date) -> Path:
+    """``warehouse/reports/as_of=D/report-self-contained.html`` (``clv report --self-contained``)."""
+    return report_paths(warehouse, as_of)[0].with_name("report-self-contained.html")
+
+
 def publish_report(
     html: str, warehouse: str | os.PathLike[str], as_of: date, *, update_latest: bool = True
 ) -> tuple[Path, Path | None]:
-    """Write the dated report and (by default) the ``latest`` copy, each atomically."""
+    """Write the dated report and (by default) the ``latest`` copy, each atomically.
+
+    The shared plotly.js (:func:`write_plotly_asset`) is stored first, so a page that loads it
+    never appears without it.
+    """
+    write_plotly_asset(warehouse)
     dated, latest = report_paths(warehouse, as_of)
     write_report(html, dated)
     if not update_latest:
