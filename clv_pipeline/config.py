@@ -18,6 +18,7 @@ Its tables are the sections below::
     [operations] owners, freshness_deadline_hour; its secrets (alert webhook, Dagster
                 PostgreSQL URL) come from the environment only, never from the file
     [scale]     state_full_every_days, state_rebuild, backtest_holdout_days, ...
+    [report]    currency (CLV_CURRENCY, e.g. EUR: written on every amount of the HTML report)
 
 Every setting also has an environment variable, listed by ``clv config`` (``CLV_TIMEZONE``,
 ``CLV_HORIZON_DAYS``, ``CLV_COLUMN_MAP="order_ts=occurred_at,cust=customer_id"``,
@@ -316,6 +317,23 @@ class ScaleSettings(Section):
     )
 
 
+class ReportSettings(Section):
+    currency: str = Field(
+        default="",
+        description="ISO-4217 code (e.g. EUR) written on every amount of the HTML report; empty "
+        "= the only code of validation.currencies when it lists one, else amounts are labelled "
+        "'currency units'.",
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        code = value.strip().upper()
+        if code and not (len(code) == 3 and code.isascii() and code.isalpha()):
+            raise ValueError(f"{value!r} is not a three-letter ISO-4217 code such as EUR or USD")
+        return code
+
+
 class ClvConfig(Section):
     """Every setting of one data home. Build it with :func:`load_config`."""
 
@@ -334,6 +352,7 @@ class ClvConfig(Section):
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
     _origins: dict[str, Origin] = PrivateAttr(default_factory=dict)
 
@@ -405,6 +424,14 @@ class ClvConfig(Section):
             "min_customers": m.min_customers,
             "min_repeat_customers": m.min_repeat_customers,
         }
+
+    def report_currency(self) -> str:
+        """The code the report writes on amounts: ``report.currency``, else the only code of
+        ``validation.currencies``, else "" (amounts labelled "currency units")."""
+        if self.report.currency:
+            return self.report.currency
+        codes = {code.upper() for code in self.validation.currencies}
+        return codes.pop() if len(codes) == 1 else ""
 
 
 def known_timezone(value: str) -> str:
