@@ -17,10 +17,15 @@ $(BIN)/clv: pyproject.toml
 
 setup: $(BIN)/clv  ## create .venv with the package and dev tools
 
+# the Spark reader test (tests/e2e/test_readers.py) needs pyspark; only `make test` installs it
+$(VENV)/.spark: $(BIN)/clv
+	$(PYTHON) -m uv pip install --quiet --compile-bytecode --python $(VENV)/bin/python -e ".[dev,spark]"
+	touch $(VENV)/.spark
+
 demo: setup  ## synthetic 20k-customer history -> import -> run yesterday -> summary
 	$(BIN)/clv demo
 
-test: setup  ## the whole test suite (what CI runs)
+test: setup $(VENV)/.spark  ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: setup

@@ -481,7 +481,7 @@ def _summary(config: ClvConfig, as_of: date) -> None:
     for name, count in top.iter_rows():
         seg.add_row(name, f"{count:,}")
     console.print(seg)
-    console.print(f"Parquet tables: {layout.warehouse}/<table>/as_of={as_of}/part-0.parquet")
+    console.print(f"Parquet tables: {layout.warehouse}/<table>/snapshot={as_of}/part-0.parquet")
     example = "SELECT * FROM customer_clv_latest"
     console.print(f"DuckDB catalog: {layout.catalog}  (e.g. {example})")
     report, _ = report_paths(layout.warehouse, as_of)

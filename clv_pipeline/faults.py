@@ -18,6 +18,8 @@ POINTS = (
     "publish:{table}:staged",
     "publish:{table}:replaced",
     "catalog:before_commit",
+    "catalog:after_manifest",
+    "commit:{table}:shown",
     "catalog:after_commit",
 )
 

@@ -12,6 +12,11 @@ from pathlib import Path
 
 DEFAULT_HOME = Path("data")
 PART_FILE = "part-0.parquet"
+SUCCESS_FILE = "_SUCCESS"  # per committed partition folder of a snapshot table (Hadoop convention)
+#: Folder key of the committed snapshot partitions that readers see. It is deliberately not
+#: ``as_of``: the files hold a typed ``as_of`` column, and pyarrow and pandas infer a hive key as a
+#: string, which would conflict with it. Readers filter on ``as_of``; ``snapshot`` prunes folders.
+PUBLIC_KEY = "snapshot"
 
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
@@ -25,7 +30,12 @@ class Layout:
     """Paths under one data home.
 
     ``landing/transactions/date=YYYY-MM-DD/*.parquet|*.csv``: raw drops, one folder per event date.
-    ``warehouse/<table>/<key>=YYYY-MM-DD/part-0.parquet``: published tables (key ``as_of`` or ``date``).
+    ``warehouse/<table>/date=YYYY-MM-DD/part-0.parquet``: event-date tables (raw, validated).
+    ``warehouse/<table>/snapshot=YYYY-MM-DD/part-0.parquet`` + ``_SUCCESS``: committed snapshot
+    tables, the folders BI reads; a day appears there only at its commit point.
+    ``warehouse/.work/<table>/as_of=YYYY-MM-DD/part-0.parquet``: the pipeline's own audited copy of
+    each snapshot table (written by a step, read by later steps, invisible to readers).
+    ``warehouse/.versions/``: immutable committed versions (the catalog's views read them).
     ``warehouse/clv.duckdb``: DuckDB catalog of views. ``quarantine/``: rejected rows with a reason.
     ``dagster/``: the Dagster instance (``DAGSTER_HOME``: SQLite run/event/schedule storage, logs).
     ``clv.toml``: the data home's settings. ``alerts/``: failed-run alerts.
@@ -70,11 +80,29 @@ class Layout:
     def landing_day(self, day: date) -> Path:
         return self.landing / f"date={day.isoformat()}"
 
+    @property
+    def work(self) -> Path:
+        """The pipeline's copies of the snapshot tables (hidden from glob readers)."""
+        return self.warehouse / ".work"
+
     def table_dir(self, table: str) -> Path:
+        """The folder readers glob: ``warehouse/<table>``."""
         return self.warehouse / table
 
+    def _root(self, table: str, key: str) -> Path:
+        return self.work / table if key == "as_of" else self.table_dir(table)
+
     def partition_file(self, table: str, key: str, day: date) -> Path:
-        return self.table_dir(table) / f"{key}={day.isoformat()}" / PART_FILE
+        """The pipeline's file of (table, day): what a step writes and later steps read. For a
+        snapshot table (key ``as_of``) it is under ``.work/`` until the commit publishes it."""
+        return self._root(table, key) / f"{key}={day.isoformat()}" / PART_FILE
+
+    def public_file(self, table: str, key: str, day: date) -> Path:
+        """Where readers find (table, day): ``snapshot=D`` for snapshot tables, else the
+        pipeline's file itself."""
+        if key != "as_of":
+            return self.partition_file(table, key, day)
+        return self.table_dir(table) / f"{PUBLIC_KEY}={day.isoformat()}" / PART_FILE
 
     def quarantine_file(self, table: str, day: date) -> Path:
         return self.quarantine / table / f"date={day.isoformat()}" / PART_FILE
@@ -98,9 +126,9 @@ class Layout:
         return max((p.stat().st_mtime for p in files), default=0.0)
 
     def published_days(self, table: str, key: str) -> list[date]:
-        """Partition dates of ``table`` that have a published file, sorted."""
+        """Partition dates of ``table`` that have a (pipeline) file, sorted."""
         out = []
-        root = self.table_dir(table)
+        root = self._root(table, key)
         if root.is_dir():
             for child in root.glob(f"{key}=*/{PART_FILE}"):
                 try:

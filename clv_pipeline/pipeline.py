@@ -26,7 +26,13 @@ from clv_pipeline.features.customers import (
 )
 from clv_pipeline.features.state import StatePlan, plan_state
 from clv_pipeline.paths import Layout
-from clv_pipeline.publish.catalog import complete_dates, mark_complete, verify_snapshot
+from clv_pipeline.publish.catalog import (
+    committed_file,
+    complete_dates,
+    mark_complete,
+    upgrade_warehouse,
+    verify_snapshot,
+)
 from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.publish.warehouse import (
     Published,
@@ -43,7 +49,7 @@ from clv_pipeline.report.html import (
     self_contained_path,
     write_report,
 )
-from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, conform
+from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, TABLES, conform, with_added_columns
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
@@ -289,6 +295,7 @@ def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
     Falls back to a full recompute over the validated history (see :mod:`~clv_pipeline.features.state`).
     """
     layout = config.layout
+    upgrade_warehouse(layout)  # a data home written before the snapshot=D folders
     plan = plan_state(
         layout,
         as_of,
@@ -401,8 +408,10 @@ def _history(config: ClvConfig, as_of: date) -> pl.LazyFrame:
 def _previous(config: ClvConfig, table: str, as_of: date) -> pl.LazyFrame | None:
     """``table`` of the latest complete snapshot before ``as_of`` (None when there is none)."""
     earlier = [d for d in complete_dates(config.layout) if d < as_of]
-    frame = read_published(config.layout, table, earlier[-1]) if earlier else None
-    return frame.lazy() if frame is not None else None
+    path = committed_file(config.layout, table, earlier[-1]) if earlier else None
+    if path is None:
+        return None
+    return with_added_columns(pl.read_parquet(path), TABLES[table]).lazy()
 
 
 def _publish(
@@ -593,7 +602,9 @@ def build_report(
 
 
 def commit_snapshot(config: ClvConfig, as_of: date) -> StepResult:
-    """The commit point: make ``as_of`` visible in the DuckDB views and the manifest."""
+    """The commit point: make ``as_of`` visible in the manifest, the ``snapshot=D`` folders readers
+    glob, and the DuckDB views, all tables together."""
+    upgrade_warehouse(config.layout)
     dates = mark_complete(config.layout, as_of)
     problems = verify_snapshot(config.layout, as_of)
     return StepResult(

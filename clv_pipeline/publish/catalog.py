@@ -1,11 +1,17 @@
-"""DuckDB catalog and the commit point of a snapshot date.
+"""DuckDB catalog, the parquet folders readers glob, and the commit point of a snapshot date.
 
-``warehouse/clv.duckdb`` holds, for every published table, a view over its partitions, and for
-snapshot (``as_of``) tables a ``<table>_latest`` view. Snapshot views never read the live
-``as_of=D/part-0.parquet`` files: when every snapshot table of D is published, ``mark_complete``
-hard-links each file to an immutable version ``warehouse/.versions/<table>/as_of=D/<id>.parquet``
-and records it in ``warehouse/_manifest.json`` (the list of complete dates and their files, the
-source of truth, also for readers that scan parquet directly).
+Steps write and audit snapshot tables under ``warehouse/.work/`` (invisible to readers). When every
+snapshot table of D is there, ``mark_complete`` commits D:
+
+1. hard-links each file to an immutable version ``warehouse/.versions/<table>/as_of=D/<id>.parquet``;
+2. records them in ``warehouse/_manifest.json`` (the list of complete dates and their files, the
+   source of truth) — **the commit point**;
+3. makes D visible to glob readers, all tables together: removes the ``_SUCCESS`` markers of D,
+   links each version to ``warehouse/<table>/snapshot=D/part-0.parquet`` (``os.replace``), then
+   writes ``_SUCCESS`` in each of D's folders;
+4. swaps in a new ``clv.duckdb``, whose views read exactly the recorded versions.
+
+A day a run is still computing, or a run failed on, never appears in the folders readers glob.
 
 **Lock-free.** The run never opens ``clv.duckdb`` itself: every commit writes a *new* catalog
 (tables ``clv_snapshots`` and ``clv_snapshot_files``, and the views over exactly the recorded
@@ -32,7 +38,7 @@ import pyarrow.parquet as pq
 from clv_pipeline.errors import PublishError
 from clv_pipeline.faults import failpoint
 from clv_pipeline.parquet import fsync_dir
-from clv_pipeline.paths import PART_FILE, Layout
+from clv_pipeline.paths import PART_FILE, PUBLIC_KEY, SUCCESS_FILE, Layout
 from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
 
 MANIFEST = "_manifest.json"
@@ -96,18 +102,14 @@ def _freeze(layout: Layout, table: str, day: date) -> Path:
     )
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}"
-        try:
-            os.link(source, tmp)
-        except OSError:  # no hard links here (some network filesystems): copy instead
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        _link(source, target.parent / f".{target.name}.{uuid.uuid4().hex}", target)
         fsync_dir(target.parent)
     return target
 
 
 def mark_complete(layout: Layout, day: date) -> list[date]:
-    """Commit ``day``: freeze its files, record them in the manifest, swap in a new catalog."""
+    """Commit ``day``: freeze its files, record them in the manifest, show them in the folders
+    readers glob, swap in a new catalog."""
     missing = [t for t in SNAPSHOT_TABLES if not layout.partition_file(t, "as_of", day).exists()]
     if missing:
         raise PublishError(f"snapshot {day} is incomplete, not committing: missing {missing}")
@@ -120,10 +122,100 @@ def mark_complete(layout: Layout, day: date) -> list[date]:
     built = _build_catalog(layout, files, done)
     failpoint("catalog:before_commit")
     dates = write_manifest(layout, files, done)  # the commit point
+    failpoint("catalog:after_manifest")
+    _show_day(layout, day, frozen)
     _swap_in(layout, built)
     failpoint("catalog:after_commit")
     _prune_versions(layout, day, keep={str(p) for p in frozen.values()})
     return dates
+
+
+def _show_day(layout: Layout, day: date, versions: dict[str, Path]) -> None:
+    """Make the committed ``versions`` of ``day`` the files glob readers see, all tables together:
+    no table of ``day`` has its ``_SUCCESS`` marker while any of them is being replaced."""
+    folders = {table: layout.public_file(table, "as_of", day).parent for table in versions}
+    for folder in folders.values():
+        (folder / SUCCESS_FILE).unlink(missing_ok=True)
+    for table, version in versions.items():
+        target = layout.public_file(table, "as_of", day)
+        if target.exists() and os.path.samefile(target, version):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _link(version, target.parent / f".{PART_FILE}.{uuid.uuid4().hex}", target)
+        failpoint(f"commit:{table}:shown")
+    for folder in folders.values():
+        (folder / SUCCESS_FILE).touch()
+        fsync_dir(folder)
+
+
+def _link(source: Path, tmp: Path, target: Path) -> None:
+    """``target`` becomes ``source``'s bytes atomically (a hard link, or a copy where the
+    filesystem has none), via ``tmp`` in the target's folder."""
+    try:
+        os.link(source, tmp)
+    except OSError:  # no hard links here (some network filesystems): copy instead
+        shutil.copyfile(source, tmp)
+    try:
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sync_public(layout: Layout) -> int:
+    """Make the folders readers glob match the manifest: every committed day shown with its
+    committed files (after a commit killed between the manifest and the last link), no day that
+    is not committed. Returns the number of partitions changed."""
+    files, _ = read_manifest(layout)
+    committed: dict[date, dict[str, Path]] = {}
+    for day, table, path in files:
+        if Path(path).exists():
+            committed.setdefault(day, {})[table] = Path(path)
+    changed = 0
+    for day, versions in committed.items():
+        folders = [layout.public_file(t, "as_of", day).parent for t in versions]
+        shown = all(
+            (f / SUCCESS_FILE).exists()
+            and (f / PART_FILE).exists()
+            and os.path.samefile(f / PART_FILE, v)
+            for f, v in zip(folders, versions.values(), strict=True)
+        )
+        if not shown:
+            _show_day(layout, day, versions)
+            changed += 1
+    for table in SNAPSHOT_TABLES:
+        root = layout.table_dir(table)
+        for folder in root.glob(f"{PUBLIC_KEY}=*") if root.is_dir() else []:
+            try:
+                day = date.fromisoformat(folder.name.split("=", 1)[1])
+            except ValueError:
+                continue
+            if table not in committed.get(day, {}):
+                shutil.rmtree(folder)
+                changed += 1
+    return changed
+
+
+def upgrade_warehouse(layout: Layout) -> int:
+    """Move snapshot tables of the layout before 0.9 (``warehouse/<table>/as_of=D/``, read by
+    pyarrow and pandas as a string key that conflicts with the ``as_of`` column) to the pipeline's
+    ``.work/`` folder, then show the committed days as ``snapshot=D``. Idempotent and cheap when
+    there is nothing to move; returns the number of partitions moved."""
+    moved = 0
+    for table in SNAPSHOT_TABLES:
+        root = layout.table_dir(table)
+        old = sorted(root.glob("as_of=*")) if root.is_dir() else []
+        for folder in old:
+            target = layout.work / table / folder.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():  # both layouts hold the day: the pipeline's copy is newer
+                shutil.rmtree(folder)
+            else:
+                os.replace(folder, target)
+            moved += 1
+    if moved:
+        fsync_dir(layout.work)
+        sync_public(layout)
+    return moved
 
 
 def verify_snapshot(layout: Layout, day: date) -> list[str]:
@@ -161,8 +253,10 @@ def verify_snapshot(layout: Layout, day: date) -> list[str]:
 
 
 def refresh_views(layout: Layout) -> None:
-    """Write the catalog again from the manifest (after upgrading, or a commit that was killed
-    between the manifest and the swap)."""
+    """Write the catalog again from the manifest, and make the folders readers glob match it
+    (after upgrading, or a commit that was killed between the manifest and the swap)."""
+    upgrade_warehouse(layout)
+    sync_public(layout)
     files, done = read_manifest(layout)
     _swap_in(layout, _build_catalog(layout, files, done))
 
@@ -248,6 +342,15 @@ def write_manifest(
     os.replace(tmp, target)
     fsync_dir(target.parent)
     return dates
+
+
+def committed_file(layout: Layout, table: str, day: date) -> Path | None:
+    """The committed version of (table, day), None when ``day`` is not committed."""
+    files, _ = read_manifest(layout)
+    for as_of, name, path in files:
+        if as_of == day and name == table and Path(path).exists():
+            return Path(path)
+    return None
 
 
 def complete_dates(layout: Layout) -> list[date]:

@@ -2,10 +2,13 @@
 
 1. conform the frame to the contract and audit it (schema, nulls, NaN/inf, table invariants);
 2. write it under ``warehouse/.staging/`` (same filesystem), fsync, read the footer back;
-3. ``os.replace`` it onto ``warehouse/<table>/<key>=D/part-0.parquet``.
+3. ``os.replace`` it onto the pipeline's file (``Layout.partition_file``): for event-date tables
+   the folder readers glob, ``warehouse/<table>/date=D/part-0.parquet``; for snapshot tables
+   ``warehouse/.work/<table>/as_of=D/part-0.parquet``, which later steps read and readers never
+   see until the commit point (``catalog.mark_complete``) shows the whole day.
 
 Any failure before step 3 deletes the staged file and raises :class:`PublishError`, leaving the
-previously published file untouched. The DuckDB commit point is separate (``catalog.py``).
+previously published file untouched.
 """
 
 from __future__ import annotations
@@ -40,9 +43,12 @@ class Published:
     preview: str
     checks: dict[str, list[str]] = field(default_factory=dict)
 
+    public: Path | None = None  # where readers find it once the day is committed
+
     def metadata(self) -> dict[str, Any]:
-        """Dagster materialization metadata: row count, output path, a markdown preview."""
-        return {"rows": self.rows, "path": str(self.path), "preview": self.preview}
+        """Dagster materialization metadata: row count, the path readers read, a markdown
+        preview."""
+        return {"rows": self.rows, "path": str(self.public or self.path), "preview": self.preview}
 
 
 def publish_table(
@@ -98,7 +104,15 @@ def publish_table(
         ) from exc
     finally:
         staged.unlink(missing_ok=True)
-    return Published(table_name, day, target, frame.height, preview_markdown(frame), checks)
+    return Published(
+        table_name,
+        day,
+        target,
+        frame.height,
+        preview_markdown(frame),
+        checks,
+        layout.public_file(table_name, table.partition_key, day),
+    )
 
 
 def preview_markdown(frame: pl.DataFrame, rows: int = 5) -> str:

@@ -18,6 +18,7 @@ The contract sits below every stage: it imports polars, the standard library and
 
 from __future__ import annotations
 
+from clv_pipeline.paths import PUBLIC_KEY
 from clv_pipeline.schema.contract import (
     AS_OF,
     CUSTOMER_KEY,
@@ -118,6 +119,10 @@ __all__ = [
 ]
 
 
+def _folder_key(table: Table) -> str:
+    return PUBLIC_KEY if table.partition_key == "as_of" else table.partition_key
+
+
 def render_markdown() -> str:
     """The data dictionary as markdown (``docs/data_contract.md`` is this text)."""
     lines = [
@@ -165,7 +170,8 @@ def render_markdown() -> str:
             "",
             f"{table.description}",
             "",
-            f"Path: `{root}/{table.partition_key}=YYYY-MM-DD/part-0.parquet`",
+            f"Path: `{root}/{_folder_key(table)}=YYYY-MM-DD/part-0.parquet`"
+            + (" (+ `_SUCCESS` once the day is committed)" if table.partition_key == "as_of" else ""),
             "",
             "| column | type | nullable | unit | description |",
             "|---|---|---|---|---|",

@@ -20,7 +20,7 @@ import pytest
 
 from clv_pipeline.config import load_config
 from clv_pipeline.demo import generate_history
-from clv_pipeline.paths import Layout
+from clv_pipeline.paths import SUCCESS_FILE, Layout
 from clv_pipeline.runs import operations
 from clv_pipeline.schema import SNAPSHOT_TABLES
 from clv_pipeline.sources.landing import import_files
@@ -33,6 +33,8 @@ KILL_POINTS = [
     "publish:customer_clv:staged",
     "publish:customer_segments:replaced",
     "catalog:before_commit",
+    "catalog:after_manifest",
+    "commit:customer_segments:shown",
     "catalog:after_commit",
 ]
 TABLES = ["validated_transactions", *SNAPSHOT_TABLES]
@@ -47,6 +49,14 @@ def _file(layout: Layout, table: str) -> Path:
 
 def _snapshot(layout: Layout) -> dict[str, bytes]:
     return {t: _file(layout, t).read_bytes() for t in TABLES}
+
+
+def _shown(layout: Layout) -> dict[str, bytes]:
+    """The files of DAY that glob readers see, when every table of DAY has its ``_SUCCESS``."""
+    public = {t: layout.public_file(t, "as_of", DAY) for t in SNAPSHOT_TABLES}
+    if not all((p.parent / SUCCESS_FILE).exists() for p in public.values()):
+        return {}
+    return {t: p.read_bytes() for t, p in public.items()}
 
 
 def _run(home: Path) -> None:
@@ -108,10 +118,17 @@ def test_kill_then_rerun(
         current = _file(layout, table).read_bytes()
         assert current in (old[table], new[table]), f"{table} is neither old nor new after {point}"
     assert _view_rows(layout) in (old_views, new_views), "DuckDB views show a mixed snapshot"
+    shown, snapshot_tables = _shown(layout), set(SNAPSHOT_TABLES)
+    assert shown in (
+        {},
+        {t: b for t, b in old.items() if t in snapshot_tables},
+        {t: b for t, b in new.items() if t in snapshot_tables},
+    ), f"readers of the snapshot=D folders see a mixed day after {point}"
     assert not list(layout.warehouse.rglob("*.tmp"))
     _run(home)
     assert _snapshot(layout) == new
     assert not list(layout.staging.rglob("*.parquet"))
     assert _view_rows(layout) == new_views
+    assert _shown(layout) == {t: b for t, b in new.items() if t in SNAPSHOT_TABLES}
     manifest = pl.read_json(layout.warehouse / "_manifest.json")
     assert manifest["latest_as_of"][0] == DAY.isoformat()
