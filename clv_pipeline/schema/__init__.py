@@ -18,7 +18,6 @@ The contract sits below every stage: it imports polars, the standard library and
 
 from __future__ import annotations
 
-from clv_pipeline.paths import PUBLIC_KEY
 from clv_pipeline.schema.contract import (
     AS_OF,
     CUSTOMER_KEY,
@@ -119,8 +118,13 @@ __all__ = [
 ]
 
 
+#: Folder key of committed snapshot partitions (``paths.PUBLIC_KEY``; the contract imports no
+#: layout, a test keeps the two equal).
+SNAPSHOT_FOLDER_KEY = "snapshot"
+
+
 def _folder_key(table: Table) -> str:
-    return PUBLIC_KEY if table.partition_key == "as_of" else table.partition_key
+    return SNAPSHOT_FOLDER_KEY if table.partition_key == "as_of" else table.partition_key
 
 
 def render_markdown() -> str:

@@ -26,10 +26,10 @@ import pytest
 
 from clv_pipeline.config import load_config
 from clv_pipeline.demo import generate_history
-from clv_pipeline.paths import SUCCESS_FILE, Layout
+from clv_pipeline.paths import PUBLIC_KEY, SUCCESS_FILE, Layout
 from clv_pipeline.publish.catalog import read_manifest, refresh_views
 from clv_pipeline.runs import operations
-from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
+from clv_pipeline.schema import SNAPSHOT_FOLDER_KEY, SNAPSHOT_TABLES, TABLES
 from clv_pipeline.sources.landing import import_files
 
 END = date(2024, 5, 20)
@@ -72,6 +72,7 @@ def _folder(home: Path, table: str) -> str:
 
 
 def test_only_committed_days_are_in_the_folders_readers_glob(home: Path) -> None:
+    assert SNAPSHOT_FOLDER_KEY == PUBLIC_KEY  # the data contract documents the folders
     layout = Layout(home)
     assert _committed(layout, "customer_clv")[1] == COMMITTED
     for table in SNAPSHOT_TABLES:
