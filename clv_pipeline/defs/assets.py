@@ -476,7 +476,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                 description="The report file was written for the partition's date.",
             )
         ],
-        description="Self-contained HTML report: KPIs, CLV, segments, churn, cohorts, backtest.",
+        description="HTML report (warehouse/reports/as_of=D/report.html; plotly.js shared in reports/_assets/): KPIs, CLV, segments, churn, cohorts, backtest.",
     )
     def report(context: dg.AssetExecutionContext, clv: ClvSettings) -> dg.MaterializeResult:
         built = pipeline.build_report(clv, _as_of(context))
