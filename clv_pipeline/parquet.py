@@ -65,11 +65,17 @@ def fsync_dir(folder: Path) -> None:
 
 
 def content_digest(frame: pl.DataFrame) -> str:
-    """A digest of the rows (order included) that stays the same when a day is republished as is."""
+    """A digest of the rows' content that stays the same when a day is republished as is.
+
+    Row order and the lineage columns (names starting with ``_``, e.g. ``_source_file``) are left
+    out: the same rows delivered in another order or file digest the same, so what is derived
+    from them (``customer_state``, whose footer records these digests) is the same bytes too.
+    """
     digest = hashlib.blake2b(digest_size=16)
     digest.update(str(frame.height).encode())
-    if frame.height:
-        digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    content = frame.select(c for c in frame.columns if not c.startswith("_"))
+    if frame.height and content.width:
+        digest.update(content.hash_rows(seed=0).sort().to_numpy().tobytes())
     return digest.hexdigest()
 
 

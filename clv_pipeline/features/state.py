@@ -6,14 +6,17 @@ whose inputs are unchanged, or from the whole history (a *full recompute*) when
 
 * there is no usable earlier state (first run, a different state version, or a validated day
   up to P was rewritten since P was built: a late row, a rerun or a look-back re-pull);
-* the chain of incremental states has not been fully recomputed for ``full_every_days`` days
-  (``CLV_STATE_FULL_EVERY_DAYS``, 0 = never), a periodic guard against any drift;
+* P is before the latest *anchor* day, a periodic guard against any drift: anchors are the days
+  whose ordinal (``date.toordinal()``) is a multiple of ``full_every_days``
+  (``CLV_STATE_FULL_EVERY_DAYS``, 0 = never), so the first state built on or after each anchor is
+  a full recompute and no chain of merges spans more than ``full_every_days`` days;
 * the caller asks for it (``CLV_STATE_REBUILD=full``, ``clv run --full-recompute``).
 
 Every state file records, in its parquet footer, the content digest of each validated day it
-covers and the date of the full recompute its chain started from; both are compared with
-the warehouse before the state is reused. Merges are exact (fixed-point money, counts, min/max),
-so an incremental state is identical to the full recompute (tested on random histories).
+covers, compared with the warehouse before the state is reused. Merges are exact (fixed-point
+money, counts, min/max), so an incremental state is identical to the full recompute (tested on
+random histories); the footer depends on the inputs only, never on how the state was built, so
+the file is the same bytes either way.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import pyarrow.parquet as pq
 from clv_pipeline.parquet import stored_digest
 from clv_pipeline.paths import Layout
 
-STATE_VERSION = "2"  # bump when the state's columns or rules change: older states are not reused
+STATE_VERSION = "3"  # bump when the state's columns or rules change: older states are not reused
 META_KEY = b"clv.customer_state"
 MAX_CANDIDATES = 60  # earlier states inspected before giving up and recomputing in full
 
@@ -40,7 +43,6 @@ class StatePlan:
     as_of: date
     base: date | None  # earlier state to merge into; None = full recompute
     days: tuple[date, ...]  # validated days folded in (all days <= as_of when full)
-    full_at: date  # date of the full recompute this chain starts from
     reason: str
     inputs: dict[str, str]  # fingerprint of every validated day <= as_of
 
@@ -49,12 +51,9 @@ class StatePlan:
         return "full" if self.base is None else "incremental"
 
     def file_metadata(self) -> dict[str, str]:
-        """Provenance stored in the state file's footer (read back by :func:`plan_state`)."""
-        record = {
-            "version": STATE_VERSION,
-            "full_at": self.full_at.isoformat(),
-            "inputs": self.inputs,
-        }
+        """Provenance stored in the state file's footer (read back by :func:`plan_state`): what
+        the state summarises, never how it was built (a full recompute writes the same bytes)."""
+        record = {"version": STATE_VERSION, "inputs": self.inputs}
         return {META_KEY.decode(): json.dumps(record, sort_keys=True)}
 
 
@@ -76,6 +75,15 @@ def fingerprints(layout: Layout, *, upto: date) -> dict[str, str]:
             digest = f"{stat.st_size}:{stat.st_mtime_ns}"
         out[day.isoformat()] = digest
     return out
+
+
+def last_anchor(day: date, every_days: int) -> date | None:
+    """The latest day on or before ``day`` whose ordinal is a multiple of ``every_days`` (None for
+    0): a state built on or after it never merges into a state from before it."""
+    if every_days <= 0:
+        return None
+    ordinal = day.toordinal()
+    return date.fromordinal(max(1, ordinal - ordinal % every_days))
 
 
 def read_provenance(path: Path) -> dict[str, object] | None:
@@ -107,30 +115,30 @@ def plan_state(
     every_day = tuple(date.fromisoformat(d) for d in inputs)
 
     def full(reason: str) -> StatePlan:
-        return StatePlan(as_of, None, every_day, as_of, reason, inputs)
+        return StatePlan(as_of, None, every_day, reason, inputs)
 
     if rebuild == "full":
         return full("full recompute requested (CLV_STATE_REBUILD=full / --full-recompute)")
     limit = min(as_of, before) if before else as_of
+    anchor = last_anchor(as_of, full_every_days)
     earlier = [d for d in layout.published_days("customer_state", "as_of") if d < limit]
     rejected = 0
     for base in reversed(earlier[-MAX_CANDIDATES:]):
+        if anchor is not None and base < anchor:
+            return full(
+                f"periodic full recompute: the first state on or after {anchor} "
+                f"(CLV_STATE_FULL_EVERY_DAYS={full_every_days})"
+            )
         record = read_provenance(layout.partition_file("customer_state", "as_of", base))
         covered = {d: fp for d, fp in inputs.items() if date.fromisoformat(d) <= base}
         if record is None or record.get("inputs") != covered:
             rejected += 1
             continue
-        full_at = date.fromisoformat(str(record["full_at"]))
-        if full_every_days and (as_of - full_at).days >= full_every_days:
-            return full(
-                f"periodic full recompute: last one on {full_at}, CLV_STATE_FULL_EVERY_DAYS="
-                f"{full_every_days}"
-            )
         days = tuple(d for d in every_day if d > base)
         reason = f"state of {base} + {len(days)} validated day(s)"
         if rejected:
             reason += f" ({rejected} later state(s) skipped: their inputs changed)"
-        return StatePlan(as_of, base, days, full_at, reason, inputs)
+        return StatePlan(as_of, base, days, reason, inputs)
     if earlier:
         return full(
             f"no reusable state among the {min(len(earlier), MAX_CANDIDATES)} before {as_of}"

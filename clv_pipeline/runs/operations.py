@@ -213,8 +213,9 @@ def rerun_failed(
     1. One ingest run over the failed ingest days (first..last), plus every landed day up to the
        last date to rebuild that is still missing or outdated in ``validated_transactions``.
     2. The snapshot assets (``clv_snapshot_job``, no re-ingest) of every date whose snapshot
-       failed, and of every published snapshot made stale by step 1 (a snapshot of a later date
-       read the days just re-ingested), oldest first.
+       failed or is incomplete (some of its assets materialized, others not: a run SIGKILLed
+       midway records no failure), and of every published snapshot made stale by step 1 (a
+       snapshot of a later date read the days just re-ingested), oldest first.
 
     Stops after step 1 when the ingest still fails: every later snapshot would be blocked by
     the ``history_complete`` check anyway.
@@ -223,7 +224,9 @@ def rerun_failed(
     say = announce or (lambda _: None)
     rows = partition_status(config, instance, since=since)
     ingest_failed = {d for r in rows if r.asset in INGEST_TABLES for d in r.failed}
-    snapshot_failed = {d for r in rows if r.asset not in INGEST_TABLES for d in r.failed}
+    snapshot_failed = {  # `missing` of a snapshot asset: another one has that day, it has not
+        d for r in rows if r.asset not in INGEST_TABLES for d in (*r.failed, *r.missing)
+    }
     targets = ingest_failed | snapshot_failed
     if not targets:
         return []

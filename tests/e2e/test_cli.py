@@ -22,6 +22,7 @@ from clv_pipeline.demo import generate_history
 from clv_pipeline.features.state import read_provenance
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published, scan_published
+from clv_pipeline.runs.instance import get_instance
 
 runner = CliRunner()
 AS_OF = date(2024, 2, 20)
@@ -223,8 +224,12 @@ def test_flags_never_write_the_environment(home: Path, export: Path) -> None:
     assert result.exit_code == 0, result.output
     assert dict(os.environ) == before
     # incremental would have started from the day before's state; the flag recomputed in full
-    state = read_provenance(Layout(home).partition_file("customer_state", "as_of", AS_OF))
-    assert state is not None and state["full_at"] == AS_OF.isoformat()
+    instance = get_instance(load_config(home, environ={}))
+    event = instance.get_latest_materialization_event(dg.AssetKey("customer_state"))
+    assert event is not None and event.asset_materialization is not None
+    assert event.asset_materialization.partition == AS_OF.isoformat()
+    assert event.asset_materialization.metadata["mode"].value == "full"
+    assert read_provenance(Layout(home).partition_file("customer_state", "as_of", AS_OF))
     # the import saved the mapping: `clv validate` reads the export without --column
     check = runner.invoke(app, ["validate", str(export), "--home", str(home)])
     assert "missing required column" not in check.output

@@ -79,7 +79,10 @@ def test_state_is_incremental_day_after_day_and_equals_the_full_recompute(
         incremental, stats = _state(config, day)
         assert stats["mode"] == ("full" if i == 0 else "incremental")
         assert stats["days_read"] == 1
+        path = layout.partition_file("customer_state", "as_of", day)
+        written = path.read_bytes()
         assert_frame_equal(incremental, _full(config, day))
+        assert path.read_bytes() == written  # the same file, footer included
         _state(config, day)  # the full recompute replaced it; rebuild the chain's state
     # the features and gaps read from the state equal those computed from the history
     features = pipeline.build_customer_features(config, DAYS[-1])
@@ -111,7 +114,9 @@ def test_periodic_and_requested_full_recomputes(config: ClvConfig) -> None:
     for i, day in enumerate(DAYS):
         _publish_day(layout, day, seed=i)
         modes.append(_state(periodic, day)[1]["mode"])
-    assert modes == ["full", "incremental", "incremental"] * 2 + ["full", "incremental"]
+    # anchors (ordinal a multiple of 3): DAYS[2] and DAYS[5]; no merge into a state before one
+    assert [d.toordinal() % 3 == 0 for d in DAYS] == [False, False, True] * 2 + [False, False]
+    assert modes == ["full", "incremental"] + ["full", "incremental", "incremental"] * 2
     plan = plan_state(layout, DAYS[-1], rebuild="full")
     assert plan.base is None and "requested" in plan.reason
 
@@ -123,7 +128,7 @@ def test_a_state_without_provenance_or_of_another_version_is_not_reused(config: 
         _state(config, day)
     path = layout.partition_file("customer_state", "as_of", DAYS[1])
     record = read_provenance(path)
-    assert record is not None and set(record) == {"version", "full_at", "inputs"}
+    assert record is not None and set(record) == {"version", "inputs"}
     frame = pl.read_parquet(path)
     write_parquet(frame, path, {META_KEY.decode(): '{"version": "0"}'})
     os.utime(path)
