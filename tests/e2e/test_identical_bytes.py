@@ -44,7 +44,7 @@ SETTINGS = {
 }
 LINEAGE = ("_source_file", "_source_row", "_row_digest")
 
-Files = dict[tuple[str, date], bytes]
+Files = dict[tuple[str, date, str], bytes]  # (table, day, "pipeline" | "readers") -> bytes
 
 
 def _config(home: Path, **overrides: object) -> ClvConfig:
@@ -58,23 +58,24 @@ def _new_home(home: Path, export: Path) -> ClvConfig:
 
 
 def _files(home: Path) -> Files:
-    """The bytes of every table file of every day, found through the layout."""
+    """The bytes of every table file of every day, found through the layout: the pipeline's own
+    file and the one readers glob (the same path for event-date tables)."""
     layout = Layout(home)
     out = {}
     for name, table in TABLES.items():
-        for day in layout.published_days(name, table.partition_key):
-            out[name, day] = layout.partition_file(name, table.partition_key, day).read_bytes()
+        key = table.partition_key
+        for day in layout.published_days(name, key):
+            out[name, day, "pipeline"] = layout.partition_file(name, key, day).read_bytes()
+            public = layout.public_file(name, key, day)
+            if public != layout.partition_file(name, key, day) and public.exists():
+                out[name, day, "readers"] = public.read_bytes()
     return out
 
 
 def _differing(expected: Files, actual: Files) -> list[str]:
-    """``table day`` of every file that differs or is on one side only."""
+    """``table day kind`` of every file that differs or is on one side only."""
     keys = sorted(set(expected) | set(actual))
-    return [
-        f"{name} {day}"
-        for name, day in keys
-        if expected.get((name, day)) != actual.get((name, day))
-    ]
+    return [" ".join(map(str, key)) for key in keys if expected.get(key) != actual.get(key)]
 
 
 def _state_mode(home: Path) -> str:
@@ -142,16 +143,17 @@ def test_every_table_is_the_same_bytes_in_both_homes(homes: Homes) -> None:
     killed, shuffled = _files(homes.killed), _files(homes.shuffled)
     snapshot = {k: v for k, v in killed.items() if TABLES[k[0]].partition_key == "as_of"}
     names = {n for n, t in TABLES.items() if t.partition_key == "as_of"}
-    assert sorted(snapshot) == sorted((n, d) for n in names for d in DAYS)
-    deciles = pl.read_parquet(snapshot["backtest_deciles", END])
+    kinds = ("pipeline", "readers")
+    assert sorted(snapshot) == sorted((n, d, k) for n in names for d in DAYS for k in kinds)
+    deciles = pl.read_parquet(snapshot["backtest_deciles", END, "pipeline"])
     assert deciles["model"].n_unique() == 3, "both models and the baseline have deciles"
     assert _differing(snapshot, {k: v for k, v in shuffled.items() if k in snapshot}) == []
     # the event-date tables hold the same rows; lineage names each home's own landing file
     events = {k for k in killed if k not in snapshot}
     assert events == {k for k in shuffled if k not in snapshot}
-    for name, day in events:
+    for key in events:
         a, b = (
-            pl.read_parquet(files[name, day]).drop(LINEAGE, strict=False).sort("transaction_id")
+            pl.read_parquet(files[key]).drop(LINEAGE, strict=False).sort("transaction_id")
             for files in (killed, shuffled)
         )
         assert_frame_equal(a, b, check_exact=True)
