@@ -157,7 +157,22 @@ CUSTOMER_CHURN = Table(
     + (
         Column("days_since_last_purchase", pl.Int64(), "Last purchase-day to as_of.", "days"),
         Column("p_alive", pl.Float64(), "Model P(alive).", "probability", True),
-        Column("churn_probability", pl.Float64(), "1 - p_alive.", "probability", True),
+        Column(
+            "churn_probability",
+            pl.Float64(),
+            "churn_basis model: 1 - p_alive; recency: 1 - exp(-days_since_last_purchase / "
+            "expected_interval_days), the chance that an active customer with this rhythm would "
+            "have bought again by now.",
+            "probability",
+            True,
+        ),
+        Column(
+            "churn_basis",
+            pl.String(),
+            "model (the selected purchase model ranks churn) or recency (it cannot: degenerate "
+            "dropout or a holdout purchases_auc below 0.55); null in partitions written before it existed.",
+            nullable=True,
+        ),
         Column(
             "churn_percentile",
             pl.Float64(),

@@ -1,6 +1,11 @@
 """The ``customer_churn`` table: churn probability, percentile, risk band, overdue days, value at risk.
 
-* ``churn_probability`` = 1 - p_alive (customer_clv); null without a model.
+* ``churn_probability``: with ``churn_basis = "model"``, 1 - p_alive (customer_clv; null without
+  a model). When the model cannot rank churn (its dropout collapsed, so P(alive) ~ 1 for everyone,
+  or its holdout ``purchases_auc`` is below 0.55), ``churn_basis = "recency"`` and
+  ``churn_probability`` = 1 - exp(-days_since_last_purchase / expected_interval_days): the chance
+  that a customer still active, buying at their own rhythm, would have bought again by now
+  (one rhythm silent: 0.63, two: 0.86, three: 0.95).
 * ``churn_percentile`` = 100 x (customers with churn_probability <= this one) / (customers with a
   probability), i.e. ``rank("max")`` based, so ties share the higher percentile.
 * ``risk_band``: first band whose upper bound exceeds the probability (last band includes 1.0);
@@ -16,6 +21,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import polars as pl
 
@@ -31,12 +38,44 @@ DEFAULT_RISK_BANDS: tuple[tuple[str, float], ...] = (
 )
 
 
+#: Below this holdout AUC the model's P(alive) does not rank who buys again (0.5 = chance).
+MIN_PURCHASES_AUC = 0.55
+
+
+@dataclass(frozen=True)
+class ChurnBasis:
+    """What churn is scored from, and why (shown in the report and the Dagster metadata)."""
+
+    kind: Literal["model", "recency"]
+    reason: str
+
+
+def choose_churn_basis(*, degenerate: bool, purchases_auc: float | None) -> ChurnBasis:
+    """``recency`` when the model cannot rank churn, else ``model``."""
+    if degenerate:
+        return ChurnBasis(
+            "recency",
+            "the selected model's dropout collapsed (it rates almost every customer alive), so "
+            "churn is scored from how long each customer has been silent against their rhythm",
+        )
+    if purchases_auc is not None and purchases_auc < MIN_PURCHASES_AUC:
+        return ChurnBasis(
+            "recency",
+            f"on the holdout the model ranked who buys again barely better than chance "
+            f"(purchases_auc {purchases_auc:.2f} < {MIN_PURCHASES_AUC}), so churn is scored from "
+            "how long each customer has been silent against their rhythm",
+        )
+    auc = f" (holdout purchases_auc {purchases_auc:.2f})" if purchases_auc is not None else ""
+    return ChurnBasis("model", f"churn probability is 1 - P(alive) of the selected model{auc}")
+
+
 def build_customer_churn(
     features: pl.LazyFrame,
     clv: pl.LazyFrame,
     *,
     risk_bands: Sequence[tuple[str, float]] = DEFAULT_RISK_BANDS,
     rules: LifecycleRules | None = None,
+    basis: ChurnBasis | None = None,
 ) -> pl.LazyFrame:
     """Churn risk per customer, sorted by value at risk (money) descending.
 
@@ -52,6 +91,8 @@ def build_customer_churn(
         ``(label, upper bound)`` pairs on churn probability, increasing, the last bound 1.0.
     rules
         Rhythm settings for ``expected_interval_days`` (as in lifecycle).
+    basis
+        :func:`choose_churn_basis`; default the model.
 
     Returns
     -------
@@ -76,11 +117,16 @@ def build_customer_churn(
         - pl.duration(days=pl.col("days_since_last_purchase"))
         + pl.duration(days=pl.col("expected_interval_days").ceil().cast(pl.Int64))
     )
+    basis = basis or ChurnBasis("model", "")
+    if basis.kind == "recency":
+        silent = pl.col("days_since_last_purchase") / pl.col("expected_interval_days")
+        joined = joined.with_columns((1.0 - (-silent).exp()).alias("churn_probability"))
     out = (
         joined.with_columns(
             pl.col("p_alive").fill_nan(None),
             prob.fill_nan(None).clip(0.0, 1.0),
             pl.col("predicted_clv").fill_nan(None),
+            pl.lit(basis.kind).alias("churn_basis"),
         )
         .with_columns(
             (100.0 * prob.rank("max").over("as_of") / prob.count().over("as_of")).alias(

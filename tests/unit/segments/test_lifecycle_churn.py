@@ -207,3 +207,35 @@ def test_churn_properties(values: list[tuple[float | None, float, int]]) -> None
     assert got["churn_percentile"].drop_nulls().is_between(0.0, 100.0, closed="right").all()
     assert (got["days_overdue"] >= 0).all()
     assert got["value_at_risk"].drop_nulls().diff().drop_nulls().le(0).all()
+
+
+def test_degenerate_model_scores_churn_from_recency_and_rhythm() -> None:
+    """P(alive) = 1 for everyone (collapsed dropout): churn comes from silence vs rhythm."""
+    from clv_pipeline.segments.churn import choose_churn_basis
+
+    ids = [r["customer_id"] for r in ROWS]
+    model = clv([{"customer_id": c, "p_alive": 1.0, "predicted_clv": 100.0} for c in ids])
+    basis = choose_churn_basis(degenerate=True, purchases_auc=None)
+    assert basis.kind == "recency" and "collapsed" in basis.reason
+    got = build_customer_churn(features(ROWS), model, basis=basis).collect()
+    prob = by_id(got, "churn_probability")
+    assert prob["cooling"] == pytest.approx(1 - 2.718281828459045**-2.0)  # 50 d silent, 25 d rhythm
+    assert prob["lost"] > prob["at_risk"] > prob["cooling"] > prob["active"]
+    assert by_id(got, "risk_band")["lost"] == "critical"
+    assert by_id(got, "risk_band")["active"] == "medium"  # 20 d of a 45 d rhythm: 0.36
+    assert set(got["churn_basis"]) == {"recency"}
+    assert by_id(got, "value_at_risk")["lost"] == pytest.approx(100.0 * prob["lost"])
+    assert by_id(got, "p_alive")["lost"] == 1.0  # the model's own P(alive) is kept as it is
+
+
+def test_churn_basis_choice() -> None:
+    from clv_pipeline.segments.churn import choose_churn_basis
+
+    assert choose_churn_basis(degenerate=False, purchases_auc=0.77).kind == "model"
+    assert choose_churn_basis(degenerate=False, purchases_auc=None).kind == "model"
+    weak = choose_churn_basis(degenerate=False, purchases_auc=0.52)
+    assert weak.kind == "recency" and "0.52" in weak.reason
+    model = clv([{"customer_id": r["customer_id"], "p_alive": 0.5} for r in ROWS])
+    got = build_customer_churn(features(ROWS), model).collect()
+    assert set(got["churn_basis"]) == {"model"}
+    assert set(got["churn_probability"]) == {0.5}
