@@ -12,6 +12,7 @@ from datetime import date
 import polars as pl
 
 from clv_pipeline.schema import Table
+from clv_pipeline.schema.report import BACKTEST_BASELINES, BACKTEST_METRICS
 
 CONTRACT_CHECK = "matches_contract"
 
@@ -135,6 +136,36 @@ AUDITS: dict[str, list[Check]] = {
         ),
     ],
     "cohorts": [_probability("retention_rate")],
+    "model_backtest": [
+        _rule(
+            "one_row_per_model_metric",
+            "one row per (model, metric)",
+            ~pl.struct("model", "metric").is_duplicated(),
+            show="metric",
+        ),
+        Check(
+            "both_baselines",
+            f"every metric for each baseline ({', '.join(BACKTEST_BASELINES)})",
+            lambda f: [
+                f"{name}: {n} metric rows, expected {len(BACKTEST_METRICS)}"
+                for name in BACKTEST_BASELINES
+                if (n := f.filter(pl.col("model") == name).height) != len(BACKTEST_METRICS)
+            ],
+        ),
+        _rule(
+            "auc_in_unit_interval",
+            "purchases_auc and p_alive_auc in [0, 1]",
+            ~pl.col("metric").str.ends_with("_auc") | pl.col("value").is_between(0.0, 1.0),
+            show="metric",
+        ),
+        _rule(
+            "lift_names_its_baseline",
+            "a lift_vs_best_baseline names a best_baseline",
+            pl.col("lift_vs_best_baseline").is_null()
+            | pl.col("best_baseline").is_in(list(BACKTEST_BASELINES)),
+            show="metric",
+        ),
+    ],
     "segment_migration": [
         _rule("non_negative_counts", "customers >= 0", pl.col("customers") >= 0, show="dimension")
     ],

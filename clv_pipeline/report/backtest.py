@@ -1,4 +1,4 @@
-"""Out-of-time backtest of the BTYD models against a naive baseline.
+"""Out-of-time backtest of the BTYD models against two naive baselines.
 
 History is split at ``calibration_end = as_of - holdout_days``. Customer features are computed
 on the calibration period (:func:`clv_pipeline.features.customers.compute_features`), each
@@ -6,8 +6,13 @@ transaction model is fitted there (with Gamma-Gamma for spend) and predicts the 
 ``(calibration_end, as_of]``; the predictions are compared with what every calibration customer
 actually did in the holdout. Customers acquired in the holdout are not evaluated.
 
+Two baselines get the same metrics as the models: ``baseline_rate`` (the customer's repeat
+purchase rate carried forward) and ``baseline_zero`` (nobody buys). Every row carries its lift
+against the better baseline on that metric, so a model is only credited for what a naive rule
+could not do.
+
 Everything here is a pure function of polars frames / numpy arrays. Undefined metrics are null
-(``None``), never NaN. Definitions: ``docs/report.md``.
+(``None``), never NaN. Metric definitions: ``docs/models.md``; procedure: ``docs/report.md``.
 """
 
 from __future__ import annotations
@@ -32,16 +37,25 @@ from clv_pipeline.schema import (
     MODEL_BACKTEST,
     conform,
 )
+from clv_pipeline.schema.report import BACKTEST_BASELINES
 
 FloatArray = NDArray[np.float64]
 
-#: Name of the naive benchmark in the ``model`` column.
-BASELINE = "baseline"
+#: The baselines in the ``model`` column: the customer's repeat purchase rate carried forward
+#: (:func:`baseline_predictions`) and predict-zero (0 purchases, 0 value).
+BASELINE_RATE, BASELINE_ZERO = BACKTEST_BASELINES
 
-#: Metrics where lower is better (lift = relative error reduction); the rest: higher is better.
+#: Name of ``baseline_rate`` in ``model_backtest`` partitions written before 2026-12.
+LEGACY_BASELINE = "baseline"
+
+#: Error metrics: lower is better (lift = share of the best baseline's error removed).
 LOWER_IS_BETTER = frozenset(
     {"purchases_mae", "purchases_rmse", "value_mae", "value_rmse", "purchases_total_error_pct"}
 )
+
+#: Ranking metrics: higher is better (lift = points gained over the best baseline). The
+#: remaining metrics are totals, without a direction.
+HIGHER_IS_BETTER = frozenset({"purchases_spearman", "purchases_auc", "value_gini", "p_alive_auc"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,12 +135,15 @@ def _gini(actual: FloatArray, score: FloatArray) -> float:
 def normalized_gini(predicted: ArrayLike, actual: ArrayLike) -> float | None:
     """Normalised Gini: Gini(actual ranked by predicted) / Gini(actual ranked by actual).
 
-    1 = perfect ordering, 0 = random, negative = worse than random. None when there are fewer
-    than two rows, the actual total is not positive, or actuals do not vary.
+    1 = perfect ordering, 0 = random or constant predictions (exactly), negative = worse than
+    random. None when there are fewer than two rows, the actual total is not positive, or
+    actuals do not vary.
     """
     p, a = _arrays(predicted, actual)
     if p.size < 2 or a.sum() <= 0 or np.ptp(a) == 0:
         return None
+    if np.ptp(p) == 0:
+        return 0.0  # one tie group: no ordering (the sum below would leave a rounding residue)
     best = _gini(a, a)
     if best <= 0:
         return None
@@ -161,7 +178,7 @@ def _total_error_pct(predicted: FloatArray, actual: FloatArray) -> float | None:
 def _metric_values(
     pred_purchases: FloatArray | None,
     pred_value: FloatArray | None,
-    churn_score: FloatArray | None,
+    p_alive: FloatArray | None,
     actual_purchases: FloatArray,
     actual_value: FloatArray,
 ) -> dict[str, float | None]:
@@ -174,13 +191,14 @@ def _metric_values(
         out["purchases_predicted_total"] = _finite(float(pred_purchases.sum()))
         out["purchases_total_error_pct"] = _total_error_pct(pred_purchases, actual_purchases)
         out["purchases_spearman"] = spearman(pred_purchases, actual_purchases)
+        out["purchases_auc"] = auc(pred_purchases, actual_purchases > 0)
     if pred_value is not None:
         out["value_mae"] = mae(pred_value, actual_value)
         out["value_rmse"] = rmse(pred_value, actual_value)
         out["value_predicted_total"] = _finite(float(pred_value.sum()))
         out["value_gini"] = normalized_gini(pred_value, actual_value)
-    if churn_score is not None:
-        out["churn_auc"] = auc(churn_score, actual_purchases == 0)
+    if p_alive is not None:
+        out["p_alive_auc"] = auc(1.0 - p_alive, actual_purchases == 0)
     return out
 
 
@@ -209,15 +227,14 @@ def baseline_predictions(
     age_days: ArrayLike,
     gross_revenue: ArrayLike,
     n_purchase_days: ArrayLike,
-    days_since_last_purchase: ArrayLike,
     *,
     holdout_days: int,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Naive "last-period rate" benchmark.
+) -> tuple[FloatArray, FloatArray]:
+    """Naive "last-period rate" benchmark (``baseline_rate``).
 
     Parameters
     ----------
-    frequency, age_days, gross_revenue, n_purchase_days, days_since_last_purchase
+    frequency, age_days, gross_revenue, n_purchase_days
         Calibration features per customer (``frequency`` = repeat purchase-days, ``age_days``
         = ``T``, first purchase-day to the calibration end).
     holdout_days
@@ -225,20 +242,18 @@ def baseline_predictions(
 
     Returns
     -------
-    purchases, value, churn_score
+    purchases, value
         ``frequency / T * holdout_days`` (the customer's observed repeat purchase-days per day
-        of age carried forward; 0 when ``T`` is 0), that times the customer's AOV per
-        purchase-day ``gross_revenue / n_purchase_days``, and the recency churn score
-        ``days_since_last_purchase`` (longer silence = more likely churned).
+        of age carried forward; 0 when ``T`` is 0), and that times the customer's AOV per
+        purchase-day ``gross_revenue / n_purchase_days``.
     """
     x = np.asarray(frequency, dtype=np.float64)
     age = np.asarray(age_days, dtype=np.float64)
     rev = np.asarray(gross_revenue, dtype=np.float64)
     n = np.asarray(n_purchase_days, dtype=np.float64)
-    silent = np.asarray(days_since_last_purchase, dtype=np.float64)
     purchases = np.divide(x, age, out=np.zeros_like(x), where=age > 0) * float(holdout_days)
     aov_day = np.divide(rev, n, out=np.zeros_like(rev), where=n > 0)
-    return purchases, purchases * aov_day, silent
+    return purchases, purchases * aov_day
 
 
 # --------------------------------------------------------------------------------------
@@ -347,7 +362,7 @@ def run_backtest(
     max_frequency: int = 7,
     sample_share: float = 1.0,
 ) -> BacktestResult:
-    """Backtest each transaction model (+ Gamma-Gamma) and the naive baseline on a holdout.
+    """Backtest each transaction model (+ Gamma-Gamma) and the two baselines on a holdout.
 
     Parameters
     ----------
@@ -373,9 +388,11 @@ def run_backtest(
     Returns
     -------
     BacktestResult
-        Metrics (long), deciles and calibration-vs-holdout frames, conforming to
+        Metrics (long, with every row's lift against the best baseline on that metric,
+        :func:`with_lift`), deciles and calibration-vs-holdout frames, conforming to
         :mod:`clv_pipeline.schema.report`. A model that cannot be fitted has
         ``data_sufficient = false``, null metric values and the reason in ``note``.
+        ``baseline_zero`` has metric rows only (its constant prediction has no deciles).
 
     Raises
     ------
@@ -429,11 +446,13 @@ def run_backtest(
         ok: bool,
         p_purch: FloatArray | None,
         p_value: FloatArray | None,
-        churn: FloatArray | None,
+        p_alive: FloatArray | None,
         note: str | None,
+        *,
+        frames: bool = True,
     ) -> None:
         values = (
-            _metric_values(p_purch, p_value, churn, actual_p, actual_v)
+            _metric_values(p_purch, p_value, p_alive, actual_p, actual_v)
             if n
             else dict.fromkeys(BACKTEST_METRICS)
         )
@@ -449,7 +468,7 @@ def run_backtest(
                     "note": note if (value is None or not ok) else None,
                 }
             )
-        if p_purch is not None and n:
+        if p_purch is not None and n and frames:
             decile_frames.append(_deciles(model, p_purch, p_value, actual_p, actual_v, n_deciles))
             calib_frames.append(_calibration(model, x, p_purch, actual_p, max_frequency))
 
@@ -495,37 +514,44 @@ def run_backtest(
         if run.predicted_clv is None:
             note = "spend model unavailable: " + "; ".join(run.messages)
             messages.append(f"{name}: {note}")
-        add(name, True, run.expected_purchases, run.predicted_clv, 1.0 - run.p_alive, note)
+        add(name, True, run.expected_purchases, run.predicted_clv, run.p_alive, note)
 
     if n == 0:
-        add(BASELINE, False, None, None, None, messages[0])
+        add(BASELINE_RATE, False, None, None, None, messages[0])
+        add(BASELINE_ZERO, False, None, None, None, messages[0])
     else:
-        b_purch, b_value, b_churn = baseline_predictions(
+        b_purch, b_value = baseline_predictions(
             x,
             age,
             feats["gross_revenue"].to_numpy(),
             feats["n_purchase_days"].to_numpy(),
-            feats["days_since_last_purchase"].to_numpy(),
             holdout_days=holdout_days,
         )
-        add(BASELINE, True, b_purch, b_value, b_churn, None)
+        add(BASELINE_RATE, True, b_purch, b_value, None, None)
+        add(BASELINE_ZERO, True, np.zeros(n), np.zeros(n), None, None, frames=False)
 
     for row in metric_rows:
         if row["value"] is None and row["note"] is None:
-            row["note"] = "undefined for this data (no variation or no holdout activity)"
+            row["note"] = (
+                "no P(alive): a baseline predicts purchases only"
+                if row["metric"] == "p_alive_auc" and row["model"] in BACKTEST_BASELINES
+                else "undefined for this data (no variation or no holdout activity)"
+            )
 
     common = [pl.lit(as_of).alias("as_of"), pl.lit(holdout_days).alias("holdout_days")]
     metrics = conform(
-        pl.DataFrame(
-            metric_rows,
-            schema={
-                "model": pl.String,
-                "data_sufficient": pl.Boolean,
-                "metric": pl.String,
-                "value": pl.Float64,
-                "n_customers": pl.Int64,
-                "note": pl.String,
-            },
+        with_lift(
+            pl.DataFrame(
+                metric_rows,
+                schema={
+                    "model": pl.String,
+                    "data_sufficient": pl.Boolean,
+                    "metric": pl.String,
+                    "value": pl.Float64,
+                    "n_customers": pl.Int64,
+                    "note": pl.String,
+                },
+            )
         ).with_columns(*common, pl.lit(calibration_end).alias("calibration_end")),
         MODEL_BACKTEST,
     )
@@ -548,39 +574,96 @@ def run_backtest(
     )
 
 
-def backtest_lift(metrics: pl.DataFrame) -> pl.DataFrame:
-    """Wide comparison of each model with the baseline, lift explicit.
+def _is_baseline() -> pl.Expr:
+    return pl.col("model").is_in([*BACKTEST_BASELINES, LEGACY_BASELINE])
+
+
+def best_baselines(metrics: pl.DataFrame) -> pl.DataFrame:
+    """The better baseline on each metric.
 
     Parameters
     ----------
     metrics
-        ``model_backtest`` rows of one ``as_of``.
+        ``model_backtest`` rows of one ``as_of`` (at least ``model, data_sufficient, metric,
+        value``); ``baseline``, the name before 2026-12, counts as a baseline too.
 
     Returns
     -------
     pl.DataFrame
-        ``metric, model, value, baseline, lift, better`` where for error metrics (MAE, RMSE,
-        total error %) ``lift = 1 - |model| / |baseline|`` (share of the baseline's error
-        removed) and for ranking metrics (Spearman, Gini, AUC) ``lift = model - baseline``
-        (points gained). Totals have a null lift. ``better`` is null when lift is null.
+        ``metric, best_baseline, baseline``: per metric with a direction and a baseline value,
+        the baseline with the smallest ``|value|`` (error metrics, :data:`LOWER_IS_BETTER`) or
+        the largest ``value`` (ranking metrics, :data:`HIGHER_IS_BETTER`), and that value; ties
+        go to the first name in alphabetical order (``baseline_rate``).
     """
-    base = metrics.filter(pl.col("model") == BASELINE).select(
-        "metric", pl.col("value").alias("baseline")
-    )
     lower = pl.col("metric").is_in(sorted(LOWER_IS_BETTER))
-    ranking = pl.col("metric").is_in(["purchases_spearman", "value_gini", "churn_auc"])
-    lift = (
-        pl.when(lower & (pl.col("baseline").abs() > 0))
-        .then(1.0 - pl.col("value").abs() / pl.col("baseline").abs())
-        .when(ranking)
-        .then(pl.col("value") - pl.col("baseline"))
-        .otherwise(None)
-    )
+    higher = pl.col("metric").is_in(sorted(HIGHER_IS_BETTER))
+    worse = pl.when(lower).then(pl.col("value").abs()).when(higher).then(-pl.col("value"))
     return (
-        metrics.filter(pl.col("model") != BASELINE)
+        metrics.filter(_is_baseline() & pl.col("data_sufficient"))
+        .with_columns(worse.alias("_worse"))
+        .filter(pl.col("_worse").is_not_null())
+        .sort("metric", "_worse", "model")
+        .group_by("metric", maintain_order=True)
+        .first()
+        .select("metric", pl.col("model").alias("best_baseline"), pl.col("value").alias("baseline"))
+    )
+
+
+def _lift(value: str, baseline: str) -> pl.Expr:
+    lower = pl.col("metric").is_in(sorted(LOWER_IS_BETTER))
+    higher = pl.col("metric").is_in(sorted(HIGHER_IS_BETTER))
+    return (
+        pl.when(lower & (pl.col(baseline).abs() > 0))
+        .then(1.0 - pl.col(value).abs() / pl.col(baseline).abs())
+        .when(higher)
+        .then(pl.col(value) - pl.col(baseline))
+        .otherwise(None)
+        .cast(pl.Float64)
+    )
+
+
+def with_lift(metrics: pl.DataFrame) -> pl.DataFrame:
+    """``metrics`` with ``best_baseline`` and ``lift_vs_best_baseline`` on every row.
+
+    ``lift_vs_best_baseline`` compares the row's value with the best baseline's on the same
+    metric (:func:`best_baselines`): for error metrics ``1 - |value| / |best|`` (the share of
+    the best baseline's error removed; null when that error is 0), for ranking metrics
+    ``value - best`` (points); null for totals and null values. The best baseline's own lift
+    is 0. Row order is kept.
+    """
+    best = best_baselines(metrics)
+    return (
+        metrics.drop("best_baseline", "lift_vs_best_baseline", strict=False)
+        .join(best, on="metric", how="left", maintain_order="left")
+        .with_columns(_lift("value", "baseline").alias("lift_vs_best_baseline"))
+        .drop("baseline")
+    )
+
+
+def backtest_lift(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Wide comparison of each model with the best baseline, lift explicit.
+
+    Parameters
+    ----------
+    metrics
+        ``model_backtest`` rows of one ``as_of`` (partitions written before 2026-12, with a
+        single ``baseline`` row per metric, work too: the lift is recomputed from the values).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``metric, model, value, best_baseline, baseline, lift, better`` for every model that is
+        not a baseline: ``baseline`` is the best baseline's value on the metric and ``lift``
+        is :func:`with_lift`'s ``lift_vs_best_baseline`` (error metrics: share of the best
+        baseline's error removed; ranking metrics: points gained; totals: null). ``better``
+        is null when lift is null.
+    """
+    best = best_baselines(metrics)
+    return (
+        metrics.filter(~_is_baseline())
         .select("metric", "model", "value")
-        .join(base, on="metric", how="left")
-        .with_columns(lift.cast(pl.Float64).alias("lift"))
+        .join(best, on="metric", how="left", maintain_order="left")
+        .with_columns(_lift("value", "baseline").alias("lift"))
         .with_columns(
             pl.when(pl.col("lift").is_not_null()).then(pl.col("lift") > 0).alias("better")
         )

@@ -30,7 +30,8 @@ _MODEL_COLORS = {
     "bgnbd": "#1f77b4",
     "pareto_nbd": "#ff7f0e",
     "mbgnbd": "#9467bd",
-    "baseline": "#7f7f7f",
+    "baseline_rate": "#7f7f7f",
+    "baseline": "#7f7f7f",  # baseline_rate in backtests published before 2026-12
 }
 _RISK_COLORS = {
     "low": "#2ca02c",

@@ -38,9 +38,15 @@ from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
 from clv_pipeline.paths import data_files
 from clv_pipeline.report import charts
-from clv_pipeline.report.backtest import BASELINE, LOWER_IS_BETTER, backtest_lift
+from clv_pipeline.report.backtest import (
+    BASELINE_ZERO,
+    LEGACY_BASELINE,
+    LOWER_IS_BETTER,
+    backtest_lift,
+)
 from clv_pipeline.report.charts import KPI_LABELS, MONEY_KPIS, SHARE_KPIS, money_unit
 from clv_pipeline.schema import BACKTEST_METRICS
+from clv_pipeline.schema.report import BACKTEST_BASELINES
 
 #: Stable element ids of the charts, in page order, with their section titles.
 CHART_IDS: dict[str, str] = {
@@ -600,7 +606,7 @@ def _lift_cell(metric: str, lift: object) -> str:
     if not isinstance(lift, int | float) or not math.isfinite(lift):
         return '<td class="">–</td>'
     cls = "better" if lift > 0 else "worse" if lift < 0 else ""
-    # Error metrics: relative change of the error (negative = smaller error than baseline).
+    # Error metrics: relative change of the error (negative = smaller error than the baseline).
     text = f"{-100 * lift:+.1f}% error" if metric in LOWER_IS_BETTER else f"{lift:+.3f}"
     return f'<td class="{cls}">{_esc(text)}</td>'
 
@@ -610,20 +616,101 @@ _MONEY_METRICS = frozenset(
     {"value_mae", "value_rmse", "value_predicted_total", "value_actual_total"}
 )
 
+#: What each backtest metric measures, in plain words (definitions: docs/models.md).
+_METRIC_MEANING = {
+    "purchases_mae": "average miss in holdout purchases per customer (lower is better)",
+    "purchases_rmse": "typical miss in purchases, big misses weigh more (lower is better)",
+    "purchases_predicted_total": "holdout purchases predicted, all customers",
+    "purchases_actual_total": "holdout purchases made, all customers",
+    "purchases_total_error_pct": "predicted vs made in total, % (closer to 0 is better)",
+    "purchases_spearman": "rank agreement of predicted and made purchases (higher is better)",
+    "purchases_auc": "chance a customer who bought again is ranked above one who did not; "
+    "0.5 = coin flip (higher is better)",
+    "value_mae": "average miss in holdout revenue per customer (lower is better)",
+    "value_rmse": "typical miss in revenue, big misses weigh more (lower is better)",
+    "value_predicted_total": "holdout revenue predicted, all customers",
+    "value_actual_total": "holdout revenue, all customers",
+    "value_gini": "how well predicted value finds the revenue; 1 = perfect, 0 = random "
+    "(higher is better)",
+    "p_alive_auc": "how often 1 − P(alive) puts a customer who did not buy above one who did; "
+    "not a churn accuracy (see below)",
+}
+
+
+def _backtest_comment(backtest: pl.DataFrame, lift: pl.DataFrame, models: list[str]) -> str:
+    """What the backtest numbers mean, in plain words, from the numbers themselves."""
+
+    def cell(model: str, metric: str) -> dict[str, object] | None:
+        hit = lift.filter((pl.col("model") == model) & (pl.col("metric") == metric))
+        return hit.row(0, named=True) if hit.height else None
+
+    lines = []
+    for m in models:
+        parts = []
+        mae = cell(m, "purchases_mae")
+        if mae and isinstance(mae["value"], float) and isinstance(mae["lift"], float):
+            side = "smaller" if mae["lift"] > 0 else "larger"
+            parts.append(
+                f"{m} misses holdout purchases by {mae['value']:.2f} per customer on average, "
+                f"{abs(mae['lift']):.1%} {side} than the best baseline ({mae['best_baseline']}, "
+                f"{mae['baseline']:.2f})."
+            )
+        auc = cell(m, "purchases_auc")
+        if auc and isinstance(auc["value"], float) and isinstance(auc["baseline"], float):
+            parts.append(
+                f"Of a customer who bought again in the holdout and one who did not, it ranks "
+                f"the buyer higher {auc['value']:.0%} of the time (purchases_auc "
+                f"{auc['value']:.3f}; a coin flip is 0.500, {auc['best_baseline']} "
+                f"{auc['baseline']:.3f})."
+            )
+        if parts:
+            lines.append(f"<p>{_esc(' '.join(parts))}</p>")
+    if BASELINE_ZERO in backtest["model"].to_list():
+        lines.append(
+            "<p>baseline_zero predicts that nobody buys: when most customers make no purchase "
+            "in the holdout its average miss is small (it equals the mean holdout purchases per "
+            "customer), so even the right model beats it on MAE by a few percent, or not at "
+            "all. RMSE rewards predicting the expected number and separates the two more "
+            "clearly.</p>"
+        )
+    low = [
+        m
+        for m in models
+        if (row := cell(m, "p_alive_auc"))
+        and isinstance(row["value"], float)
+        and row["value"] < 0.5
+    ]
+    if low:
+        lines.append(
+            f"<p>p_alive_auc below 0.5 ({_esc(', '.join(low))}) does not mean the model ranks "
+            "customers worse than chance. It scores 1 − P(alive) against “no purchase in the "
+            "holdout”, but BG/NBD gives every customer without a repeat purchase P(alive) = 1 "
+            "although one-time buyers are the least likely to buy again, and a customer "
+            "without a holdout purchase may just buy slowly. Judge the ranking by "
+            "purchases_auc.</p>"
+        )
+    return f'<div class="note" id="backtest-comment">{"".join(lines)}</div>' if lines else ""
+
 
 def _backtest_table(backtest: pl.DataFrame | None, *, currency: str = "") -> str:
     if backtest is None or backtest.height == 0:
         return '<p class="sub">No backtest available.</p>'
     lift = backtest_lift(backtest)
-    models = [m for m in dict.fromkeys(backtest["model"].to_list()) if m != BASELINE]
-    header = ["metric", "baseline"]
+    present = dict.fromkeys(backtest["model"].to_list())
+    baselines = [b for b in (*BACKTEST_BASELINES, LEGACY_BASELINE) if b in present]
+    models = [m for m in present if m not in baselines]
+    header = ["metric", "what it measures", *baselines]
     for m in models:
-        header += [m, f"{m} vs baseline"]
-    base = dict(backtest.filter(pl.col("model") == BASELINE).select("metric", "value").iter_rows())
+        header += [m, f"{m} vs best baseline"]
+    values = {
+        (r["model"], r["metric"]): r["value"]
+        for r in backtest.select("model", "metric", "value").iter_rows(named=True)
+    }
     rows = []
     for metric in BACKTEST_METRICS:
         name = f"{metric} ({money_unit(currency)})" if metric in _MONEY_METRICS else metric
-        row = [_esc(name), _fmt(base.get(metric))]
+        row = [_esc(name), _esc(_METRIC_MEANING.get(metric, ""))]
+        row += [_fmt(values.get((b, metric))) for b in baselines]
         for m in models:
             hit = lift.filter((pl.col("model") == m) & (pl.col("metric") == metric))
             value = hit["value"][0] if hit.height else None
@@ -633,11 +720,18 @@ def _backtest_table(backtest: pl.DataFrame | None, *, currency: str = "") -> str
     caption = (
         f'<p class="sub">Calibration up to {_esc(first["calibration_end"])}, holdout '
         f"{_esc(first['holdout_days'])} days to {_esc(first['as_of'])}, "
-        f"{_fmt(first['n_customers'], 'int')} calibration customers. Error metrics: "
-        "change in error vs baseline (negative = model better); ranking metrics "
-        "(Spearman, Gini, AUC): points vs baseline (positive = model better).</p>"
+        f"{_fmt(first['n_customers'], 'int')} calibration customers. Baselines: "
+        "<code>baseline_rate</code> carries each customer's repeat purchase rate forward, "
+        "<code>baseline_zero</code> predicts no purchase. Each model is compared with the "
+        "better baseline on every metric: error metrics as the change in error (negative = "
+        "model better), ranking metrics (Spearman, Gini, AUC) in points (positive = model "
+        "better). Definitions: docs/models.md.</p>"
     )
-    return caption + _table("table-backtest", header, rows)
+    return (
+        caption
+        + _table("table-backtest", header, rows, left=2)
+        + _backtest_comment(backtest, lift, models)
+    )
 
 
 def _params_table(model_params: pl.DataFrame | None) -> str:

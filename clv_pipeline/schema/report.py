@@ -5,7 +5,8 @@
 * :data:`BACKTEST_CALIBRATION` — mean predicted vs actual holdout purchases by calibration
   frequency (0 .. 7+), the classic "calibration vs holdout" chart.
 
-Definitions of every metric are in ``docs/report.md``.
+Definitions of every metric (formula, unit, which direction is better) are in ``docs/models.md``
+("Backtest metrics"); the procedure is in ``docs/report.md``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ _CAL_END = Column(
     "as_of - holdout_days: last day of the calibration period (features and fits).",
 )
 _HOLDOUT = Column("holdout_days", pl.Int64(), "Length of the holdout period.", "days")
-_MODEL = Column("model", pl.String(), "bgnbd, pareto_nbd (each with Gamma-Gamma) or baseline.")
+_MODEL = Column(
+    "model",
+    pl.String(),
+    "bgnbd, pareto_nbd (each with Gamma-Gamma) or baseline_rate (named baseline before 2026-12).",
+)
+
+#: The benchmark rows of ``model_backtest``: the naive "last-period rate" and predict-zero.
+BACKTEST_BASELINES: tuple[str, ...] = ("baseline_rate", "baseline_zero")
 
 #: Every metric name in ``model_backtest`` (in output order).
 BACKTEST_METRICS: tuple[str, ...] = (
@@ -33,29 +41,41 @@ BACKTEST_METRICS: tuple[str, ...] = (
     "purchases_actual_total",
     "purchases_total_error_pct",
     "purchases_spearman",
+    "purchases_auc",
     "value_mae",
     "value_rmse",
     "value_predicted_total",
     "value_actual_total",
     "value_gini",
-    "churn_auc",
+    "p_alive_auc",
 )
 
 MODEL_BACKTEST = Table(
     "model_backtest",
     "as_of",
     "Out-of-time backtest: fit on history up to as_of - holdout_days, predict the holdout, "
-    "compare with what calibration customers actually did; BTYD models vs a naive baseline "
-    "(long format, docs/report.md).",
+    "compare with what calibration customers actually did; BTYD models vs two baselines, "
+    "baseline_rate and baseline_zero, with each model's lift against the better baseline on "
+    "every metric (long format; metric definitions in docs/models.md). Changed 2026-12: the "
+    "baseline rows are named baseline_rate (was baseline) and baseline_zero (new); churn_auc "
+    "became p_alive_auc (models only); purchases_auc, best_baseline and lift_vs_best_baseline "
+    "are new.",
     (
         _AS_OF,
         _CAL_END,
         _HOLDOUT,
-        _MODEL,
+        Column(
+            "model",
+            pl.String(),
+            "bgnbd, pareto_nbd (each with Gamma-Gamma), baseline_rate (the customer's repeat "
+            "purchase rate carried forward; named baseline before 2026-12) or baseline_zero "
+            "(predicts 0 purchases and 0 value).",
+        ),
         Column(
             "data_sufficient",
             pl.Boolean(),
-            "The model could be fitted and predicted (always true for baseline with customers).",
+            "The model could be fitted and predicted (always true for the baselines with "
+            "customers).",
         ),
         Column("metric", pl.String(), "Metric name (see BACKTEST_METRICS / docs/report.md)."),
         Column(
@@ -74,6 +94,22 @@ MODEL_BACKTEST = Table(
             "note",
             pl.String(),
             "Why value is null (or the model's data-sufficiency message); null otherwise.",
+            nullable=True,
+        ),
+        Column(
+            "best_baseline",
+            pl.String(),
+            "The better baseline on this metric (lower error, higher ranking score; "
+            "baseline_rate on a tie); null for totals, or when no baseline has a value.",
+            nullable=True,
+        ),
+        Column(
+            "lift_vs_best_baseline",
+            pl.Float64(),
+            "Error metrics: 1 - abs(value) / abs(best baseline's value), the share of the best "
+            "baseline's error removed (> 0 = better); ranking metrics (Spearman, Gini, AUC): "
+            "value - best baseline's value, in points (> 0 = better); null for totals or when "
+            "either side is null.",
             nullable=True,
         ),
     ),

@@ -522,3 +522,74 @@ def test_identical_inputs_give_identical_bytes(backtest: BacktestResult) -> None
 def test_self_contained_path_is_next_to_the_daily_report(tmp_path: Path) -> None:
     dated, _ = report_paths(tmp_path, AS_OF)
     assert self_contained_path(tmp_path, AS_OF) == dated.with_name("report-self-contained.html")
+
+
+@pytest.fixture(scope="module")
+def simulated_backtest() -> BacktestResult:
+    """Backtest on 600 customers simulated from BG/NBD (clv_pipeline.demo)."""
+    from clv_pipeline.demo import generate_history
+
+    end = date(2025, 6, 30)
+    history = generate_history(n_customers=600, days=300, end=end, seed=1).with_columns(
+        pl.col("occurred_at").dt.date().alias("event_date"),
+        pl.when(pl.col("amount") > 0)
+        .then(pl.lit("purchase"))
+        .otherwise(pl.lit("refund"))
+        .alias("revenue_kind"),
+    )
+    return run_backtest(history.lazy(), as_of=end, holdout_days=90)
+
+
+def backtest_header(page: str) -> list[str]:
+    head = re.search(r'<table id="table-backtest"><thead>(.*?)</thead>', page, re.S)
+    assert head is not None
+    return re.findall(r"<th[^>]*>(.*?)</th>", head.group(1))
+
+
+def backtest_rows(page: str) -> dict[str, str]:
+    table = re.search(r'<table id="table-backtest">.*?</table>', page, re.S)
+    assert table is not None
+    rows = re.findall(r'<tr><td class="l">([a-z_]+)[^<]*</td>(.*?)</tr>', table.group(0), re.S)
+    return dict(rows)
+
+
+def test_backtest_table_shows_both_baselines_lift_and_a_comment(
+    simulated_backtest: BacktestResult,
+) -> None:
+    page = render(simulated_backtest)
+    assert backtest_header(page) == [
+        "metric",
+        "what it measures",
+        "baseline_rate",
+        "baseline_zero",
+        "bgnbd",
+        "bgnbd vs best baseline",
+        "pareto_nbd",
+        "pareto_nbd vs best baseline",
+    ]
+    rows = backtest_rows(page)
+    assert "purchases_auc" in rows and "churn_auc" not in rows
+    # the churn-ranking AUC is below 0.5 for BG/NBD here, yet never flagged red: it has no
+    # baseline to lose against, and the comment says why the number is low
+    assert "worse" not in rows["p_alive_auc"]
+    comment = re.search(r'<div class="note" id="backtest-comment">(.*?)</div>', page, re.S)
+    assert comment is not None
+    text = comment.group(1)
+    assert "p_alive_auc below 0.5 (bgnbd) does not mean" in text
+    assert "purchases_auc" in text and "baseline_zero predicts that nobody buys" in text
+
+
+def test_backtest_table_of_a_partition_written_before_the_baselines_were_split(
+    simulated_backtest: BacktestResult,
+) -> None:
+    old = (
+        simulated_backtest.metrics.filter(pl.col("model") != "baseline_zero")
+        .drop("best_baseline", "lift_vs_best_baseline")
+        .with_columns(
+            pl.col("model").replace("baseline_rate", "baseline"),
+            pl.col("metric").replace("p_alive_auc", "churn_auc"),
+        )
+    )
+    page = render(simulated_backtest, backtest=old)
+    assert backtest_header(page)[2:4] == ["baseline", "bgnbd"]
+    assert "% error" in backtest_rows(page)["purchases_mae"]  # lift against the old baseline
