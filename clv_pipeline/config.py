@@ -214,7 +214,13 @@ class ModelSettings(Section):
         default_factory=lambda: ["bgnbd", "pareto_nbd"],
         description="Transaction models fitted: bgnbd, pareto_nbd, mbgnbd.",
     )
-    selection: str = Field(default="bic", description="'bic' or a model name to force.")
+    selection: Literal["holdout", "bic", "bgnbd", "pareto_nbd", "mbgnbd"] = Field(
+        default="holdout",
+        description="How the purchase model is chosen among the candidates that pass their "
+        "diagnostics: 'holdout' = lowest error predicting the last backtest_holdout_days "
+        "(fitted on the history before them; BIC when the history is shorter than twice the "
+        "holdout), 'bic' = lowest BIC, or a model name to force it.",
+    )
     penalizer: float = Field(default=0.0, ge=0, description="L2 penalty on model parameters.")
     min_customers: int = Field(default=50, ge=1, description="Fewer customers: no model fit.")
     min_repeat_customers: int = Field(
@@ -308,12 +314,16 @@ class ScaleSettings(Section):
         description="customer_state: 'auto' = incremental when possible; 'full' = recompute.",
     )
     backtest_holdout_days: int = Field(
-        default=90, ge=7, description="model_backtest: days held out after the calibration period."
+        default=90,
+        ge=7,
+        description="model_backtest and models.selection = holdout: days held out after the "
+        "calibration period.",
     )
     backtest_max_customers: int = Field(
         default=200_000,
         ge=0,
-        description="model_backtest: customers scored at most (deterministic hash sample; 0 = all).",
+        description="model_backtest and models.selection = holdout: customers scored at most "
+        "(deterministic hash sample; 0 = all).",
     )
 
 

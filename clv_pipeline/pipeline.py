@@ -41,7 +41,7 @@ from clv_pipeline.publish.warehouse import (
     read_published,
     scan_published,
 )
-from clv_pipeline.report.backtest import run_backtest
+from clv_pipeline.report.backtest import calibration_holdout, in_sample, run_backtest
 from clv_pipeline.report.html import (
     UnitEconomicsInputs,
     publish_report,
@@ -372,25 +372,61 @@ def build_customer_features(config: ClvConfig, as_of: date) -> StepResult:
 
 
 def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valuation]:
-    """Fit the models and publish ``model_params`` and ``customer_clv``."""
+    """Fit and check the models, select one, and publish ``model_params``,
+    ``model_diagnostics`` and ``customer_clv``.
+
+    With ``models.selection = holdout`` the models are also scored on the backtest's
+    calibration/holdout split (:func:`~clv_pipeline.report.backtest.calibration_holdout`, the
+    same customer sample as the backtest).
+    """
+    features = _read(config, "customer_features", as_of)
+    holdout_days = config.scale.backtest_holdout_days
+    holdout = None
+    if config.models.selection == "holdout":
+        # read once: the split's two branches would each scan every day's file
+        history = _sampled(_history(config, as_of), _sample_share(config, features.height))
+        holdout = calibration_holdout(
+            history.collect(engine="streaming").lazy(), as_of=as_of, holdout_days=holdout_days
+        ).collect()
     valuation = value_customers(
-        _read(config, "customer_features", as_of),
+        features,
         as_of=as_of,
         gross_margin=config.models.gross_margin,
         horizon_days=config.models.horizon_days,
         churn_window_days=config.models.churn_window_days,
         max_lifespan_days=config.models.max_lifespan_days,
         model_options=config.model_options(),
+        holdout=holdout,
+        holdout_days=holdout_days,
     )
     params = publish_table(config.layout, "model_params", valuation.params, day=as_of)
+    checks = publish_table(config.layout, "model_diagnostics", valuation.diagnostics, day=as_of)
     clv = publish_table(config.layout, "customer_clv", valuation.clv, day=as_of)
+    flagged = valuation.diagnostics.filter(pl.col("status") != "ok")
     stats: dict[str, object] = {
         "model": valuation.selected_model or "none",
+        "selection_reason": valuation.selection_reason or "none",
         "data_sufficient": valuation.data_sufficient,
         "messages": "\n".join(valuation.messages),
         "params": preview_markdown(valuation.params, rows=20),
+        "diagnostics": preview_markdown(
+            flagged.select("model", "check", "status", "message"), rows=20
+        )
+        if flagged.height
+        else "every check ok",
     }
-    return StepResult([clv, params], stats), valuation
+    return StepResult([clv, params, checks], stats), valuation
+
+
+def _sample_share(config: ClvConfig, customers: int) -> float:
+    """Share of ``customers`` the backtest and the holdout selection score
+    (``scale.backtest_max_customers``; 1 = all)."""
+    limit = config.scale.backtest_max_customers
+    return min(1.0, limit / customers) if limit and customers else 1.0
+
+
+def _sampled(history: pl.LazyFrame, share: float) -> pl.LazyFrame:
+    return history if share >= 1 else history.filter(in_sample(share))
 
 
 def _read(config: ClvConfig, table: str, as_of: date) -> pl.DataFrame:
@@ -503,10 +539,9 @@ def build_model_backtest(config: ClvConfig, as_of: date) -> StepResult:
     customers = pq.read_metadata(
         config.layout.partition_file("customer_state", "as_of", as_of)
     ).num_rows
-    limit = config.scale.backtest_max_customers
     result = run_backtest(
         _history(config, as_of),
-        sample_share=min(1.0, limit / customers) if limit and customers else 1.0,
+        sample_share=_sample_share(config, customers),
         as_of=as_of,
         holdout_days=config.scale.backtest_holdout_days,
         models=options["models"],

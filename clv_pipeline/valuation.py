@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from clv_pipeline.models import fit_and_predict
-from clv_pipeline.schema import CUSTOMER_CLV, MODEL_PARAMS
+from clv_pipeline.models import Holdout, fit_and_predict
+from clv_pipeline.schema import CUSTOMER_CLV, MODEL_DIAGNOSTICS, MODEL_PARAMS
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,25 @@ class Valuation:
     lifespan_days: float
     purchase_rate_per_day: float
     messages: tuple[str, ...]
+    diagnostics: pl.DataFrame
+    selection_reason: str | None = None
+
+
+def holdout_split(calibration: pl.DataFrame, *, holdout_days: float) -> Holdout:
+    """The :class:`~clv_pipeline.models.Holdout` of a calibration frame: one row per customer
+    acquired by ``as_of - holdout_days`` with its calibration ``frequency, recency, T`` and
+    ``actual_purchases`` (purchase-days) in the holdout."""
+    arrays = {
+        name: calibration.get_column(name).cast(pl.Float64).to_numpy()
+        for name in ("frequency", "recency", "T", "actual_purchases")
+    }
+    return Holdout(
+        frequency=arrays["frequency"],
+        recency=arrays["recency"],
+        T=arrays["T"],
+        actual_purchases=arrays["actual_purchases"],
+        holdout_days=float(holdout_days),
+    )
 
 
 def estimate_lifespan(
@@ -70,13 +89,18 @@ def value_customers(
     churn_window_days: int = 180,
     max_lifespan_days: float = 3650.0,
     model_options: Mapping[str, Any] | None = None,
+    holdout: pl.DataFrame | None = None,
+    holdout_days: float = 90.0,
 ) -> Valuation:
     """Fit the purchase and spend models on ``features`` and value every customer.
 
     ``model_options`` go to :func:`clv_pipeline.models.fit_and_predict` (discount rate and period,
-    models, selection, penalizer, minimum customers). When the data are insufficient or no model
-    converges, the predictive columns are null, ``data_sufficient`` is false and the reason is in
-    ``messages``; historic and formula CLV are always filled.
+    models, selection, penalizer, minimum customers). ``holdout`` is the calibration frame for
+    ``selection="holdout"`` (:func:`holdout_split`; ``frequency, recency, T`` as of
+    ``as_of - holdout_days`` and ``actual_purchases`` after it); without it the selection uses
+    BIC and says so. When the data are insufficient or no model converges, the predictive
+    columns are null, ``data_sufficient`` is false and the reason is in ``messages`` and the
+    ``diagnostics`` frame (``model_diagnostics``); historic and formula CLV are always filled.
     """
     lifespan, rate = estimate_lifespan(
         features, churn_window_days=churn_window_days, max_lifespan_days=max_lifespan_days
@@ -93,6 +117,7 @@ def value_customers(
         arrays["monetary_value"],
         horizon_days=horizon_days,
         gross_margin=gross_margin,
+        holdout=None if holdout is None else holdout_split(holdout, holdout_days=holdout_days),
         **dict(model_options or {}),
     )
     messages.extend(run.messages)
@@ -132,12 +157,18 @@ def value_customers(
         if rows
         else pl.DataFrame(schema=MODEL_PARAMS.schema)
     )
+    checks = run.diagnostics_rows()
+    diagnostics = pl.DataFrame(
+        [{"as_of": as_of, **row} for row in checks], schema=MODEL_DIAGNOSTICS.schema
+    )
     return Valuation(
         clv=clv.select(CUSTOMER_CLV.names),
-        params=params.select(MODEL_PARAMS.names),
+        params=params.with_columns(pl.col("std_error").fill_nan(None)).select(MODEL_PARAMS.names),
         selected_model=run.selected_model if sufficient else None,
         data_sufficient=sufficient,
         lifespan_days=lifespan,
         purchase_rate_per_day=rate,
         messages=tuple(messages),
+        diagnostics=diagnostics.select(MODEL_DIAGNOSTICS.names),
+        selection_reason=run.selection_reason,
     )

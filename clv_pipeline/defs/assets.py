@@ -40,6 +40,8 @@ REPORT_CHECK = "report_written"
 SNAPSHOT = "snapshot"
 DAY_FAILURE = "day_failure"  # metadata key of the observation recording one ingest day's failure
 Event = dg.MaterializeResult | dg.AssetCheckResult | dg.AssetMaterialization | dg.AssetObservation
+#: The tables of the valuation step (one multi-asset).
+CLV_TABLES = ("model_params", "model_diagnostics", "customer_clv")
 
 
 def _days(context: dg.AssetExecutionContext) -> list[date]:
@@ -331,16 +333,18 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         group_name=SNAPSHOT,
         partitions_def=partitions,
         specs=[
+            # the holdout selection reads the validated history (calibration/holdout split)
             dg.AssetSpec(
                 name,
-                deps=["customer_features"],
+                deps=["customer_features", validated_transactions],
                 kinds={"scipy", "parquet"},
                 description=TABLES[name].description,  # one description per table
             )
-            for name in ("model_params", "customer_clv")
+            for name in CLV_TABLES
         ],
-        check_specs=[*table_check_specs("model_params"), *table_check_specs("customer_clv")],
-        description="Fit BG/NBD / Pareto/NBD + Gamma-Gamma; per-customer historic, formula, predicted CLV.",
+        check_specs=[spec for name in CLV_TABLES for spec in table_check_specs(name)],
+        description="Fit and check BG/NBD / Pareto/NBD + Gamma-Gamma, select by holdout error; "
+        "per-customer historic, formula, predicted CLV.",
     )
     def customer_clv(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
         yield from _published(
@@ -433,6 +437,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             customer_state,
             customer_features,
             dg.AssetKey("model_params"),
+            dg.AssetKey("model_diagnostics"),
             CLV,
             *SNAPSHOT_TABLE_ASSETS,
             model_backtest,

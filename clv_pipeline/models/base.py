@@ -34,7 +34,13 @@ from clv_pipeline.models.data import (
     horizon_array,
     validate_rft,
 )
+from clv_pipeline.models.information import (
+    DEGENERATE_DROPOUT,
+    dropout_measure,
+    observed_information,
+)
 from clv_pipeline.models.numerics import (
+    LOG_PARAM_BOUNDS,
     FloatArray,
     IntArray,
     LogLikGrad,
@@ -71,8 +77,8 @@ class FitResult:
     n_repeat_customers : int
         Customers with ``frequency > 0`` among them.
     converged : bool
-        Whether the optimiser reported convergence (or stopped at a point whose projected
-        gradient is negligible) and the log-likelihood is finite.
+        The fit can be trusted: ``optimizer_converged``, a positive-definite Hessian
+        (``hessian_positive_definite``) and no degenerate dropout (``degenerate``).
     message : str
         Optimiser message, or the reason for failure.
     selected : bool
@@ -80,7 +86,29 @@ class FitResult:
     n_patterns : int
         Number of weighted unique data patterns the likelihood was evaluated on.
     n_evaluations : int
-        Number of objective/gradient evaluations.
+        Number of objective/gradient evaluations (the Hessian's not included).
+    optimizer_converged : bool
+        The optimiser reported convergence (or stopped at a point whose projected gradient is
+        negligible), no parameter is at an optimisation bound and the log-likelihood is finite.
+    at_bounds : tuple[str, ...]
+        Parameters stopped at an optimisation bound (1e-9 or 1e9).
+    hessian_positive_definite : bool | None
+        The observed information (Hessian of the negative log-likelihood in log-parameters,
+        :func:`~clv_pipeline.models.information.observed_information`) is positive definite;
+        None when it was not computed (``fit(..., diagnose=False)``).
+    condition_number : float
+        Its condition number (``inf`` when singular, NaN when not computed).
+    std_errors : dict[str, float]
+        Natural-scale standard errors (delta method from the log scale); NaN when the Hessian
+        is not positive definite.
+    dropout : float | None
+        The population dropout probability of a purchase model
+        (:func:`~clv_pipeline.models.information.dropout_measure`); None for Gamma-Gamma.
+    degenerate : bool
+        ``dropout`` below :data:`~clv_pipeline.models.information.DEGENERATE_DROPOUT`: the
+        model has collapsed to "nobody drops out" (``P(alive) ~ 1`` for everyone).
+    selection_reason : str | None
+        Why model selection chose (or passed over) this fit, in plain words.
     """
 
     model: str
@@ -95,6 +123,14 @@ class FitResult:
     selected: bool = False
     n_patterns: int = 0
     n_evaluations: int = 0
+    optimizer_converged: bool = False
+    at_bounds: tuple[str, ...] = ()
+    hessian_positive_definite: bool | None = False
+    condition_number: float = math.nan
+    std_errors: dict[str, float] = dataclasses.field(default_factory=dict)
+    dropout: float | None = None
+    degenerate: bool = False
+    selection_reason: str | None = None
 
 
 def bic(log_likelihood: float, n_params: int, n_obs: float) -> float:
@@ -136,26 +172,59 @@ class ParametricModel(abc.ABC):
         n_customers: float,
         n_repeat: float,
         n_patterns: int,
+        diagnose: bool = True,
     ) -> FitResult:
         """Run :func:`~clv_pipeline.models.numerics.minimize_log_params` (averaging over
-        ``n_customers``) and report the optimum as a :class:`FitResult`."""
+        ``n_customers``) and report the optimum as a :class:`FitResult` with its diagnostics:
+        the observed information (:func:`~clv_pipeline.models.information.observed_information`,
+        ``2 k`` extra gradient evaluations; skipped when ``diagnose`` is false), parameters at
+        bounds and degenerate dropout."""
         with np.errstate(over="ignore", under="ignore"):
             opt = minimize_log_params(
                 loglik_grad, theta0, total_weight=n_customers, penalizer=penalizer
             )
         k = len(self.param_names)
+        params = {n: float(v) for n, v in zip(self.param_names, opt.theta, strict=True)}
+        log_theta = np.log(opt.theta)
+        at_bounds = tuple(
+            n
+            for n, v in zip(self.param_names, log_theta, strict=True)
+            if np.isclose(v, LOG_PARAM_BOUNDS[0]) or np.isclose(v, LOG_PARAM_BOUNDS[1])
+        )
+        info = (
+            observed_information(
+                loglik_grad, opt.theta, penalizer=penalizer, n_customers=n_customers
+            )
+            if diagnose
+            else None
+        )
+        dropout = dropout_measure(self.name, params)
+        degenerate = dropout is not None and not dropout[0] >= DEGENERATE_DROPOUT
         return FitResult(
             model=self.name,
-            params={n: float(v) for n, v in zip(self.param_names, opt.theta, strict=True)},
+            params=params,
             log_likelihood=opt.log_likelihood,
             bic=bic(opt.log_likelihood, k, n_customers),
             n_params=k,
             n_customers=round(n_customers),
             n_repeat_customers=round(n_repeat),
-            converged=opt.converged,
+            converged=opt.converged and (info is None or info.positive_definite) and not degenerate,
             message=opt.message,
             n_patterns=n_patterns,
             n_evaluations=opt.n_evaluations,
+            optimizer_converged=opt.converged,
+            at_bounds=at_bounds,
+            hessian_positive_definite=None if info is None else info.positive_definite,
+            condition_number=math.nan if info is None else info.condition_number,
+            std_errors=dict(
+                zip(
+                    self.param_names,
+                    [math.nan] * k if info is None else info.std_errors.tolist(),
+                    strict=True,
+                )
+            ),
+            dropout=None if dropout is None else dropout[0],
+            degenerate=degenerate,
         )
 
 
@@ -279,8 +348,9 @@ class TransactionModel(ParametricModel):
         penalizer: float = 0.0,
         initial_params: Params | None = None,
         patterns: Patterns | None = None,
+        diagnose: bool = True,
     ) -> FitResult:
-        """Maximum-likelihood fit on weighted unique patterns.
+        """Maximum-likelihood fit on weighted unique patterns, with its diagnostics.
 
         Parameters
         ----------
@@ -294,6 +364,10 @@ class TransactionModel(ParametricModel):
         patterns : Patterns, optional
             Pre-compressed data (skips validation/compression; the arrays are then ignored
             and may be empty).
+        diagnose : bool
+            Compute the observed information (standard errors, positive definiteness,
+            condition number; ``2 k`` gradient evaluations). ``False`` leaves them NaN/None
+            (``converged`` then does not require a positive-definite Hessian).
         """
         if patterns is None:
             x, tx, t_obs = validate_rft(frequency, recency, T)
@@ -309,6 +383,7 @@ class TransactionModel(ParametricModel):
             n_customers=pat.n_customers,
             n_repeat=pat.n_repeat,
             n_patterns=pat.n_patterns,
+            diagnose=diagnose,
         )
 
     def expected_days_to_next_purchase(

@@ -1,8 +1,19 @@
 """Model selection and the pipeline entry point :func:`fit_and_predict`.
 
-:func:`fit_and_predict` fits the transaction models on weighted unique patterns, selects one
-by BIC (or a forced choice), fits the Gamma-Gamma spend model and predicts per customer; the
-discounted CLV formula is in :mod:`clv_pipeline.models.discount`. Time unit: days.
+:func:`fit_and_predict` fits the transaction models on weighted unique patterns, checks each fit
+(:mod:`~clv_pipeline.models.diagnostics`), selects one by holdout error (a :class:`Holdout`
+split), by BIC or by a forced choice, fits the Gamma-Gamma spend model and predicts per
+customer; the discounted CLV formula is in :mod:`clv_pipeline.models.discount`. Time unit: days.
+
+Selection (``selection="holdout"`` or ``"bic"``) ranks the fits that pass every diagnostic
+(``FitResult.converged``: optimiser, positive-definite Hessian, no degenerate dropout); when
+none does, the fits the optimiser finished, and says so. ``holdout`` refits each candidate on
+the calibration period of the :class:`Holdout` (the same weighted-pattern fit, started from the
+full-history estimates) and ranks by the mean absolute error of its predicted purchases in the
+holdout; the full-history fit of the winner is used. It falls back to BIC when the history is
+shorter than twice the holdout, no split is given, or no model could be scored. A selected model
+whose predictions are not finite gives way to the next one. Every fit gets a
+``selection_reason`` in plain words.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from clv_pipeline.models.base import (
     FitResult,
@@ -25,6 +36,16 @@ from clv_pipeline.models.base import (
     validate_rft,
 )
 from clv_pipeline.models.bgnbd import MODEL as BGNBD
+from clv_pipeline.models.diagnostics import (
+    Diagnostic,
+    Status,
+    data_diagnostics,
+    fit_diagnostics,
+    holdout_diagnostic,
+    predictions_diagnostic,
+    selection_diagnostic,
+    spend_diagnostic,
+)
 from clv_pipeline.models.discount import (
     DiscountPeriod,
     discount_schedule,
@@ -44,6 +65,31 @@ TRANSACTION_MODELS: dict[str, TransactionModel] = {
 #: |corr(frequency, monetary_value)| above which the Gamma-Gamma independence assumption
 #: is reported as questionable.
 GG_CORR_WARN = 0.3
+
+#: Selection rules besides forcing a model by name.
+SELECTIONS = ("holdout", "bic")
+
+
+@dataclasses.dataclass(frozen=True)
+class Holdout:
+    """A calibration/holdout split of the customer base, for ``selection="holdout"``.
+
+    Attributes
+    ----------
+    frequency, recency, T : array_like
+        Features (days) of the customers acquired by the calibration end
+        ``as_of - holdout_days``, computed on the history up to that day.
+    actual_purchases : array_like
+        Their purchase-days in the holdout ``(calibration end, as_of]``.
+    holdout_days : float
+        Holdout length.
+    """
+
+    frequency: ArrayLike
+    recency: ArrayLike
+    T: ArrayLike
+    actual_purchases: ArrayLike
+    holdout_days: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,27 +114,41 @@ class ModelRun:
     predicted_clv: FloatArray | None
     expected_days_to_next_purchase: FloatArray | None
     horizon_days: float = 365.0
+    diagnostics: tuple[Diagnostic, ...] = ()
+    selection_reason: str | None = None
 
     def params_rows(self) -> list[dict[str, Any]]:
-        """One row per (model, parameter) for persisting fitted parameters."""
+        """One row per (model, parameter) for persisting fitted parameters (``std_error``
+        NaN where the Hessian is not positive definite)."""
         return [
             {
                 "model": f.model,
                 "param": name,
                 "value": value,
+                "std_error": f.std_errors.get(name, math.nan),
                 "log_likelihood": f.log_likelihood,
                 "bic": f.bic,
                 "n_customers": f.n_customers,
                 "n_repeat_customers": f.n_repeat_customers,
                 "converged": f.converged,
                 "selected": f.selected,
+                "selection_reason": f.selection_reason,
             }
             for f in self.fits
             for name, value in f.params.items()
         ]
 
+    def diagnostics_rows(self) -> list[dict[str, object]]:
+        """One row per (model, check) for ``model_diagnostics``."""
+        return [d.row() for d in self.diagnostics]
 
-def _insufficient(messages: list[str], fits: list[FitResult], corr: float | None) -> ModelRun:
+
+def _insufficient(
+    messages: list[str],
+    fits: list[FitResult],
+    corr: float | None,
+    diagnostics: Sequence[Diagnostic] = (),
+) -> ModelRun:
     return ModelRun(
         selected_model=None,
         data_sufficient=False,
@@ -101,6 +161,7 @@ def _insufficient(messages: list[str], fits: list[FitResult], corr: float | None
         expected_avg_value=None,
         predicted_clv=None,
         expected_days_to_next_purchase=None,
+        diagnostics=tuple(diagnostics),
     )
 
 
@@ -121,11 +182,12 @@ def _check_options(
         raise ValueError(
             f"models must be a non-empty subset of {sorted(TRANSACTION_MODELS)}, got {models!r}"
         )
-    if selection != "bic" and selection not in TRANSACTION_MODELS:
+    if selection not in SELECTIONS and selection not in TRANSACTION_MODELS:
         raise ValueError(
-            f"selection must be 'bic' or one of {sorted(TRANSACTION_MODELS)}, got {selection!r}"
+            f"selection must be 'holdout', 'bic' or one of {sorted(TRANSACTION_MODELS)}, "
+            f"got {selection!r}"
         )
-    if selection != "bic" and selection not in names:
+    if selection not in SELECTIONS and selection not in names:
         names.append(selection)
     if not math.isfinite(horizon_days) or horizon_days <= 0:
         raise ValueError("horizon_days must be a finite number > 0")
@@ -138,9 +200,18 @@ def _check_options(
     return names
 
 
-def _safe_fit(model: TransactionModel, pat: Patterns, penalizer: float) -> FitResult:
+def _safe_fit(
+    model: TransactionModel,
+    pat: Patterns,
+    penalizer: float,
+    initial: Params | None = None,
+    *,
+    diagnose: bool = True,
+) -> FitResult:
     try:
-        return model.fit([], [], [], penalizer=penalizer, patterns=pat)
+        return model.fit(
+            [], [], [], penalizer=penalizer, patterns=pat, initial_params=initial, diagnose=diagnose
+        )
     except (ValueError, FloatingPointError, ArithmeticError) as exc:
         nan = math.nan
         return FitResult(
@@ -210,24 +281,182 @@ def _data_sufficient(
 
 
 def _fit_candidates(
-    pat: Patterns, names: list[str], selection: str, penalizer: float, messages: list[str]
-) -> tuple[list[FitResult], FitResult | None]:
-    """Fit every candidate transaction model and select one: the converged fit with the
-    lowest BIC, or the forced ``selection`` if it converged. Returns all fits (the chosen
-    one marked ``selected``) and the chosen fit (``None`` if there is none)."""
+    pat: Patterns, names: list[str], penalizer: float, messages: list[str]
+) -> list[FitResult]:
+    """Fit every candidate transaction model on the weighted patterns (none selected yet)."""
     with np.errstate(all="ignore"):
         fits = [_safe_fit(TRANSACTION_MODELS[name], pat, penalizer) for name in names]
     for f in fits:
-        if not f.converged:
+        if not f.optimizer_converged:
             messages.append(f"{f.model} did not converge: {f.message}")
-    ok = [f for f in fits if f.converged and math.isfinite(f.bic)]
-    chosen: FitResult | None
-    if selection == "bic":
-        chosen = min(ok, key=lambda f: f.bic) if ok else None
+        elif not f.converged:
+            messages.append(f"{f.model}: {_distrust(f)}")
+    return fits
+
+
+def _distrust(f: FitResult) -> str:
+    """Why a fit is not ``converged``, in plain words."""
+    if not f.optimizer_converged:
+        return f"the fit did not converge ({f.message})"
+    reasons = []
+    if f.hessian_positive_definite is False:
+        reasons.append("flat likelihood, the parameters are not determined by the data")
+    if f.degenerate:
+        reasons.append("dropout collapsed, P(alive) ~ 1 for everyone")
+    return "; ".join(reasons) or "its BIC is not finite"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ranking:
+    """The candidate purchase models in the order they are tried, and why."""
+
+    order: list[FitResult]
+    metric: str  # "holdout MAE", "BIC" or "forced"
+    mae: dict[str, float]  # holdout MAE of the models scored on the holdout
+    note: str  # why BIC was used instead of the holdout ("" when nothing to say)
+    trusted: bool  # the candidates passed every diagnostic
+    excluded: dict[str, str]  # model -> why it is not a candidate
+    diagnostics: list[Diagnostic]
+
+    def value(self, f: FitResult) -> str:
+        """The figure ``f`` was ranked by."""
+        if self.metric == "holdout MAE":
+            return f"{self.mae[f.model]:.4g}" if f.model in self.mae else "not scored"
+        return f"{f.bic:.1f}"
+
+
+def _holdout_scores(
+    pool: list[FitResult],
+    holdout: Holdout,
+    *,
+    penalizer: float,
+    min_customers: int,
+    min_repeat_customers: int,
+) -> tuple[dict[str, float], str, list[Diagnostic]]:
+    """Holdout MAE per model of ``pool`` (each refitted on the calibration patterns from its
+    full-history estimates), why none could be scored (when none), and their diagnostics."""
+    x, tx, t_obs = validate_rft(holdout.frequency, holdout.recency, holdout.T)
+    actual = as_float_array(holdout.actual_purchases, "actual_purchases")
+    days = float(holdout.holdout_days)
+    if actual.shape != x.shape:
+        raise ValueError("holdout actual_purchases must have one value per holdout customer")
+    n_rep = int(np.count_nonzero(x > 0))
+    if x.shape[0] < max(min_customers, 1) or n_rep < max(min_repeat_customers, 1):
+        return (
+            {},
+            f"too few customers before the {days:g}-day holdout: {x.shape[0]:,} customers, "
+            f"{n_rep:,} repeat",
+            [],
+        )
+    pat = Patterns.from_arrays(x, tx, t_obs)
+    scores: dict[str, float] = {}
+    diagnostics = []
+    for f in pool:
+        model = TRANSACTION_MODELS[f.model]
+        with np.errstate(all="ignore"):
+            cal = _safe_fit(model, pat, penalizer, f.params, diagnose=False)
+            pred = (
+                model.expected_purchases(cal.params, pat.x, pat.tx, pat.T, horizon_days=days)
+                if cal.optimizer_converged
+                else None
+            )
+        why = ""
+        if pred is None:
+            why = f"the fit on the calibration period did not converge ({cal.message})"
+        elif not np.all(np.isfinite(pred)):
+            why = "its holdout predictions are not finite"
+        else:
+            scores[f.model] = float(np.mean(np.abs(pred[pat.inverse] - actual)))
+        diagnostics.append(
+            holdout_diagnostic(
+                f.model, scores.get(f.model), holdout_days=days, n=x.shape[0], why=why
+            )
+        )
+    return scores, "" if scores else "no model could be scored on the holdout", diagnostics
+
+
+def _rank(
+    fits: list[FitResult],
+    selection: str,
+    *,
+    history_days: float,
+    holdout: Holdout | None,
+    penalizer: float,
+    min_customers: int,
+    min_repeat_customers: int,
+) -> _Ranking:
+    """Order the fits for selection: the forced model; else those passing every diagnostic
+    (else those the optimiser finished) by holdout MAE (unscored ones after, by BIC) or BIC."""
+    usable = [f for f in fits if f.optimizer_converged and math.isfinite(f.bic)]
+    excluded = {f.model: _distrust(f) for f in fits if f not in usable}
+    if selection in TRANSACTION_MODELS:
+        for f in usable:
+            if f.model != selection:
+                excluded[f.model] = f"{selection} is forced by the model selection setting"
+        order = [f for f in usable if f.model == selection]
+        trusted = all(f.converged for f in order)
+        return _Ranking(order, "forced", {}, "", trusted, excluded, [])
+    pool = [f for f in usable if f.converged] or usable
+    trusted = all(f.converged for f in pool)
+    for f in usable:
+        if f not in pool:
+            excluded[f.model] = _distrust(f)
+    mae: dict[str, float] = {}
+    note = ""
+    diagnostics: list[Diagnostic] = []
+    if selection == "holdout" and pool:
+        if holdout is None:
+            note = "BIC (no holdout split given)"
+        elif history_days < 2 * float(holdout.holdout_days):
+            note = (
+                f"BIC (history shorter than 2 × holdout: {history_days:g} < "
+                f"2 × {float(holdout.holdout_days):g} days)"
+            )
+        else:
+            mae, why, diagnostics = _holdout_scores(
+                pool,
+                holdout,
+                penalizer=penalizer,
+                min_customers=min_customers,
+                min_repeat_customers=min_repeat_customers,
+            )
+            note = f"BIC ({why})" if not mae else ""
+    order = sorted(pool, key=lambda f: (f.model not in mae, mae.get(f.model, 0.0), f.bic))
+    metric = "holdout MAE" if mae else "BIC"
+    return _Ranking(order, metric, mae, note, trusted, excluded, diagnostics)
+
+
+def _reasons(ranking: _Ranking, chosen: FitResult | None, skipped: list[str]) -> dict[str, str]:
+    """``selection_reason`` per purchase model: why it was chosen or passed over."""
+    reasons = {model: f"not selected: {why}" for model, why in ranking.excluded.items()}
+    for model in skipped:
+        reasons[model] = "not selected: its predictions are not finite"
+    if chosen is None:
+        return reasons
+    rest = [f for f in ranking.order if f is not chosen and f.model not in skipped]
+    for f in rest:
+        reasons[f.model] = (
+            f"not selected: {ranking.metric} {ranking.value(f)} vs "
+            f"{ranking.value(chosen)} of {chosen.model}"
+        )
+    if ranking.metric == "forced":
+        text = "forced by the model selection setting"
+    elif ranking.metric == "holdout MAE" and chosen.model not in ranking.mae:
+        text = f"the models scored on the holdout failed; lowest BIC {chosen.bic:.1f}"
+    elif rest:
+        text = f"lowest {ranking.metric} {ranking.value(chosen)} vs " + ", ".join(
+            f"{f.model} {ranking.value(f)}" for f in rest
+        )
     else:
-        chosen = next((f for f in ok if f.model == selection), None)
-    fits = [dataclasses.replace(f, selected=chosen is not None and f is chosen) for f in fits]
-    return fits, next((f for f in fits if f.selected), None)
+        text = f"{ranking.metric} {ranking.value(chosen)}, the only candidate"
+    if ranking.note:
+        text = f"{ranking.note}: {text}"
+    if skipped:
+        text += f"; {', '.join(skipped)} ranked higher but gave non-finite predictions"
+    if not ranking.trusted:
+        text += f" (no model passed every diagnostic; this one: {_distrust(chosen)})"
+    reasons[chosen.model] = text
+    return reasons
 
 
 def _fit_spend(
@@ -307,36 +536,13 @@ def _expected_spend(
     return avg_value
 
 
-def _assemble(
-    selected: str,
-    purchases: _Purchases,
-    avg_value: FloatArray | None,
-    clv: FloatArray | None,
-    *,
-    messages: list[str],
-    fits: list[FitResult],
-    corr: float | None,
-    horizon_days: float,
-) -> ModelRun:
-    """The final :class:`ModelRun`, or the disabled one if a purchase column is not finite."""
-    arrays = [purchases.p_alive, purchases.expected, purchases.prob_active]
-    if not all(np.all(np.isfinite(a)) for a in arrays):
-        messages.append(f"{selected} produced non-finite predictions: disabled")
-        return _insufficient(messages, fits, corr)
-    return ModelRun(
-        selected_model=selected,
-        data_sufficient=True,
-        messages=messages,
-        fits=fits,
-        gamma_gamma_corr=corr,
-        p_alive=purchases.p_alive,
-        expected_purchases=purchases.expected,
-        prob_active_in_horizon=purchases.prob_active,
-        expected_avg_value=avg_value,
-        predicted_clv=clv,
-        expected_days_to_next_purchase=purchases.days_next,
-        horizon_days=float(horizon_days),
-    )
+def _non_finite(purchases: _Purchases) -> int:
+    """Customers with a non-finite purchase prediction (the next-purchase date may be NaN)."""
+    bad = np.zeros(purchases.p_alive.shape[0], dtype=bool)
+    for values in (purchases.p_alive, purchases.expected, purchases.prob_active):
+        bad |= ~np.isfinite(values)
+    bad |= ~np.isfinite(purchases.discounted)
+    return int(np.count_nonzero(bad))
 
 
 def fit_and_predict(
@@ -355,21 +561,26 @@ def fit_and_predict(
     min_customers: int = 50,
     min_repeat_customers: int = 20,
     next_purchase: bool = True,
+    holdout: Holdout | None = None,
 ) -> ModelRun:
-    """Fit transaction + spend models, select one and predict per customer.
+    """Fit transaction + spend models, check them, select one and predict per customer.
 
     Steps: validate input (``ValueError`` with a clear message on length mismatch,
     non-finite, negative values, ``recency > T``, non-integer frequency, or bad options);
     check data sufficiency (``min_customers``, ``min_repeat_customers``); fit every model in
-    ``models`` on weighted unique patterns; select the converged fit with the lowest BIC
-    (or the forced ``selection``); fit Gamma-Gamma on repeat customers with spend > 0;
-    predict per customer over ``horizon_days`` (time unit: days).
+    ``models`` on weighted unique patterns with its diagnostics; select one (module docstring):
+    ``selection="holdout"`` by the holdout error on ``holdout`` (BIC when it is None or the
+    history is shorter than twice the holdout), ``"bic"`` by BIC, or a model name to force it;
+    fit Gamma-Gamma on repeat customers with spend > 0; predict per customer over
+    ``horizon_days`` (time unit: days), falling back to the next model when the selected
+    one's predictions are not finite (not for a forced model).
 
-    When data is insufficient or no fit converged, ``data_sufficient`` is False,
+    When data is insufficient or no fit is usable, ``data_sufficient`` is False,
     ``selected_model`` None and every per-customer array None (never NaN-filled); the
-    reasons are in ``messages``. If only Gamma-Gamma fails, the purchase predictions are
-    kept and ``expected_avg_value``/``predicted_clv`` are None. ``next_purchase=False`` skips
-    ``expected_days_to_next_purchase`` (a root search per pattern; None in the result).
+    reasons are in ``messages`` and ``diagnostics``. If only Gamma-Gamma fails, the purchase
+    predictions are kept and ``expected_avg_value``/``predicted_clv`` are None.
+    ``next_purchase=False`` skips ``expected_days_to_next_purchase`` (a root search per
+    pattern; None in the result).
     """
     names = _check_options(
         models,
@@ -384,53 +595,122 @@ def fit_and_predict(
         horizon_days, discount_rate=discount_rate, discount_period=discount_period
     )
     x, tx, t_obs, m = _validate_data(frequency, recency, T, monetary_value)
+    diagnostics = data_diagnostics(
+        int(x.shape[0]),
+        int(np.count_nonzero(x > 0)),
+        min_customers=min_customers,
+        min_repeat_customers=min_repeat_customers,
+    )
     if x.shape[0] == 0:
-        return _insufficient(["no customers: predictive CLV disabled"], [], None)
+        why = "no customers: predictive CLV disabled"
+        return _insufficient(
+            [why], [], None, [*diagnostics, selection_diagnostic(None, "fail", why)]
+        )
     messages: list[str] = []
     corr = _spend_correlation(x, m, messages)
+    before = len(messages)
     if not _data_sufficient(x, min_customers, min_repeat_customers, messages):
-        return _insufficient(messages, [], corr)
+        why = "; ".join(messages[before:])
+        diagnostics.append(selection_diagnostic(None, "fail", why))
+        return _insufficient(messages, [], corr, diagnostics)
 
-    # fit the candidates and the spend model; no selected model -> disabled
+    # fit and check the candidates, rank them; fit the spend model
     pat = Patterns.from_arrays(x, tx, t_obs)
-    fits, chosen = _fit_candidates(pat, names, selection, penalizer, messages)
+    fits = _fit_candidates(pat, names, penalizer, messages)
+    ranking = _rank(
+        fits,
+        selection,
+        history_days=float(t_obs.max()),
+        holdout=holdout,
+        penalizer=penalizer,
+        min_customers=min_customers,
+        min_repeat_customers=min_repeat_customers,
+    )
+    diagnostics += [d for f in fits for d in fit_diagnostics(f)]
+    diagnostics += ranking.diagnostics
     keep = (x > 0) & (m > 0)
     gg_fit = _fit_spend(x, m, keep, penalizer, messages)
     if gg_fit is not None:
-        fits.append(gg_fit)
+        diagnostics += fit_diagnostics(gg_fit)
         if not gg_fit.converged:
-            messages.append(f"gamma_gamma did not converge: {gg_fit.message}")
-    if chosen is None:
-        what = "no model converged" if selection == "bic" else f"{selection} did not converge"
-        messages.append(f"{what}: predictive CLV disabled")
-        return _insufficient(messages, fits, corr)
-    messages.append(f"selected {chosen.model} (BIC {chosen.bic:.1f})")
+            messages.append(f"gamma_gamma: {_distrust(gg_fit)}")
+    diagnostics.append(spend_diagnostic(corr, GG_CORR_WARN))
 
-    # predict the columns; without a converged spend model the value columns stay None
-    purchases = _predict_purchases(
-        TRANSACTION_MODELS[chosen.model],
-        chosen.params,
-        pat,
-        schedule,
-        discount_rate=discount_rate,
-        horizon_days=horizon_days,
-        next_purchase=next_purchase,
-    )
+    # predict with the first candidate whose predictions are all finite
+    chosen: FitResult | None = None
+    purchases: _Purchases | None = None
+    skipped: list[str] = []
+    for candidate in ranking.order:
+        attempt = _predict_purchases(
+            TRANSACTION_MODELS[candidate.model],
+            candidate.params,
+            pat,
+            schedule,
+            discount_rate=discount_rate,
+            horizon_days=horizon_days,
+            next_purchase=next_purchase,
+        )
+        bad = _non_finite(attempt)
+        diagnostics.append(predictions_diagnostic(candidate.model, bad, int(x.shape[0])))
+        if not bad:
+            chosen, purchases = candidate, attempt
+            break
+        skipped.append(candidate.model)
+        messages.append(f"{candidate.model} produced non-finite predictions for {bad} customers")
+    reasons = _reasons(ranking, chosen, skipped)
+    fits = [
+        dataclasses.replace(f, selected=f is chosen, selection_reason=reasons.get(f.model))
+        for f in fits
+    ]
+    gg_used = gg_fit is not None and gg_fit.converged and chosen is not None
+    if gg_fit is not None:
+        fits.append(
+            dataclasses.replace(
+                gg_fit,
+                selected=gg_used,
+                selection_reason="spend model, used with the selected purchase model"
+                if gg_used
+                else f"not used: {_distrust(gg_fit)}"
+                if not gg_fit.converged
+                else "not used: no purchase model was selected",
+            )
+        )
+    if chosen is None or purchases is None:
+        if skipped:
+            what = "every candidate produced non-finite predictions"
+        elif selection in TRANSACTION_MODELS:
+            what = f"{selection} did not converge"
+        else:
+            what = "no model converged"
+        messages.append(f"{what}: predictive CLV disabled")
+        diagnostics.append(selection_diagnostic(None, "fail", f"{what}: predictive CLV disabled"))
+        return _insufficient(messages, fits, corr, diagnostics)
+    reason = reasons[chosen.model]
+    messages.append(f"selected {chosen.model}: {reason}")
+    status: Status = "ok" if chosen.converged and not skipped else "warn"
+    diagnostics.append(selection_diagnostic(chosen.model, status, reason))
+
+    # without a converged spend model the value columns stay None
     avg_value: FloatArray | None = None
     clv: FloatArray | None = None
-    if gg_fit is not None and gg_fit.converged:
+    if gg_used and gg_fit is not None:
         avg_value = _expected_spend(gg_fit.params, x, m, keep, messages)
         clv = purchases.discounted * avg_value * gross_margin
-        fits = [dataclasses.replace(f, selected=True) if f is gg_fit else f for f in fits]
     else:
         messages.append("expected_avg_value and predicted_clv unavailable (Gamma-Gamma failed)")
-    return _assemble(
-        chosen.model,
-        purchases,
-        avg_value,
-        clv,
+    return ModelRun(
+        selected_model=chosen.model,
+        data_sufficient=True,
         messages=messages,
         fits=fits,
-        corr=corr,
-        horizon_days=horizon_days,
+        gamma_gamma_corr=corr,
+        p_alive=purchases.p_alive,
+        expected_purchases=purchases.expected,
+        prob_active_in_horizon=purchases.prob_active,
+        expected_avg_value=avg_value,
+        predicted_clv=clv,
+        expected_days_to_next_purchase=purchases.days_next,
+        horizon_days=float(horizon_days),
+        diagnostics=tuple(diagnostics),
+        selection_reason=reason,
     )

@@ -11,6 +11,7 @@ from datetime import date
 
 import polars as pl
 
+from clv_pipeline.models.diagnostics import SELECTION_CHECK, STATUSES
 from clv_pipeline.schema import Table
 from clv_pipeline.schema.report import BACKTEST_BASELINES, BACKTEST_METRICS
 
@@ -70,6 +71,14 @@ def _rule(name: str, description: str, ok: pl.Expr, show: str = "customer_id") -
         return [f"{description} violated; e.g. {show} = {_first(frame, bad, show)}"]
 
     return Check(name, description, run)
+
+
+def _count_rows(frame: pl.DataFrame, mask: pl.Expr, expected: int, what: str) -> list[str]:
+    """``expected`` rows match ``mask`` (an empty table passes)."""
+    found = frame.filter(mask).height
+    if frame.is_empty() or found == expected:
+        return []
+    return [f"{found} {what} rows, expected {expected}"]
 
 
 def _probability(column: str) -> Check:
@@ -182,7 +191,32 @@ AUDITS: dict[str, list[Check]] = {
             "one row per (model, param)",
             ~pl.struct("model", "param").is_duplicated(),
             show="param",
-        )
+        ),
+        _rule(
+            "std_error_non_negative",
+            "std_error >= 0 where known",
+            pl.col("std_error") >= 0,
+            show="param",
+        ),
+    ],
+    "model_diagnostics": [
+        _rule(
+            "status_ok_warn_fail",
+            "status is ok, warn or fail",
+            pl.col("status").is_in(list(STATUSES)),
+            show="status",
+        ),
+        _rule(
+            "one_row_per_model_check",
+            "one row per (model, check)",
+            ~pl.struct("model", "check").is_duplicated(),
+            show="check",
+        ),
+        Check(
+            "one_selection_row",
+            f"one {SELECTION_CHECK} row (which model produced customer_clv, and why)",
+            lambda f: _count_rows(f, pl.col("check") == SELECTION_CHECK, 1, SELECTION_CHECK),
+        ),
     ],
 }
 

@@ -222,6 +222,33 @@ def _holdout_actuals(
     )
 
 
+def calibration_holdout(
+    transactions: pl.LazyFrame, *, as_of: date, holdout_days: int
+) -> pl.LazyFrame:
+    """The calibration/holdout split of :func:`run_backtest` (also used to select the model).
+
+    One row per customer with a purchase by ``calibration_end = as_of - holdout_days``: the
+    customer features as of ``calibration_end``
+    (:func:`~clv_pipeline.features.customers.compute_features`) plus ``actual_purchases``
+    (purchase-days) and ``actual_value`` in the holdout ``(calibration_end, as_of]`` (0 when
+    none), sorted by ``customer_id``. Rows after ``as_of`` are ignored.
+    """
+    calibration_end = as_of - timedelta(days=holdout_days)
+    history = transactions.filter(pl.col("event_date") <= as_of)
+    return (
+        compute_features(history, as_of=calibration_end)
+        .join(
+            _holdout_actuals(history, calibration_end=calibration_end, as_of=as_of),
+            on="customer_id",
+            how="left",
+        )
+        .with_columns(
+            pl.col("actual_purchases").fill_null(0), pl.col("actual_value").fill_null(0.0)
+        )
+        .sort("customer_id")
+    )
+
+
 def baseline_predictions(
     frequency: ArrayLike,
     age_days: ArrayLike,
@@ -416,18 +443,8 @@ def run_backtest(
             f"backtest on a deterministic {sample_share:.1%} sample of customers "
             "(hash of customer_id; CLV_BACKTEST_MAX_CUSTOMERS)"
         )
-    feats = (
-        compute_features(history, as_of=calibration_end)
-        .join(
-            _holdout_actuals(history, calibration_end=calibration_end, as_of=as_of),
-            on="customer_id",
-            how="left",
-        )
-        .with_columns(
-            pl.col("actual_purchases").fill_null(0), pl.col("actual_value").fill_null(0.0)
-        )
-        .sort("customer_id")
-        .collect(engine="streaming")
+    feats = calibration_holdout(history, as_of=as_of, holdout_days=holdout_days).collect(
+        engine="streaming"
     )
     n = feats.height
     x = feats["frequency"].to_numpy().astype(np.int64)

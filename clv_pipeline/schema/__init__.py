@@ -7,7 +7,8 @@ and a test keeps the committed document in sync.
 * :mod:`~clv_pipeline.schema.contract` — :class:`Column`, :class:`Table`, :func:`conform`;
 * :mod:`~clv_pipeline.schema.transactions` — input contract, raw / validated / quarantined rows;
 * :mod:`~clv_pipeline.schema.customers` — ``customer_state``, ``customer_features``;
-* :mod:`~clv_pipeline.schema.valuation` — ``model_params``, ``customer_clv``;
+* :mod:`~clv_pipeline.schema.valuation` — ``model_params``, ``model_diagnostics``,
+  ``customer_clv``;
 * :mod:`~clv_pipeline.schema.segments` — segments, churn, migration, cohorts, unit economics,
   KPIs (and the ``purchase_gaps`` helper);
 * :mod:`~clv_pipeline.schema.report` — the backtest tables.
@@ -57,7 +58,7 @@ from clv_pipeline.schema.transactions import (
     REQUIRED_INPUT,
     VALIDATED_TRANSACTIONS,
 )
-from clv_pipeline.schema.valuation import CUSTOMER_CLV, MODEL_PARAMS
+from clv_pipeline.schema.valuation import CUSTOMER_CLV, MODEL_DIAGNOSTICS, MODEL_PARAMS
 
 #: Every published table by name (``quarantine_transactions`` and ``purchase_gaps`` are not
 #: warehouse tables), in the order of ``docs/data_contract.md``.
@@ -69,6 +70,7 @@ TABLES: dict[str, Table] = {
         CUSTOMER_STATE,
         CUSTOMER_FEATURES,
         MODEL_PARAMS,
+        MODEL_DIAGNOSTICS,
         CUSTOMER_CLV,
         *SEGMENT_TABLES.values(),
         *REPORT_TABLES.values(),
@@ -94,6 +96,7 @@ __all__ = [
     "KPI_NAMES",
     "MIGRATION_DIMENSIONS",
     "MODEL_BACKTEST",
+    "MODEL_DIAGNOSTICS",
     "MODEL_PARAMS",
     "MONEY",
     "OPTIONAL_INPUT",

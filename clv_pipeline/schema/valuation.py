@@ -1,4 +1,5 @@
-"""Tables of the valuation stage: fitted ``model_params`` and per-customer ``customer_clv``."""
+"""Tables of the valuation stage: fitted ``model_params``, their ``model_diagnostics`` and
+per-customer ``customer_clv``."""
 
 from __future__ import annotations
 
@@ -15,12 +16,69 @@ MODEL_PARAMS = Table(
         Column("model", pl.String(), "bgnbd, pareto_nbd, mbgnbd or gamma_gamma."),
         Column("param", pl.String(), "Parameter name (r, alpha, a, b, s, beta, p, q, v)."),
         Column("value", pl.Float64(), "Estimate (alpha and beta in days).", nullable=True),
+        Column(
+            "std_error",
+            pl.Float64(),
+            "Standard error of the estimate from the observed information (Hessian of the "
+            "negative log-likelihood in log-parameters, delta method to this scale); null when "
+            "the Hessian is not positive definite (parameters not determined by the data).",
+            nullable=True,
+        ),
         Column("log_likelihood", pl.Float64(), "Maximised log-likelihood.", nullable=True),
         Column("bic", pl.Float64(), "Bayesian information criterion.", nullable=True),
         Column("n_customers", pl.Int64(), "Customers in the fit.", "count"),
         Column("n_repeat_customers", pl.Int64(), "Customers with frequency > 0.", "count"),
-        Column("converged", pl.Boolean(), "Optimizer converged to finite parameters."),
+        Column(
+            "converged",
+            pl.Boolean(),
+            "The fit can be trusted: the optimizer converged, the Hessian is positive definite "
+            "and the dropout did not collapse (model_diagnostics says which failed).",
+        ),
         Column("selected", pl.Boolean(), "This model produced customer_clv."),
+        Column(
+            "selection_reason",
+            pl.String(),
+            "Why the model was selected or not, in plain words (e.g. lowest holdout MAE "
+            "0.754 vs bgnbd 0.786; BIC when the history is shorter than 2 x the holdout).",
+            nullable=True,
+        ),
+    ),
+)
+
+MODEL_DIAGNOSTICS = Table(
+    "model_diagnostics",
+    "as_of",
+    "Checks of the data and of every model fit, one row per (model, check), with a status "
+    "ok | warn | fail and a plain-language message: enough repeat customers, optimizer "
+    "converged, parameters at bounds, Hessian positive definite and its condition number, "
+    "parameter uncertainty, degenerate dropout (P(alive) ~ 1 for everyone), finite predictions, "
+    "holdout error, spend/frequency correlation and the selected model with the reason.",
+    (
+        Column("as_of", pl.Date(), "Snapshot date."),
+        Column(
+            "model",
+            pl.String(),
+            "bgnbd, pareto_nbd, mbgnbd, gamma_gamma, or all (checks of the data and the "
+            "selected model).",
+        ),
+        Column(
+            "check",
+            pl.String(),
+            "customers, repeat_customers, optimizer_converged, parameters_at_bounds, "
+            "hessian_positive_definite, hessian_condition_number, parameter_uncertainty, "
+            "dropout_degenerate, predictions_finite, holdout_error, "
+            "spend_frequency_correlation, selected_model.",
+        ),
+        Column("status", pl.String(), "ok, warn or fail."),
+        Column(
+            "value",
+            pl.Float64(),
+            "What was measured (a count, condition number, relative standard error, dropout "
+            "probability, holdout MAE in purchases per customer, correlation).",
+            nullable=True,
+        ),
+        Column("threshold", pl.Float64(), "The limit the value was compared with.", nullable=True),
+        Column("message", pl.String(), "What the check found, in plain language."),
     ),
 )
 

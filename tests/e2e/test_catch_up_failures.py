@@ -111,7 +111,7 @@ def test_a_failing_catch_up_day_leaves_the_others_published_and_rerun_completes(
     assert len(lines) == 2, shown.output  # the failed day, and END's snapshot assets in one line
     assert lines[0].startswith(f"validated_transactions {BAD} run {failure.run_id}: ")
     assert len(lines[0].split(": ", 1)[1]) <= ERROR_CHARS
-    assert lines[1].startswith(f"15 assets (backtest_calibration, backtest_deciles, …) {END} run")
+    assert lines[1].startswith(f"16 assets (backtest_calibration, backtest_deciles, …) {END} run")
     good = [str(d) for d in landed if d not in (BAD, END)]
     assert not [line for line in lines if any(day in line for day in good)]
     verbose = runner.invoke(cli.app, ["status", "--verbose"])

@@ -36,6 +36,7 @@ def test_asset_graph_snapshot(defs: dg.Definitions) -> None:
         "customer_state",
         "kpis",
         "model_backtest",
+        "model_diagnostics",
         "model_params",
         "raw_transactions",
         "report",
@@ -50,7 +51,9 @@ def test_asset_graph_snapshot(defs: dg.Definitions) -> None:
     assert upstream["customer_state"] == ["validated_transactions"]
     assert upstream["customer_features"] == ["customer_state"]
     assert upstream["customer_churn"] == ["customer_clv", "customer_features"]
-    assert len(upstream["clv_snapshot"]) == 13
+    assert len(upstream["clv_snapshot"]) == 14
+    for table in ("model_params", "model_diagnostics", "customer_clv"):
+        assert upstream[table] == ["customer_features", "validated_transactions"], table
     assert upstream["report"] == ["clv_snapshot"]
     assert upstream["kpis"] == ["customer_clv", "customer_features", "customer_segments"]
     # every snapshot asset is downstream of customer_state and its history_complete check

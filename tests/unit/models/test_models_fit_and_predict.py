@@ -64,12 +64,14 @@ def test_full_run_outputs(data):
         "model",
         "param",
         "value",
+        "std_error",
         "log_likelihood",
         "bic",
         "n_customers",
         "n_repeat_customers",
         "converged",
         "selected",
+        "selection_reason",
     }
     assert run.gamma_gamma_corr is not None and abs(run.gamma_gamma_corr) < 0.3
 
@@ -155,7 +157,8 @@ def test_no_convergence_gives_none_arrays(data, monkeypatch):
     def failing(model, pat, penalizer):
         import dataclasses
 
-        return dataclasses.replace(real(model, pat, penalizer), converged=False)
+        fit = real(model, pat, penalizer)
+        return dataclasses.replace(fit, converged=False, optimizer_converged=False)
 
     monkeypatch.setattr(clv, "_safe_fit", failing)
     run = fit_and_predict(*data)
