@@ -210,3 +210,23 @@ def test_the_documented_example_file_loads(tmp_path: Path) -> None:
     assert config.source.column_map["CustomerID"] == "customer_id"
     assert config.models.candidates == ["bgnbd", "pareto_nbd", "mbgnbd"]
     assert config.segments.value_tiers == {"platinum": 0.01, "gold": 0.05}
+
+
+def test_model_selection_setting(tmp_path: Path) -> None:
+    default = load_config(tmp_path, environ={})
+    assert (
+        default.models.selection == "holdout" and default.model_options()["selection"] == "holdout"
+    )
+    env = load_config(tmp_path, environ={"CLV_MODEL_SELECTION": "bic"})
+    assert (
+        env.models.selection == "bic"
+        and env.origin("models.selection") == "env CLV_MODEL_SELECTION"
+    )
+    (tmp_path / "clv.toml").write_text("[models]\nselection = 'pareto_nbd'\n")
+    assert load_config(tmp_path, environ={}).model_options()["selection"] == "pareto_nbd"
+    flag = load_config(
+        tmp_path, environ={"CLV_MODEL_SELECTION": "bic"}, overrides={"models.selection": "holdout"}
+    )
+    assert flag.models.selection == "holdout" and flag.origin("models.selection") == "flag"
+    with pytest.raises(ConfigError, match="models.selection .*CLV_MODEL_SELECTION.*'holdout'"):
+        load_config(tmp_path, environ={"CLV_MODEL_SELECTION": "aic"})

@@ -99,3 +99,95 @@ def test_predictive_columns_on_simulated_history() -> None:
     alpha = params.filter((pl.col("model") == "bgnbd") & (pl.col("param") == "alpha"))["value"][0]
     assert 10 < alpha < 200  # days (the demo's true alpha is 40 days), not weeks
     assert np.isfinite(params.get_column("log_likelihood").to_numpy()).all()
+
+
+def _demo_transactions(n_customers: int, days: int, seed: int) -> pl.DataFrame:
+    from clv_pipeline.demo import generate_history
+
+    history = generate_history(n_customers=n_customers, days=days, end=AS_OF, seed=seed)
+    return history.with_columns(
+        pl.col("occurred_at").dt.date().alias("event_date"),
+        pl.when(pl.col("status") == "cancelled")
+        .then(pl.lit("ignored"))
+        .when(pl.col("amount") > 0)
+        .then(pl.lit("purchase"))
+        .otherwise(pl.lit("refund"))
+        .alias("revenue_kind"),
+    )
+
+
+def test_holdout_selection_diagnostics_table_and_its_audits() -> None:
+    from clv_pipeline.models.diagnostics import SELECTION_CHECK
+    from clv_pipeline.publish.audit import audit_table
+    from clv_pipeline.report.backtest import calibration_holdout
+    from clv_pipeline.schema import MODEL_DIAGNOSTICS
+
+    tx = _demo_transactions(3000, 365, 5)
+    features = compute_features(tx.lazy(), as_of=AS_OF).collect()
+    split = calibration_holdout(tx.lazy(), as_of=AS_OF, holdout_days=90).collect()
+    result = value_customers(
+        features,
+        as_of=AS_OF,
+        model_options={"selection": "holdout"},
+        holdout=split,
+        holdout_days=90,
+    )
+    assert result.data_sufficient and result.selection_reason is not None
+    assert result.selection_reason.startswith("lowest holdout MAE")
+    diagnostics = result.diagnostics
+    assert diagnostics.schema == MODEL_DIAGNOSTICS.schema
+    assert (diagnostics["as_of"] == AS_OF).all()
+    assert diagnostics.filter(pl.col("status") == "fail").is_empty()
+    holdout = diagnostics.filter(pl.col("check") == "holdout_error")
+    assert sorted(holdout["model"]) == ["bgnbd", "pareto_nbd"]
+    assert holdout["value"].is_between(0, 10).all()
+    chosen = diagnostics.filter(pl.col("check") == SELECTION_CHECK)
+    assert chosen["message"].to_list() == [f"{result.selected_model}: {result.selection_reason}"]
+    assert all(not p for p in audit_table(diagnostics, MODEL_DIAGNOSTICS, day=AS_OF).values())
+    # std errors published, null only where unknown; the reason on every row
+    params = result.params
+    assert params.schema == MODEL_PARAMS.schema
+    assert params["std_error"].null_count() == 0 and (params["std_error"] > 0).all()
+    assert params["selection_reason"].null_count() == 0
+    assert all(not p for p in audit_table(params, MODEL_PARAMS, day=AS_OF).values())
+    # the audits catch a status outside the set, a repeated check and a missing selection row
+    broken = pl.concat(
+        [
+            diagnostics.with_columns(
+                pl.when(pl.col("check") == "customers")
+                .then(pl.lit("maybe"))
+                .otherwise(pl.col("status"))
+                .alias("status")
+            ),
+            diagnostics.head(1),
+        ]
+    )
+    found = audit_table(broken, MODEL_DIAGNOSTICS, day=AS_OF)
+    assert found["status_ok_warn_fail"] and found["one_row_per_model_check"]
+    assert not found["one_selection_row"]
+    unselected = diagnostics.filter(pl.col("check") != SELECTION_CHECK)
+    assert audit_table(unselected, MODEL_DIAGNOSTICS, day=AS_OF)["one_selection_row"]
+
+
+def test_short_history_selects_by_bic_and_says_so() -> None:
+    from clv_pipeline.report.backtest import calibration_holdout
+
+    tx = _demo_transactions(2000, 150, 6)
+    features = compute_features(tx.lazy(), as_of=AS_OF).collect()
+    split = calibration_holdout(tx.lazy(), as_of=AS_OF, holdout_days=90).collect()
+    result = value_customers(
+        features, as_of=AS_OF, model_options={"selection": "holdout"}, holdout=split
+    )
+    assert result.data_sufficient
+    assert (result.selection_reason or "").startswith("BIC (history shorter than 2 × holdout")
+    assert result.diagnostics.filter(pl.col("check") == "holdout_error").is_empty()
+
+
+def test_insufficient_data_still_publishes_diagnostics() -> None:
+    features = _features([(1, 0, 0, 30, 10.0), (2, 1, 5, 40, 12.0)])
+    result = value_customers(features, as_of=AS_OF)
+    rows = {(r["model"], r["check"]): r for r in result.diagnostics.iter_rows(named=True)}
+    assert rows[("all", "customers")]["status"] == "fail"
+    assert rows[("all", "repeat_customers")]["status"] == "fail"
+    assert rows[("all", "selected_model")]["status"] == "fail"
+    assert result.params.is_empty()
