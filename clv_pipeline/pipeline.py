@@ -25,6 +25,9 @@ from clv_pipeline.features.customers import (
     summarise_transactions,
 )
 from clv_pipeline.features.state import StatePlan, plan_state
+from clv_pipeline.models.clv import TRANSACTION_MODELS
+from clv_pipeline.models.diagnostics import DROPOUT_CHECK
+from clv_pipeline.models.seasonality import seasonality_diagnostics
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.catalog import (
     committed_file,
@@ -50,6 +53,7 @@ from clv_pipeline.report.html import (
     write_report,
 )
 from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, TABLES, conform, with_added_columns
+from clv_pipeline.segments.churn import ChurnBasis, choose_churn_basis
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
@@ -399,6 +403,10 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
         holdout=holdout,
         holdout_days=holdout_days,
     )
+    valuation = replace(
+        valuation,
+        diagnostics=pl.concat([valuation.diagnostics, _seasonality(config, as_of)], how="vertical"),
+    )
     params = publish_table(config.layout, "model_params", valuation.params, day=as_of)
     checks = publish_table(config.layout, "model_diagnostics", valuation.diagnostics, day=as_of)
     clv = publish_table(config.layout, "customer_clv", valuation.clv, day=as_of)
@@ -416,6 +424,26 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
         else "every check ok",
     }
     return StepResult([clv, params, checks], stats), valuation
+
+
+def _seasonality(config: ClvConfig, as_of: date) -> pl.DataFrame:
+    """``model_diagnostics`` rows of the weekly and annual seasonality checks."""
+    daily = (
+        _history(config, as_of)
+        .filter(pl.col("revenue_kind") == "purchase")
+        .group_by("event_date")
+        .agg(pl.len().alias("purchases"))
+        .sort("event_date")
+        .collect()
+    )
+    days = daily["event_date"].cast(pl.Int64).to_numpy() + date(1970, 1, 1).toordinal()
+    rows = [d.row() for d in seasonality_diagnostics(days, daily["purchases"].to_numpy())]
+    return conform(
+        pl.DataFrame(
+            [{"as_of": as_of, **row} for row in rows], schema=TABLES["model_diagnostics"].schema
+        ),
+        TABLES["model_diagnostics"],
+    )
 
 
 def _sample_share(config: ClvConfig, customers: int) -> float:
@@ -472,12 +500,54 @@ def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
 
 def build_customer_churn(config: ClvConfig, as_of: date) -> StepResult:
     """Churn probability, percentile, risk band, days overdue and value at risk."""
+    basis = churn_basis(config, as_of)
     churn = build_churn_table(
         _read(config, "customer_features", as_of).lazy(),
         _read(config, "customer_clv", as_of).lazy(),
         risk_bands=tuple(config.segments.risk_bands.items()),
+        basis=basis,
     )
-    return _publish(config, "customer_churn", churn, as_of)
+    return _publish(
+        config,
+        "customer_churn",
+        churn,
+        as_of,
+        churn_basis=basis.kind,
+        churn_basis_reason=basis.reason,
+    )
+
+
+def churn_basis(config: ClvConfig, as_of: date) -> ChurnBasis:
+    """From the day's selected model, its dropout diagnostic and its holdout ``purchases_auc``
+    (``model_backtest`` of the same day when it is published)."""
+    params = _read(config, "model_params", as_of)
+    purchase_models = list(TRANSACTION_MODELS)  # Gamma-Gamma is selected alongside
+    chosen = sorted(
+        params.filter(pl.col("selected") & pl.col("model").is_in(purchase_models))["model"].unique()
+    )
+    if not chosen:
+        return choose_churn_basis(degenerate=False, purchases_auc=None, model_available=False)
+    model = chosen[0]
+    diagnostics = read_published(config.layout, "model_diagnostics", as_of)
+    degenerate = diagnostics is not None and (
+        diagnostics.filter(
+            (pl.col("model") == model)
+            & (pl.col("check") == DROPOUT_CHECK)
+            & (pl.col("status") != "ok")
+        ).height
+        > 0
+    )
+    backtest = read_published(config.layout, "model_backtest", as_of)
+    auc = (
+        backtest.filter((pl.col("model") == model) & (pl.col("metric") == "purchases_auc"))[
+            "value"
+        ].to_list()
+        if backtest is not None
+        else []
+    )
+    return choose_churn_basis(
+        degenerate=degenerate, purchases_auc=auc[0] if auc and auc[0] is not None else None
+    )
 
 
 def build_segment_migration(config: ClvConfig, as_of: date) -> StepResult:

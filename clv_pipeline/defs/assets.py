@@ -363,8 +363,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         partitions,
         "customer_churn",
         pipeline.build_customer_churn,
-        [customer_features, CLV],
-        "Churn probability, percentile, risk band, days overdue and value at risk per customer.",
+        # the day's backtest says whether the model ranks churn (purchases_auc), see churn_basis
+        [customer_features, CLV, dg.AssetKey("model_backtest")],
+        "Churn probability (model or recency basis), percentile, risk band, days overdue and "
+        "value at risk per customer.",
     )
     segment_migration = _snapshot_asset(
         partitions,

@@ -50,8 +50,16 @@ class ChurnBasis:
     reason: str
 
 
-def choose_churn_basis(*, degenerate: bool, purchases_auc: float | None) -> ChurnBasis:
-    """``recency`` when the model cannot rank churn, else ``model``."""
+def choose_churn_basis(
+    *, degenerate: bool, purchases_auc: float | None, model_available: bool = True
+) -> ChurnBasis:
+    """``recency`` when the model cannot rank churn (or there is no model), else ``model``."""
+    if not model_available:
+        return ChurnBasis(
+            "recency",
+            "no purchase model could be fitted and trusted on this history, so churn is scored "
+            "from how long each customer has been silent against their rhythm",
+        )
     if degenerate:
         return ChurnBasis(
             "recency",
