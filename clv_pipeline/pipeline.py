@@ -80,7 +80,7 @@ from clv_pipeline.validation.transactions import (
     empty_day_result,
     validate_transactions,
 )
-from clv_pipeline.valuation import Valuation, value_customers
+from clv_pipeline.valuation import ModelSummary, Valuation, describe_fit, value_customers
 
 
 @dataclass(frozen=True)
@@ -411,6 +411,7 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
     checks = publish_table(config.layout, "model_diagnostics", valuation.diagnostics, day=as_of)
     clv = publish_table(config.layout, "customer_clv", valuation.clv, day=as_of)
     flagged = valuation.diagnostics.filter(pl.col("status") != "ok")
+    summary = _describe(config, valuation.params, features)
     stats: dict[str, object] = {
         "model": valuation.selected_model or "none",
         "selection_reason": valuation.selection_reason or "none",
@@ -422,8 +423,23 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
         )
         if flagged.height
         else "every check ok",
+        "summary": summary.markdown() if summary else "no selected purchase model",
     }
     return StepResult([clv, params, checks], stats), valuation
+
+
+def _describe(
+    config: ClvConfig, params: pl.DataFrame, features: pl.DataFrame
+) -> ModelSummary | None:
+    """The selected model's figures in plain words and the CLV of a new customer."""
+    return describe_fit(
+        params,
+        features,
+        horizon_days=config.models.horizon_days,
+        gross_margin=config.models.gross_margin,
+        discount_rate=config.models.discount_rate,
+        discount_period=config.models.discount_period,
+    )
 
 
 def _seasonality(config: ClvConfig, as_of: date) -> pl.DataFrame:
@@ -665,6 +681,12 @@ def build_report(
     if tables["customer_clv"] is None:
         raise InputError(f"snapshot {as_of} is not published; run `clv run --date {as_of}` first")
     kpis = scan_published(layout, "kpis", upto=as_of).collect()
+    features = read_published(layout, "customer_features", as_of)
+    summary = (
+        _describe(config, tables["model_params"], features)
+        if tables["model_params"] is not None and features is not None
+        else None
+    )
     html = render_report(
         as_of=as_of,
         kpis_history=kpis,
@@ -686,6 +708,9 @@ def build_report(
         ),
         currency=config.report_currency(),
         self_contained=self_contained,
+        diagnostics=read_published(layout, "model_diagnostics", as_of),
+        summary=summary,
+        churn_basis=churn_basis(config, as_of) if tables["model_params"] is not None else None,
     )
     if self_contained:
         path = write_report(html, output or self_contained_path(layout.warehouse, as_of))

@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from clv_pipeline.models import Holdout, fit_and_predict
+from clv_pipeline.models import TRANSACTION_MODELS, Holdout, fit_and_predict
+from clv_pipeline.models.summary import (
+    SummaryLine,
+    describe_model,
+    new_customer_clv,
+    summary_markdown,
+)
 from clv_pipeline.schema import CUSTOMER_CLV, MODEL_DIAGNOSTICS, MODEL_PARAMS
 
 
@@ -172,3 +178,66 @@ def value_customers(
         diagnostics=diagnostics.select(MODEL_DIAGNOSTICS.names),
         selection_reason=run.selection_reason,
     )
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What the selected model says, in plain words, and the CLV of a customer acquired today."""
+
+    model: str
+    lines: tuple[SummaryLine, ...]
+    new_customer_clv: float | None
+
+    def markdown(self) -> str:
+        table = summary_markdown(list(self.lines))
+        if self.new_customer_clv is None:
+            return table
+        return table + (
+            f"\n| new_customer_clv | {self.new_customer_clv:,.2f} | Expected CLV of a customer "
+            "acquired today (repeat purchases x expected spend x margin, discounted). |"
+        )
+
+
+def describe_fit(
+    params: pl.DataFrame,
+    features: pl.DataFrame,
+    *,
+    horizon_days: float,
+    gross_margin: float,
+    discount_rate: float,
+    discount_period: Any,
+) -> ModelSummary | None:
+    """:func:`~clv_pipeline.models.summary.describe_model` of the selected purchase model of
+    ``params`` (``model_params``) over ``features`` (``customer_features``) and, with a
+    Gamma-Gamma fit, :func:`~clv_pipeline.models.summary.new_customer_clv` (expected spend per
+    purchase = p v / (q - 1)); None without a selected purchase model."""
+    chosen = sorted(
+        params.filter(pl.col("selected") & pl.col("model").is_in(list(TRANSACTION_MODELS)))[
+            "model"
+        ].unique()
+    )
+    if not chosen:
+        return None
+    name = chosen[0]
+    values = {(r["model"], r["param"]): r["value"] for r in params.iter_rows(named=True)}
+    model = TRANSACTION_MODELS[name]
+    if any(values.get((name, p)) is None for p in model.param_names):
+        return None
+    theta = {p: float(values[(name, p)]) for p in model.param_names}
+    arrays = [
+        features.get_column(c).cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T")
+    ]
+    lines = tuple(describe_model(model, theta, *arrays))
+    p, q, v = (values.get(("gamma_gamma", k)) for k in ("p", "q", "v"))
+    new = None
+    if p is not None and q is not None and v is not None and q > 1:
+        new = new_customer_clv(
+            model,
+            theta,
+            float(p) * float(v) / (float(q) - 1.0),
+            horizon_days=horizon_days,
+            discount_rate=discount_rate,
+            discount_period=discount_period,
+            gross_margin=gross_margin,
+        )
+    return ModelSummary(name, lines, new)

@@ -47,6 +47,8 @@ from clv_pipeline.report.backtest import (
 from clv_pipeline.report.charts import KPI_LABELS, MONEY_KPIS, SHARE_KPIS, money_unit
 from clv_pipeline.schema import BACKTEST_METRICS
 from clv_pipeline.schema.report import BACKTEST_BASELINES
+from clv_pipeline.segments.churn import ChurnBasis
+from clv_pipeline.valuation import ModelSummary
 
 #: Stable element ids of the charts, in page order, with their section titles.
 CHART_IDS: dict[str, str] = {
@@ -734,6 +736,52 @@ def _backtest_table(backtest: pl.DataFrame | None, *, currency: str = "") -> str
     )
 
 
+def _diagnostics_panel(diagnostics: pl.DataFrame | None, basis: ChurnBasis | None) -> str:
+    """The model checks that did not pass, in plain words, with the selected model and why."""
+    if diagnostics is None or diagnostics.height == 0:
+        return ""
+    selected = diagnostics.filter(pl.col("check") == "selected_model")["message"].to_list()
+    flagged = diagnostics.filter(
+        (pl.col("status") != "ok") & (pl.col("check") != "selected_model")
+    ).sort(pl.col("status").replace_strict({"fail": 0, "warn": 1}, default=2), "model", "check")
+    items = [
+        f'<li class="diag-{_esc(r["status"])}"><b>{_esc(r["status"].upper())}</b> '
+        f"{_esc(r['model'] if r['model'] != 'all' else 'data')}: {_esc(r['message'])}</li>"
+        for r in flagged.iter_rows(named=True)
+    ]
+    head = (
+        f"<p><b>Selected model:</b> {_esc(selected[0])}</p>"
+        if selected
+        else "<p><b>No purchase model was selected.</b></p>"
+    )
+    churn = f"<p><b>Churn:</b> {_esc(basis.reason)}.</p>" if basis is not None else ""
+    body = (
+        f'<ul class="messages">{"".join(items)}</ul>'
+        if items
+        else "<p>Every model check passed.</p>"
+    )
+    return f'<section id="diagnostics"><h2>Model checks</h2>{head}{churn}{body}</section>'
+
+
+def _model_summary(summary: ModelSummary | None, *, currency: str) -> str:
+    """What the selected model says about the customer base, and a new customer's CLV."""
+    if summary is None:
+        return ""
+    lines = "".join(f"<li>{_esc(line.text)}</li>" for line in summary.lines)
+    if summary.new_customer_clv is not None:
+        lines += (
+            f"<li>A customer acquired today is expected to bring "
+            f"<b>{summary.new_customer_clv:,.2f} {_esc(money_unit(currency))}</b> of margin from "
+            "repeat purchases over the horizon, discounted (new-customer CLV: compare it with "
+            "what it costs to acquire one).</li>"
+        )
+    return (
+        f'<section id="model-summary"><h2>What the model ({_esc(summary.model)}) says</h2>'
+        f"<ul>{lines}</ul><p class=\"sub\">Formulas: docs/models.md, "
+        "“What the fit says, in plain words”.</p></section>"
+    )
+
+
 def _params_table(model_params: pl.DataFrame | None) -> str:
     if model_params is None or model_params.height == 0:
         return _table("table-model-params", ["model"], [])
@@ -839,6 +887,9 @@ def render_report(
     messages: Sequence[str] = (),
     title: str = "Customer lifetime value report",
     self_contained: bool = True,
+    diagnostics: pl.DataFrame | None = None,
+    summary: ModelSummary | None = None,
+    churn_basis: ChurnBasis | None = None,
 ) -> str:
     """Render the report page for ``as_of`` from published tables.
 
@@ -867,6 +918,10 @@ def render_report(
         Notes shown at the top (data sufficiency, fit warnings).
     title
         Page title.
+    diagnostics, summary, churn_basis
+        ``model_diagnostics`` of ``as_of`` (its warnings and failures open the page, with the
+        selected model and why), the selected model in plain words
+        (:func:`clv_pipeline.valuation.describe_fit`) and what churn is scored from.
     self_contained
         True: plotly.js inline, one file that opens anywhere (~4.9 MB). False: the page loads
         the shared :data:`PLOTLY_HREF`; publish it with :func:`publish_report`, which stores
@@ -923,6 +978,8 @@ def render_report(
         f'<p class="sub">Snapshot as of <b>{as_of.isoformat()}</b>. {money} {loading}</p>',
         '<pre id="report-errors"></pre>',
         f'<ul class="messages" id="report-messages">{notes}</ul>' if notes else "",
+        _diagnostics_panel(diagnostics, churn_basis),
+        _model_summary(summary, currency=currency),
         '<h2 id="kpis">KPIs</h2>',
         _kpi_cards(latest, as_of=as_of, horizon=horizon, currency=currency),
         div["chart-kpi-trend"],

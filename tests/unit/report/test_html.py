@@ -593,3 +593,90 @@ def test_backtest_table_of_a_partition_written_before_the_baselines_were_split(
     page = render(simulated_backtest, backtest=old)
     assert backtest_header(page)[2:4] == ["baseline", "bgnbd"]
     assert "% error" in backtest_rows(page)["purchases_mae"]  # lift against the old baseline
+
+
+def test_model_checks_and_plain_words_open_the_page(backtest: BacktestResult) -> None:
+    """Warnings first (fail before warn), the selected model and why, churn's basis, then what
+    the model says and a new customer's CLV in the report's currency."""
+    from clv_pipeline.models.summary import SummaryLine
+    from clv_pipeline.segments.churn import ChurnBasis
+    from clv_pipeline.valuation import ModelSummary
+
+    diagnostics = pl.DataFrame(
+        {
+            "model": ["all", "bgnbd", "pareto_nbd", "all"],
+            "check": [
+                "selected_model",
+                "dropout_degenerate",
+                "hessian_positive_definite",
+                "customers",
+            ],
+            "status": ["warn", "warn", "fail", "ok"],
+            "message": [
+                "bgnbd: lowest holdout MAE",
+                "dropout collapsed",
+                "flat <likelihood>",
+                "fine",
+            ],
+        }
+    )
+    summary = ModelSummary(
+        "bgnbd",
+        (SummaryLine("typical_gap_days", 30.0, "days", "A typical customer buys every 30 days."),),
+        123.456,
+    )
+    page = render(
+        backtest,
+        diagnostics=diagnostics,
+        summary=summary,
+        churn_basis=ChurnBasis("recency", "the dropout collapsed"),
+        currency="EUR",
+    )
+    panel = page[page.index('id="diagnostics"') : page.index('id="kpis"')]
+    assert "Selected model:</b> bgnbd: lowest holdout MAE" in panel
+    assert "Churn:</b> the dropout collapsed." in panel
+    assert panel.index("FAIL") < panel.index("WARN")
+    assert "flat &lt;likelihood&gt;" in panel and "fine" not in panel
+    assert "A typical customer buys every 30 days." in panel
+    assert "123.46 EUR" in panel
+    assert 'id="diagnostics"' not in render(backtest)  # nothing to say without the table
+
+
+def test_describe_fit_reads_the_selected_model_from_model_params() -> None:
+    from clv_pipeline.valuation import describe_fit
+
+    rows = [("bgnbd", k, v) for k, v in {"r": 0.6, "alpha": 40.0, "a": 0.8, "b": 2.5}.items()]
+    rows += [("gamma_gamma", k, v) for k, v in {"p": 6.0, "q": 4.0, "v": 15.0}.items()]
+    rows += [("pareto_nbd", "r", 1.0)]
+    params = pl.DataFrame(
+        {
+            "model": [r[0] for r in rows],
+            "param": [r[1] for r in rows],
+            "value": [r[2] for r in rows],
+            "selected": [r[0] != "pareto_nbd" for r in rows],
+        }
+    )
+    features = pl.DataFrame({"frequency": [0, 2], "recency": [0.0, 30.0], "T": [60.0, 90.0]})
+    found = describe_fit(
+        params,
+        features,
+        horizon_days=365.0,
+        gross_margin=1.0,
+        discount_rate=0.0,
+        discount_period="annual",
+    )
+    assert found is not None and found.model == "bgnbd"
+    assert found.lines[0].value == pytest.approx(40.0 / 0.6)
+    assert found.new_customer_clv is not None and found.new_customer_clv > 0
+    assert "new_customer_clv" in found.markdown()
+    assert (
+        describe_fit(
+            params.with_columns(selected=pl.lit(False)),
+            features,
+            horizon_days=365.0,
+            gross_margin=1.0,
+            discount_rate=0.0,
+            discount_period="annual",
+        )
+        is None
+    )
