@@ -32,7 +32,13 @@ from clv_pipeline.config import (
 )
 from clv_pipeline.demo import generate_history
 from clv_pipeline.errors import ClvError
-from clv_pipeline.pipeline import build_report, order_line_hint, partition_failure, validate_file
+from clv_pipeline.pipeline import (
+    build_report,
+    model_summary,
+    order_line_hint,
+    partition_failure,
+    validate_file,
+)
 from clv_pipeline.publish.catalog import complete_dates, refresh_views
 from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.publish.warehouse import read_published
@@ -731,9 +737,31 @@ def report_cmd(
             value = row.get(name)
             table.add_row(name, _number(value))
         console.print(table)
+    _print_model_words(config, chosen)
     console.print(f"report: {path} ({path.stat().st_size:,} bytes)")
     if open_browser:
         webbrowser.open(path.as_uri())
+
+
+def _print_model_words(config: ClvConfig, day: date) -> None:
+    """The model checks that did not pass and what the selected model says, in plain words."""
+    checks = read_published(config.layout, "model_diagnostics", day)
+    if checks is not None:
+        flagged = checks.filter(pl.col("status") != "ok")
+        for row in flagged.sort("status", "model", "check").iter_rows(named=True):
+            where = "data" if row["model"] == "all" else row["model"]
+            console.print(f"[yellow]{row['status']}[/yellow] {where}: {row['message']}")
+    summary = model_summary(config, day)
+    if summary is None:
+        return
+    console.print(f"What the model ({summary.model}) says:")
+    for line in summary.lines:
+        console.print(f"  - {line.text}")
+    if summary.new_customer_clv is not None:
+        console.print(
+            f"  - A customer acquired today: new-customer CLV {summary.new_customer_clv:,.2f} "
+            f"{config.report_currency() or 'currency units'} (repeat purchases, discounted)."
+        )
 
 
 @app.command()

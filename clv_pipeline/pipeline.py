@@ -428,6 +428,15 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
     return StepResult([clv, params, checks], stats), valuation
 
 
+def model_summary(config: ClvConfig, as_of: date) -> ModelSummary | None:
+    """What the selected model of ``as_of`` says in plain words (None without one)."""
+    params = read_published(config.layout, "model_params", as_of)
+    features = read_published(config.layout, "customer_features", as_of)
+    if params is None or features is None:
+        return None
+    return _describe(config, params, features)
+
+
 def _describe(
     config: ClvConfig, params: pl.DataFrame, features: pl.DataFrame
 ) -> ModelSummary | None:

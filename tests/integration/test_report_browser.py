@@ -89,6 +89,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
             app, ["report", "--self-contained", "--date", AS_OF.isoformat(), "--home", str(home)]
         )
         assert done.exit_code == 0, done.output
+        # the selected model in plain words, as on the page (issue 19, item 6)
+        assert "What the model (" in done.output and "new-customer CLV" in done.output
+        assert "EUR" in done.output
         backtest = read_published(layout, "model_backtest", AS_OF)
         assert backtest is not None
         dated, latest = report_paths(layout.warehouse, AS_OF)
