@@ -599,6 +599,7 @@ def build_cohorts(config: ClvConfig, as_of: date) -> StepResult:
 def build_unit_economics(config: ClvConfig, as_of: date) -> StepResult:
     """CAC, CLV - CAC and CLV:CAC per channel and cohort (empty without marketing inputs)."""
     customers, spend = read_marketing_inputs(config.layout)
+    summary = model_summary(config, as_of)
     table = build_unit_economics_table(
         _read(config, "customer_features", as_of).lazy(),
         _read(config, "customer_clv", as_of).lazy(),
@@ -608,6 +609,7 @@ def build_unit_economics(config: ClvConfig, as_of: date) -> StepResult:
         gross_margin=1.0,  # customer_clv already carries the configured gross margin
         cost_to_serve_per_order=config.segments.cost_to_serve_per_order,
         benchmark_ratio=config.segments.clv_cac_benchmark,
+        new_customer_clv=summary.new_customer_clv if summary else None,
     )
     inputs = "present" if customers is not None and spend is not None else "absent"
     return _publish(config, "unit_economics", table, as_of, marketing_inputs=inputs)

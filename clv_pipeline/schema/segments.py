@@ -363,6 +363,24 @@ UNIT_ECONOMICS = Table(
             "clv_cac_ratio < benchmark (default 3); null when the ratio is null.",
             nullable=True,
         ),
+        Column(
+            "new_customer_clv",
+            pl.Float64(),
+            "Expected CLV over the horizon of a customer acquired today (the selected model's "
+            "repeat purchases of a new customer x the expected spend per purchase x margin, "
+            "discounted; the first purchase is not included); the population value on every row "
+            "(per-channel fits are not done yet); null without a selected model and spend fit.",
+            "currency units",
+            True,
+        ),
+        Column(
+            "new_customer_clv_cac_ratio",
+            pl.Float64(),
+            "new_customer_clv / cac: what acquiring one more customer today returns per unit of "
+            "CAC (>= the CLV:CAC benchmark, e.g. 3, pays back); null when either is missing.",
+            "ratio",
+            True,
+        ),
     ),
 )
 

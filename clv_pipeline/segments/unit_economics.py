@@ -53,6 +53,7 @@ def build_unit_economics(
     gross_margin: float = 1.0,
     cost_to_serve_per_order: float = 0.0,
     benchmark_ratio: float = 3.0,
+    new_customer_clv: float | None = None,
 ) -> pl.LazyFrame:
     """CAC and CLV:CAC per acquisition channel and cohort month.
 
@@ -72,6 +73,9 @@ def build_unit_economics(
         Cost per order, currency units.
     benchmark_ratio
         CLV:CAC benchmark; ratios below it are flagged.
+    new_customer_clv
+        Expected CLV of a customer acquired today (:func:`clv_pipeline.models.summary.new_customer_clv`),
+        compared with each row's CAC; None: null columns.
 
     Returns
     -------
@@ -149,6 +153,12 @@ def build_unit_economics(
             (pl.col("avg_net_clv") - cac).alias("clv_minus_cac"),
             pl.when(cac > 0).then(pl.col("avg_net_clv") / cac).alias("clv_cac_ratio"),
         )
-        .with_columns((pl.col("clv_cac_ratio") < benchmark_ratio).alias("below_benchmark"))
+        .with_columns(
+            (pl.col("clv_cac_ratio") < benchmark_ratio).alias("below_benchmark"),
+            pl.lit(new_customer_clv, pl.Float64).alias("new_customer_clv"),
+            pl.when(cac > 0)
+            .then(pl.lit(new_customer_clv, pl.Float64) / cac)
+            .alias("new_customer_clv_cac_ratio"),
+        )
     )
     return conform(out, UNIT_ECONOMICS).sort(_KEYS)

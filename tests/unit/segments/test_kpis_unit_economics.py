@@ -163,6 +163,23 @@ def test_unit_economics_hand_computed() -> None:
     feb = rows[(date(2024, 2, 1), "web")]
     assert feb["customers"] == 0 and feb["cac"] is None and feb["below_benchmark"] is None
     assert len(rows) == 5  # Jan web, store, all; Feb web, all
+    assert web["new_customer_clv"] is None and web["new_customer_clv_cac_ratio"] is None
+
+
+def test_unit_economics_compares_cac_with_a_new_customers_clv() -> None:
+    got = build_unit_economics(
+        features([{"customer_id": "a", "T": 100, "ds": 1, "n_days": 3}]),
+        clv([{"customer_id": "a", "historic_clv": 10.0}]),
+        as_of=AS_OF,
+        customers=CUSTOMERS,
+        acquisition_spend=SPEND,
+        new_customer_clv=150.0,
+    ).collect()
+    rows = {(r["cohort_month"], r["channel"]): r for r in got.iter_rows(named=True)}
+    web = rows[(date(2024, 1, 1), "web")]
+    assert web["new_customer_clv"] == 150.0
+    assert web["new_customer_clv_cac_ratio"] == pytest.approx(150.0 / web["cac"])
+    assert rows[(date(2024, 2, 1), "web")]["new_customer_clv_cac_ratio"] is None  # no CAC
 
 
 def test_unit_economics_absent_inputs_give_an_empty_table() -> None:
