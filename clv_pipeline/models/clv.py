@@ -620,7 +620,7 @@ def fit_and_predict(
     ranking = _rank(
         fits,
         selection,
-        history_days=float(t_obs.max()),
+        history_days=float(t_obs.max()) + 1.0,  # the oldest customer's first day .. as_of
         holdout=holdout,
         penalizer=penalizer,
         min_customers=min_customers,

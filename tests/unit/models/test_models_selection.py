@@ -106,7 +106,7 @@ def test_short_history_falls_back_to_bic(data, calibration):
     run = fit_and_predict(x, tx, t_obs, m, selection="holdout", holdout=long_holdout)
     assert run.selected_model == fit_and_predict(*data, selection="bic").selected_model
     reason = run.selection_reason or ""
-    assert reason.startswith("BIC (history shorter than 2 × holdout: 499 < 2 × 300 days)")
+    assert reason.startswith("BIC (history shorter than 2 × holdout: 500 < 2 × 300 days)")
     assert "lowest BIC" in reason
     assert not any(d.check == HOLDOUT_CHECK for d in run.diagnostics)
     # no split at all: BIC too, and it says so
