@@ -436,7 +436,9 @@ def _reasons(ranking: _Ranking, chosen: FitResult | None, skipped: list[str]) ->
     rest = [f for f in ranking.order if f is not chosen and f.model not in skipped]
     for f in rest:
         reasons[f.model] = (
-            f"not selected: {ranking.metric} {ranking.value(f)} vs "
+            "not selected: not scored on the holdout (ranked after the scored models)"
+            if ranking.metric == "holdout MAE" and f.model not in ranking.mae
+            else f"not selected: {ranking.metric} {ranking.value(f)} vs "
             f"{ranking.value(chosen)} of {chosen.model}"
         )
     if ranking.metric == "forced":
@@ -454,7 +456,11 @@ def _reasons(ranking: _Ranking, chosen: FitResult | None, skipped: list[str]) ->
     if skipped:
         text += f"; {', '.join(skipped)} ranked higher but gave non-finite predictions"
     if not ranking.trusted:
-        text += f" (no model passed every diagnostic; this one: {_distrust(chosen)})"
+        text += (
+            f" (it did not pass every diagnostic: {_distrust(chosen)})"
+            if ranking.metric == "forced"
+            else f" (no model passed every diagnostic; this one: {_distrust(chosen)})"
+        )
     reasons[chosen.model] = text
     return reasons
 

@@ -173,3 +173,23 @@ def test_forced_selection_reason(data):
 def test_unknown_selection_is_refused(data):
     with pytest.raises(ValueError, match="'holdout', 'bic' or one of"):
         fit_and_predict(*data, selection="aic")
+
+
+def test_a_model_that_cannot_be_scored_ranks_after_the_scored_ones(data, calibration, monkeypatch):
+    actual = _predicted(PARETO_NBD, calibration)  # pareto_nbd would win the holdout ...
+    monkeypatch.setattr(  # ... but its holdout predictions are not finite
+        PARETO_NBD,
+        "expected_purchases",
+        lambda params, x, tx, T, *, horizon_days: np.full(np.shape(x), np.nan),
+    )
+    run = fit_and_predict(*data, selection="holdout", holdout=_holdout(calibration, actual))
+    assert run.selected_model == "bgnbd"
+    rows = _rows(run)
+    assert rows[("pareto_nbd", HOLDOUT_CHECK)].status == "warn"
+    assert "holdout predictions are not finite" in rows[("pareto_nbd", HOLDOUT_CHECK)].message
+    assert rows[("bgnbd", HOLDOUT_CHECK)].status == "ok"
+    assert (run.selection_reason or "").startswith("lowest holdout MAE")
+    pareto = next(f for f in run.fits if f.model == "pareto_nbd")
+    assert pareto.selection_reason == (
+        "not selected: not scored on the holdout (ranked after the scored models)"
+    )
