@@ -50,7 +50,7 @@ def test_asset_graph_snapshot(defs: dg.Definitions) -> None:
     }
     assert upstream["customer_state"] == ["validated_transactions"]
     assert upstream["customer_features"] == ["customer_state"]
-    assert upstream["customer_churn"] == ["customer_clv", "customer_features"]
+    assert upstream["customer_churn"] == ["customer_clv", "customer_features", "model_backtest"]
     assert len(upstream["clv_snapshot"]) == 14
     for table in ("model_params", "model_diagnostics", "customer_clv"):
         assert upstream[table] == ["customer_features", "validated_transactions"], table
