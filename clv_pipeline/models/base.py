@@ -401,7 +401,10 @@ class TransactionModel(ParametricModel):
         ``expected_purchases(..., horizon_days=t) >= 1``, found by vectorised root search
         (:func:`~clv_pipeline.models.numerics.solve_increasing`, to
         :data:`NEXT_PURCHASE_TOL_DAYS`). NaN when the expectation stays below 1 up to
-        ``max_days`` (e.g. customers that have most likely churned).
+        ``max_days`` (e.g. customers that have most likely churned), and only then: a
+        non-finite expectation raises ``FloatingPointError`` instead of becoming NaN (the
+        expectations are finite for every allowed parameter, see
+        :func:`~clv_pipeline.models.numerics.beta_dropout_expectation`).
         """
         x, tx, t_obs = validate_rft(frequency, recency, T)
 

@@ -30,6 +30,7 @@ from clv_pipeline.models.base import (
     horizon_array,
     validate_rft,
 )
+from clv_pipeline.models.numerics import beta_dropout_expectation
 
 
 class BetaGeometricFamily(TransactionModel):
@@ -123,7 +124,8 @@ class BetaGeometricFamily(TransactionModel):
         r, alpha, a, b = theta
         has = self._alive_weight(x)
         denom = np.where(has, b + x - 1.0 + self._shift, 1.0)
-        val = math.log(a) - np.log(denom) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
+        # log((alpha+T)/(alpha+t_x)) as log1p: no cancellation when alpha >> T - t_x
+        val = math.log(a) - np.log(denom) + (r + x) * np.log1p((T - tx) / (alpha + tx))
         return np.where(has, val, -np.inf)
 
     def _p_alive(
@@ -140,31 +142,21 @@ class BetaGeometricFamily(TransactionModel):
 
         :math:`E[(1-e^{-\lambda p t})/p]` under the alive posterior
         :math:`\lambda\sim\Gamma(r+x,\alpha+T)`, :math:`p\sim\mathrm{Beta}(a, b')`,
-        :math:`b'=b+x+\sigma`:
+        :math:`b'=b+x+\sigma`, i.e. :math:`E_p[(1-(1+kp)^{-(r+x)})/p]` with
+        :math:`k = t/(\alpha+T)`; in closed form
 
         .. math:: \frac{a+b'-1}{a-1}\Big[1-(1-z)^{a-1}\,
                   {}_2F_1(a+b'-1-r-x,\ a-1;\ a+b'-1;\ z)\Big],\quad z=\frac{t}{\alpha+T+t},
 
-        which is eq. 10's :math:`(1-z)^{r+x}{}_2F_1(r+x,b+x;a+b+x-1;z)` after Euler's
-        transformation (no overflow for large ``x``). ``a`` within 1e-7 of 1 is nudged by
-        1e-7 (removable singularity).
+        eq. 10's :math:`(1-z)^{r+x}{}_2F_1(r+x,b+x;a+b+x-1;z)` after Euler's transformation.
+        Evaluated by :func:`~clv_pipeline.models.numerics.beta_dropout_expectation`: this
+        closed form where ``scipy.special.hyp2f1`` is accurate, a power series for short
+        horizons and a log-space quadrature elsewhere (large ``a``, ``b``, ``x``, ``a`` near 1),
+        so the result is finite and accurate for every allowed parameter.
         """
         r, alpha, a, b = theta
-        if abs(a - 1.0) < 1e-7:
-            a = 1.0 + math.copysign(1e-7, a - 1.0)
-        b_post = b + x + self._shift
-        c = a + b_post - 1.0
-        z = t / (alpha + T + t)
-        with np.errstate(divide="ignore"):
-            log_1mz = np.log1p(-z)
-        hyp = special.hyp2f1(c - r - x, a - 1.0, c, z)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            bracket = np.where(
-                hyp > 0,
-                -np.expm1((a - 1.0) * log_1mz + np.log(np.where(hyp > 0, hyp, 1.0))),
-                1.0 - np.exp((a - 1.0) * log_1mz) * hyp,
-            )
-        return np.asarray(c / (a - 1.0) * bracket)
+        k = t / (alpha + T)
+        return beta_dropout_expectation(r + x, k, a, b + x + self._shift)
 
     def purchase_probability(
         self,

@@ -62,6 +62,7 @@ def log_tail_integral(
     *,
     p_index: IntArray | None = None,
     grad: bool = False,
+    scale_at: FloatArray | None = None,
 ) -> TailIntegral:
     r"""``log G`` with :math:`G = \int_t^\infty(\alpha+\tau)^{-p}(\beta+\tau)^{-q}d\tau`.
 
@@ -80,6 +81,11 @@ def log_tail_integral(
         Lower integration limits (days).
     grad : bool
         Also return derivatives w.r.t. ``p, q, alpha, beta``.
+    scale_at : FloatArray, optional
+        Return :math:`\log(G\,(c+s)^{p+q-1})` for these :math:`s` (one per element) instead:
+        :math:`\log J - (p+q-1)\,\mathrm{log1p}((t-s)/(c+s))`, without the two large terms
+        :math:`(p+q-1)\log(c+\cdot)` that cancel when :math:`G(t)` is compared with
+        :math:`(c+s)^{-(p+q-1)}` (no gradient).
     """
     p_el = p if p_index is None else p[p_index]
     a_src = p + q - 1.0
@@ -90,8 +96,13 @@ def log_tail_integral(
     ct = c + t
     z = (c - other) / ct
     log_ct = np.log(ct)
-    res = log_euler_integral(a_src, e, z, a_index=p_index, grad=grad)
+    # 1 - z = (other + t)/(c + t) exactly: z is within 1e-8 of 1 when alpha/beta is ~1e8
+    res = log_euler_integral(a_src, e, z, a_index=p_index, grad=grad, one_minus_z=(other + t) / ct)
     a = p_el + q - 1.0
+    if scale_at is not None:
+        return TailIntegral(
+            log_g=res.log_j - a * np.log1p((t - scale_at) / (c + scale_at)), grad=None
+        )
     log_g = res.log_j - a * log_ct
     if not grad:
         return TailIntegral(log_g=log_g, grad=None)
@@ -217,19 +228,38 @@ class ParetoNBDModel(TransactionModel):
         return ll, g
 
     # ---- predictions -------------------------------------------------------------
+    @staticmethod
+    def _log_scale(
+        r: float, alpha: float, s: float, beta: float, x: FloatArray, T: FloatArray
+    ) -> FloatArray:
+        r""":math:`(r+x)\log(\alpha+T) + s\log(\beta+T) - (r+x+s)\log(\max(\alpha,\beta)+T)`
+        as one log of a ratio: the three terms are each of size ~(r+x+s) log T and cancel."""
+        if alpha >= beta:
+            return s * np.log((beta + T) / (alpha + T))
+        return (r + x) * np.log((alpha + T) / (beta + T))
+
     def _log_p_alive(
         self, theta: FloatArray, x: FloatArray, tx: FloatArray, T: FloatArray
     ) -> FloatArray:
+        r"""Log of eq. 19's first term over the bracket: :math:`-\log(1 + t_2/t_1)` with
+        :math:`t_2/t_1 = s\,(G(t_x) - G(T))(\alpha+T)^{r+x}(\beta+T)^s`, both :math:`G`
+        scaled at :math:`T` (:func:`log_tail_integral` ``scale_at``) so no large logs cancel."""
         r, alpha, s, beta = (float(v) for v in theta)
         xu, ixu = np.unique(x, return_inverse=True)
         t_both = np.concatenate([tx, T])
         idx_both = np.concatenate([ixu, ixu])
-        log_g = log_tail_integral(alpha, beta, r + xu, s + 1.0, t_both, p_index=idx_both).log_g
+        log_g = log_tail_integral(
+            alpha, beta, r + xu, s + 1.0, t_both, p_index=idx_both, scale_at=np.tile(T, 2)
+        ).log_g
         n = x.shape[0]
         log_g1, log_g2 = log_g[:n], log_g[n:]
-        log_t1 = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-        log_t2 = math.log(s) + log_g1 + _log1mexp(log_g2 - log_g1)
-        return np.asarray(log_t1 - np.logaddexp(log_t1, log_t2))
+        log_odds = (
+            math.log(s)
+            + log_g1
+            + _log1mexp(log_g2 - log_g1)
+            + self._log_scale(r, alpha, s, beta, x, T)
+        )
+        return np.asarray(-np.logaddexp(0.0, log_odds))
 
     def _p_alive(
         self, theta: FloatArray, x: FloatArray, tx: FloatArray, T: FloatArray
@@ -285,12 +315,12 @@ class ParetoNBDModel(TransactionModel):
             s,
             np.concatenate([t_obs, t_obs + t]),
             p_index=np.concatenate([ixu, ixu]),
+            scale_at=np.tile(t_obs, 2),
         ).log_g
-        log_int = log_g[:n] + _log1mexp(log_g[n:] - log_g[:n])
+        log_int = log_g[:n] + _log1mexp(log_g[n:] - log_g[:n])  # times (max(alpha,beta)+T)^a
         log_prob = (
             np.log(r + x)
-            + (r + x) * np.log(alpha + t_obs)
-            + s * np.log(beta + t_obs)
+            + self._log_scale(r, alpha, s, beta, x, t_obs)
             + log_int
             + self._log_p_alive(theta, x, tx, t_obs)
         )
@@ -309,7 +339,8 @@ class ParetoNBDModel(TransactionModel):
 
         With :math:`C = P(\text{alive})(r+x)(\beta+T)/(\alpha+T)` the expectation is
         :math:`C\,h(t)`, :math:`h = (1-(1+t/(\beta+T))^{1-s})/(s-1)`, so
-        :math:`t = (\beta+T)\,\mathrm{expm1}(-\log(1-(s-1)/C)/(s-1))` when
+        :math:`t = (\beta+T)\,\mathrm{expm1}(-\mathrm{log1p}(-(s-1)/C)/(s-1))` (``log1p``:
+        exact for ``s`` near 1, where :math:`t \to (\beta+T)\,\mathrm{expm1}(1/C)`) when
         :math:`(s-1) < C`, else the expectation never reaches 1 (NaN). NaN also beyond
         ``max_days``.
         """
@@ -319,11 +350,14 @@ class ParetoNBDModel(TransactionModel):
         c = self._p_alive(theta, x, tx, t_obs) * (r + x) * (beta + t_obs)
         c = c / (alpha + t_obs)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if abs(s - 1.0) < 1e-12:
+            if s == 1.0:
                 log_h = 1.0 / c
             else:
-                arg = 1.0 - (s - 1.0) / c
-                log_h = np.where(arg > 0, -np.log(np.where(arg > 0, arg, 1.0)) / (s - 1.0), np.inf)
+                # log(1 - (s-1)/C) as log1p: no cancellation for s near 1 or large C
+                ratio = (s - 1.0) / c
+                log_h = np.where(
+                    ratio < 1.0, -np.log1p(-np.where(ratio < 1.0, ratio, 0.0)) / (s - 1.0), np.inf
+                )
             days = (beta + t_obs) * np.expm1(np.minimum(log_h, 700.0))
         return np.where(np.isfinite(log_h) & (days <= max_days), days, np.nan)
 
