@@ -6,6 +6,7 @@ takes the typed :class:`~clv_pipeline.config.ClvConfig` and an explicit date.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -81,6 +82,8 @@ from clv_pipeline.validation.transactions import (
     validate_transactions,
 )
 from clv_pipeline.valuation import ModelSummary, Valuation, describe_fit, value_customers
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -440,15 +443,20 @@ def model_summary(config: ClvConfig, as_of: date) -> ModelSummary | None:
 def _describe(
     config: ClvConfig, params: pl.DataFrame, features: pl.DataFrame
 ) -> ModelSummary | None:
-    """The selected model's figures in plain words and the CLV of a new customer."""
-    return describe_fit(
-        params,
-        features,
-        horizon_days=config.models.horizon_days,
-        gross_margin=config.models.gross_margin,
-        discount_rate=config.models.discount_rate,
-        discount_period=config.models.discount_period,
-    )
+    """The selected model's figures in plain words and the CLV of a new customer (None, with a
+    logged warning, when a figure cannot be computed: a summary never fails the day)."""
+    try:
+        return describe_fit(
+            params,
+            features,
+            horizon_days=config.models.horizon_days,
+            gross_margin=config.models.gross_margin,
+            discount_rate=config.models.discount_rate,
+            discount_period=config.models.discount_period,
+        )
+    except (ArithmeticError, ValueError) as exc:
+        _LOG.warning("model summary not computed: %s", exc)
+        return None
 
 
 def _seasonality(config: ClvConfig, as_of: date) -> pl.DataFrame:

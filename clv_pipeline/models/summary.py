@@ -69,7 +69,11 @@ def median_lifetime_days(model: str, params: Params) -> float:
     fewer than half ever drop out within ``_HORIZON_CAP_DAYS``)."""
     if model == "pareto_nbd":
         s, beta = float(params["s"]), float(params["beta"])
-        return float(beta * math.expm1(math.log(2.0) / s))
+        exponent = math.log(2.0) / s
+        if exponent > 700.0:  # s -> 0: (nearly) nobody drops out
+            return math.inf
+        median = beta * math.expm1(exponent)
+        return median if median <= _HORIZON_CAP_DAYS else math.inf
     if model == "mbgnbd" and _survival(model, params, 0.0) <= 0.5:
         return 0.0  # half of the customers drop out right after their first purchase
     if _survival(model, params, _HORIZON_CAP_DAYS) > 0.5:

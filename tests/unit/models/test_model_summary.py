@@ -101,3 +101,12 @@ def test_describe_model_on_simulated_customers() -> None:
     assert all(line.text for line in lines)
     table = summary_markdown(lines)
     assert table.startswith("| figure |") and "typical_gap_days" in table
+
+
+def test_collapsed_pareto_dropout_reads_as_no_dropout() -> None:
+    """s -> 0 (the UCI and fault-test histories): no overflow, an infinite median lifetime."""
+    collapsed = {"r": 0.8, "alpha": 60.0, "s": 1e-6, "beta": 7e6}
+    assert math.isinf(median_lifetime_days("pareto_nbd", collapsed))
+    lines = describe_model(pareto_nbd.MODEL, collapsed, [0.0, 3.0], [0.0, 40.0], [90.0, 120.0])
+    assert "almost no dropout" in lines[1].text
+    assert all(math.isfinite(line.value) or math.isinf(line.value) for line in lines)
