@@ -51,17 +51,17 @@ def _survival(model: str, params: Params, t: float) -> float:
         s, beta = float(params["s"]), float(params["beta"])
         return math.exp(-s * math.log1p(t / beta))
     a, b = float(params["a"]), float(params["b"])
-    shift = model == "mbgnbd"
-    log_beta = special.betaln(a, b)
+    # E over p ~ Beta(a, b) as an integral over its quantiles u in (0, 1): the integrand is
+    # bounded and smooth whatever a and b (the density itself can be a spike at 0 or 1)
+    p = special.betaincinv(a, b, _U)
+    alive = np.exp(-r * np.log1p(p * t / alpha))
+    if model == "mbgnbd":
+        alive = alive * (1.0 - p)
+    return float(min(max(float(_W @ alive), 0.0), 1.0))
 
-    def integrand(y: float) -> float:  # over y = log p: stable for a -> 0 and b -> inf
-        p = math.exp(y)
-        log_density = a * y + (b - 1.0) * math.log1p(-p) - log_beta  # Beta(a, b) density * p
-        alive = -r * math.log1p(p * t / alpha) + (math.log1p(-p) if shift else 0.0)
-        return math.exp(log_density + alive)
 
-    value, _ = integrate.quad(integrand, -math.inf, 0.0, limit=400)
-    return float(min(max(value, 0.0), 1.0))
+_U, _W = np.polynomial.legendre.leggauss(256)
+_U, _W = (_U + 1.0) / 2.0, _W / 2.0
 
 
 def median_lifetime_days(model: str, params: Params) -> float:
@@ -78,6 +78,8 @@ def median_lifetime_days(model: str, params: Params) -> float:
         return 0.0  # half of the customers drop out right after their first purchase
     if _survival(model, params, _HORIZON_CAP_DAYS) > 0.5:
         return math.inf
+    if _survival(model, params, 0.0) <= 0.5:
+        return 0.0
     return float(
         optimize.brentq(
             lambda t: _survival(model, params, t) - 0.5, 0.0, _HORIZON_CAP_DAYS, xtol=1e-3

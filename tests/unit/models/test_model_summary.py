@@ -110,3 +110,18 @@ def test_collapsed_pareto_dropout_reads_as_no_dropout() -> None:
     lines = describe_model(pareto_nbd.MODEL, collapsed, [0.0, 3.0], [0.0, 40.0], [90.0, 120.0])
     assert "almost no dropout" in lines[1].text
     assert all(math.isfinite(line.value) or math.isinf(line.value) for line in lines)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"r": 0.5, "alpha": 10.0, "a": 150.0, "b": 1500.0},
+        {"r": 0.5, "alpha": 10.0, "a": 1e5, "b": 1e5},
+        {"r": 2.0, "alpha": 5.0, "a": 0.3, "b": 0.2},
+    ],
+)
+def test_beta_geometric_median_at_extreme_parameters(params: dict[str, float]) -> None:
+    median = median_lifetime_days("bgnbd", params)
+    assert math.isfinite(median)
+    simulated = _bg_lifetimes(params, at_zero=False, seed=5)
+    assert np.mean(simulated > median) == pytest.approx(0.5, abs=0.01)
