@@ -206,7 +206,7 @@ def test_backtest_tables_do_not_depend_on_row_order(
 ) -> None:
     given = run_backtest(history.lazy(), as_of=AS_OF, holdout_days=60)
     again = run_backtest(shuffled(history, seed).lazy(), as_of=AS_OF, holdout_days=60)
-    assert given.deciles.height == 30 and given.calibration.height > 10
+    assert given.deciles.height >= 20 and given.calibration.height > 10  # >= 2 of 3 models
     for name in ("metrics", "deciles", "calibration"):
         assert_same_bytes(getattr(given, name), getattr(again, name), tmp_path)
 
