@@ -26,7 +26,6 @@ from clv_pipeline.features.customers import (
     summarise_transactions,
 )
 from clv_pipeline.features.state import StatePlan, plan_state
-from clv_pipeline.models.clv import TRANSACTION_MODELS
 from clv_pipeline.models.diagnostics import DROPOUT_CHECK
 from clv_pipeline.models.seasonality import seasonality_diagnostics
 from clv_pipeline.paths import Layout
@@ -81,7 +80,13 @@ from clv_pipeline.validation.transactions import (
     empty_day_result,
     validate_transactions,
 )
-from clv_pipeline.valuation import ModelSummary, Valuation, describe_fit, value_customers
+from clv_pipeline.valuation import (
+    ModelSummary,
+    Valuation,
+    describe_fit,
+    selected_purchase_model,
+    value_customers,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -554,13 +559,9 @@ def churn_basis(config: ClvConfig, as_of: date) -> ChurnBasis:
     """From the day's selected model, its dropout diagnostic and its holdout ``purchases_auc``
     (``model_backtest`` of the same day when it is published)."""
     params = _read(config, "model_params", as_of)
-    purchase_models = list(TRANSACTION_MODELS)  # Gamma-Gamma is selected alongside
-    chosen = sorted(
-        params.filter(pl.col("selected") & pl.col("model").is_in(purchase_models))["model"].unique()
-    )
-    if not chosen:
+    model = selected_purchase_model(params)
+    if model is None:
         return choose_churn_basis(degenerate=False, purchases_auc=None, model_available=False)
-    model = chosen[0]
     diagnostics = read_published(config.layout, "model_diagnostics", as_of)
     degenerate = diagnostics is not None and (
         diagnostics.filter(

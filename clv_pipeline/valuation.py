@@ -198,6 +198,17 @@ class ModelSummary:
         )
 
 
+def selected_purchase_model(params: pl.DataFrame) -> str | None:
+    """The purchase model ``model_params`` marks selected (Gamma-Gamma, selected alongside it,
+    is not one); None when there is none."""
+    chosen = sorted(
+        params.filter(pl.col("selected") & pl.col("model").is_in(list(TRANSACTION_MODELS)))[
+            "model"
+        ].unique()
+    )
+    return chosen[0] if chosen else None
+
+
 def describe_fit(
     params: pl.DataFrame,
     features: pl.DataFrame,
@@ -211,14 +222,9 @@ def describe_fit(
     ``params`` (``model_params``) over ``features`` (``customer_features``) and, with a
     Gamma-Gamma fit, :func:`~clv_pipeline.models.summary.new_customer_clv` (expected spend per
     purchase = p v / (q - 1)); None without a selected purchase model."""
-    chosen = sorted(
-        params.filter(pl.col("selected") & pl.col("model").is_in(list(TRANSACTION_MODELS)))[
-            "model"
-        ].unique()
-    )
-    if not chosen:
+    name = selected_purchase_model(params)
+    if name is None:
         return None
-    name = chosen[0]
     values = {(r["model"], r["param"]): r["value"] for r in params.iter_rows(named=True)}
     model = TRANSACTION_MODELS[name]
     if any(values.get((name, p)) is None for p in model.param_names):
