@@ -34,6 +34,7 @@ from clv_pipeline.demo import generate_history
 from clv_pipeline.errors import ClvError
 from clv_pipeline.pipeline import (
     build_report,
+    group_summaries,
     model_summary,
     order_line_hint,
     partition_failure,
@@ -747,9 +748,21 @@ def _print_model_words(config: ClvConfig, day: date) -> None:
     """The model checks that did not pass and what the selected model says, in plain words."""
     checks = read_published(config.layout, "model_diagnostics", day)
     if checks is not None:
-        flagged = checks.filter(pl.col("status") != "ok")
+        if "fit_group" not in checks.columns:  # written before per-group fits
+            checks = checks.with_columns(pl.lit("all").alias("fit_group"))
+        groups = checks.filter(pl.col("check") == "group_fit")
+        trusted = groups.filter(pl.col("status") == "ok")["fit_group"]
+        shown = (
+            pl.col("fit_group").fill_null("all").eq("all")
+            | (pl.col("check") == "group_fit")
+            | pl.col("fit_group").is_in(trusted)  # pooled groups: only why they are pooled
+        )
+        flagged = checks.filter(shown & (pl.col("status") != "ok"))
         for row in flagged.sort("status", "model", "check").iter_rows(named=True):
             where = "data" if row["model"] == "all" else row["model"]
+            group = row.get("fit_group") or "all"
+            if group != "all":
+                where = f"group {group}" if row["check"] == "group_fit" else f"{where} ({group})"
             console.print(f"[yellow]{row['status']}[/yellow] {where}: {row['message']}")
     summary = model_summary(config, day)
     if summary is None:
@@ -762,6 +775,15 @@ def _print_model_words(config: ClvConfig, day: date) -> None:
             f"  - A customer acquired today: new-customer CLV {summary.new_customer_clv:,.2f} "
             f"{config.report_currency() or 'currency units'} (repeat purchases, discounted)."
         )
+    for group, own in group_summaries(config, day).items():
+        value = (
+            f"; new-customer CLV {own.new_customer_clv:,.2f}"
+            if own.new_customer_clv is not None
+            else ""
+        )
+        console.print(f"Group {group} ({own.model}{value}):")
+        for line in own.lines:
+            console.print(f"  - {line.text}")
 
 
 @app.command()

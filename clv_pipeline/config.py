@@ -238,6 +238,19 @@ class ModelSettings(Section):
     max_lifespan_days: float = Field(
         default=3650.0, gt=0, description="Cap on the estimated customer lifespan (seed formula)."
     )
+    fit_by: str = Field(
+        default="",
+        description="Customer attribute whose groups get their own model fit: 'first_channel' "
+        "(channel of the first purchase), or a column of the landing/customers files (e.g. "
+        "acquisition_channel). A group with too few repeat customers is valued with the fit "
+        "over all customers. Empty = one fit for everyone.",
+    )
+    fit_by_min_repeat_customers: int = Field(
+        default=100,
+        ge=1,
+        description="With fit_by: fewer repeat customers in a group = no fit of its own (pooled "
+        "with everyone).",
+    )
 
 
 class SegmentSettings(Section):

@@ -26,7 +26,7 @@ from clv_pipeline.features.customers import (
     summarise_transactions,
 )
 from clv_pipeline.features.state import StatePlan, plan_state
-from clv_pipeline.models.diagnostics import DROPOUT_CHECK
+from clv_pipeline.models.diagnostics import DROPOUT_CHECK, GROUP_FIT_CHECK
 from clv_pipeline.models.seasonality import seasonality_diagnostics
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.catalog import (
@@ -56,6 +56,7 @@ from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, TABLES, conform, with_a
 from clv_pipeline.segments.churn import ChurnBasis, choose_churn_basis
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
+from clv_pipeline.segments.cohorts import first_purchases
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
 from clv_pipeline.segments.lifecycle import purchase_gaps_from_state
 from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
@@ -63,6 +64,9 @@ from clv_pipeline.segments.tiers import build_customer_segments as build_segment
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
 from clv_pipeline.sources.base import LandingSource, TransactionSource
 from clv_pipeline.sources.landing import (
+    ACQUISITION_CHANNEL,
+    FIRST_CHANNEL,
+    read_customer_attribute,
     read_delivered_file,
     read_marketing_inputs,
     undated_reason,
@@ -81,11 +85,14 @@ from clv_pipeline.validation.transactions import (
     validate_transactions,
 )
 from clv_pipeline.valuation import (
+    ALL_GROUPS,
     ModelSummary,
     Valuation,
     describe_fit,
+    fit_groups,
     selected_purchase_model,
     value_customers,
+    value_customers_by_group,
 )
 
 _LOG = logging.getLogger(__name__)
@@ -400,17 +407,27 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
         holdout = calibration_holdout(
             history.collect(engine="streaming").lazy(), as_of=as_of, holdout_days=holdout_days
         ).collect()
-    valuation = value_customers(
-        features,
-        as_of=as_of,
-        gross_margin=config.models.gross_margin,
-        horizon_days=config.models.horizon_days,
-        churn_window_days=config.models.churn_window_days,
-        max_lifespan_days=config.models.max_lifespan_days,
-        model_options=config.model_options(),
-        holdout=holdout,
-        holdout_days=holdout_days,
-    )
+    options: dict[str, Any] = {
+        "gross_margin": config.models.gross_margin,
+        "horizon_days": config.models.horizon_days,
+        "churn_window_days": config.models.churn_window_days,
+        "max_lifespan_days": config.models.max_lifespan_days,
+        "model_options": config.model_options(),
+        "holdout_days": holdout_days,
+    }
+    fit_by = config.models.fit_by.strip()
+    if fit_by:
+        valuation = value_customers_by_group(
+            features,
+            customer_groups(config, as_of, fit_by),
+            as_of=as_of,
+            min_repeat_customers=config.models.fit_by_min_repeat_customers,
+            attribute=fit_by,
+            holdout=holdout,
+            **options,
+        )
+    else:
+        valuation = value_customers(features, as_of=as_of, holdout=holdout, **options)
     valuation = replace(
         valuation,
         diagnostics=pl.concat([valuation.diagnostics, _seasonality(config, as_of)], how="vertical"),
@@ -433,7 +450,25 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
         else "every check ok",
         "summary": summary.markdown() if summary else "no selected purchase model",
     }
+    if fit_by:
+        groups = valuation.diagnostics.filter(pl.col("check") == GROUP_FIT_CHECK)
+        stats["fit_groups"] = preview_markdown(
+            groups.select("fit_group", "status", "message"), rows=50
+        )
     return StepResult([clv, params, checks], stats), valuation
+
+
+def customer_groups(config: ClvConfig, as_of: date, fit_by: str) -> pl.DataFrame:
+    """``customer_id, group`` for ``models.fit_by``: the channel of the first purchase
+    (``first_channel``) or a column of the ``landing/customers/`` files."""
+    if fit_by == FIRST_CHANNEL:
+        purchases = _history(config, as_of).filter(pl.col("revenue_kind") == "purchase")
+        return (
+            first_purchases(purchases)
+            .select("customer_id", pl.col("channel").alias("group"))
+            .collect(engine="streaming")
+        )
+    return read_customer_attribute(config.layout, fit_by)
 
 
 def model_summary(config: ClvConfig, as_of: date) -> ModelSummary | None:
@@ -445,8 +480,29 @@ def model_summary(config: ClvConfig, as_of: date) -> ModelSummary | None:
     return _describe(config, params, features)
 
 
+def group_summaries(config: ClvConfig, as_of: date) -> dict[str, ModelSummary]:
+    """With ``models.fit_by``: what each group's own fit says, for the groups it values (groups
+    valued with the fit over everyone have none)."""
+    params = read_published(config.layout, "model_params", as_of)
+    clv = read_published(config.layout, "customer_clv", as_of)
+    features = read_published(config.layout, "customer_features", as_of)
+    if params is None or clv is None or features is None or "fit_group" not in clv.columns:
+        return {}
+    summaries = {}
+    for group in fit_groups(params):
+        members = clv.filter(pl.col("fit_group") == group).select("customer_id")
+        if members.is_empty():  # its own fit was not trusted: valued with everyone's
+            continue
+        summary = _describe(
+            config, params, features.join(members, on="customer_id", how="semi"), group
+        )
+        if summary is not None:
+            summaries[group] = summary
+    return summaries
+
+
 def _describe(
-    config: ClvConfig, params: pl.DataFrame, features: pl.DataFrame
+    config: ClvConfig, params: pl.DataFrame, features: pl.DataFrame, fit_group: str = ALL_GROUPS
 ) -> ModelSummary | None:
     """The selected model's figures in plain words and the CLV of a new customer (None, with a
     logged warning, when a figure cannot be computed: a summary never fails the day)."""
@@ -458,9 +514,10 @@ def _describe(
             gross_margin=config.models.gross_margin,
             discount_rate=config.models.discount_rate,
             discount_period=config.models.discount_period,
+            fit_group=fit_group,
         )
     except (ArithmeticError, ValueError) as exc:
-        _LOG.warning("model summary not computed: %s", exc)
+        _LOG.warning("model summary of fit %s not computed: %s", fit_group, exc)
         return None
 
 
@@ -478,7 +535,8 @@ def _seasonality(config: ClvConfig, as_of: date) -> pl.DataFrame:
     rows = [d.row() for d in seasonality_diagnostics(days, daily["purchases"].to_numpy())]
     return conform(
         pl.DataFrame(
-            [{"as_of": as_of, **row} for row in rows], schema=TABLES["model_diagnostics"].schema
+            [{"as_of": as_of, **row, "fit_group": ALL_GROUPS} for row in rows],
+            schema=TABLES["model_diagnostics"].schema,
         ),
         TABLES["model_diagnostics"],
     )
@@ -619,9 +677,22 @@ def build_unit_economics(config: ClvConfig, as_of: date) -> StepResult:
         cost_to_serve_per_order=config.segments.cost_to_serve_per_order,
         benchmark_ratio=config.segments.clv_cac_benchmark,
         new_customer_clv=summary.new_customer_clv if summary else None,
+        new_customer_clv_by_channel=_per_channel_clv(config, as_of),
     )
     inputs = "present" if customers is not None and spend is not None else "absent"
     return _publish(config, "unit_economics", table, as_of, marketing_inputs=inputs)
+
+
+def _per_channel_clv(config: ClvConfig, as_of: date) -> dict[str, float]:
+    """New-customer CLV per acquisition channel from the channels' own fits (only when
+    ``models.fit_by`` is the ``acquisition_channel`` that unit_economics groups by)."""
+    if config.models.fit_by.strip() != ACQUISITION_CHANNEL:
+        return {}
+    return {
+        group: summary.new_customer_clv
+        for group, summary in group_summaries(config, as_of).items()
+        if summary.new_customer_clv is not None
+    }
 
 
 def build_kpis(config: ClvConfig, as_of: date) -> StepResult:
@@ -731,6 +802,7 @@ def build_report(
         diagnostics=read_published(layout, "model_diagnostics", as_of),
         summary=summary,
         churn_basis=churn_basis(config, as_of) if tables["model_params"] is not None else None,
+        group_summaries=group_summaries(config, as_of),
     )
     if self_contained:
         path = write_report(html, output or self_contained_path(layout.warehouse, as_of))

@@ -26,6 +26,8 @@ ALL_MODELS = "all"
 CUSTOMERS_CHECK = "customers"
 REPEAT_CUSTOMERS_CHECK = "repeat_customers"
 SELECTION_CHECK = "selected_model"
+#: with ``models.fit_by``: whether a group was fitted on its own or pooled with everyone
+GROUP_FIT_CHECK = "group_fit"
 # checks of each fit
 OPTIMIZER_CHECK = "optimizer_converged"
 BOUNDS_CHECK = "parameters_at_bounds"

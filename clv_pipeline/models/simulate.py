@@ -62,7 +62,8 @@ def simulate_pareto_nbd(
     n = t_obs.shape[0]
     lam = _rates(rng, params["r"], params["alpha"], n)
     mu = _rates(rng, params["s"], params["beta"], n)
-    active = np.minimum(rng.exponential(1.0 / mu), t_obs)
+    with np.errstate(divide="ignore", over="ignore"):  # a rate of 0 (underflow): never dies
+        active = np.minimum(rng.exponential(1.0 / mu), t_obs)
     x = rng.poisson(lam * active).astype(np.float64)
     return x, _last_event_time(rng, x, x, active)
 

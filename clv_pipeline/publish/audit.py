@@ -11,7 +11,7 @@ from datetime import date
 
 import polars as pl
 
-from clv_pipeline.models.diagnostics import SELECTION_CHECK, STATUSES
+from clv_pipeline.models.diagnostics import GROUP_FIT_CHECK, SELECTION_CHECK, STATUSES
 from clv_pipeline.schema import Table
 from clv_pipeline.schema.report import BACKTEST_BASELINES, BACKTEST_METRICS
 
@@ -79,6 +79,19 @@ def _count_rows(frame: pl.DataFrame, mask: pl.Expr, expected: int, what: str) ->
     if frame.is_empty() or found == expected:
         return []
     return [f"{found} {what} rows, expected {expected}"]
+
+
+def _one_selection_per_fit(frame: pl.DataFrame) -> list[str]:
+    """Every fit (``fit_group`` with rows other than ``group_fit``) has one selection row."""
+    fits = frame.filter(pl.col("check") != GROUP_FIT_CHECK).get_column("fit_group").unique()
+    problems = []
+    for group in sorted(fits.to_list(), key=str):
+        rows = frame.filter(pl.col("fit_group").eq_missing(group))
+        problems += [
+            f"fit_group {group}: {p}"
+            for p in _count_rows(rows, pl.col("check") == SELECTION_CHECK, 1, SELECTION_CHECK)
+        ]
+    return problems
 
 
 def _probability(column: str) -> Check:
@@ -155,13 +168,15 @@ AUDITS: dict[str, list[Check]] = {
         Check(
             "both_baselines",
             f"every metric for each baseline ({', '.join(BACKTEST_BASELINES)})",
-            lambda f: [
-                f"{name}: {n} metric rows, expected {len(BACKTEST_METRICS)}"
-                for name in BACKTEST_BASELINES
-                if (n := f.filter(pl.col("model") == name).height) != len(BACKTEST_METRICS)
-            ]
-            if f.height  # a table with rows has both baselines; an empty one has no model either
-            else [],
+            lambda f: (
+                [
+                    f"{name}: {n} metric rows, expected {len(BACKTEST_METRICS)}"
+                    for name in BACKTEST_BASELINES
+                    if (n := f.filter(pl.col("model") == name).height) != len(BACKTEST_METRICS)
+                ]
+                if f.height  # a table with rows has both baselines; an empty one has no model either
+                else []
+            ),
         ),
         _rule(
             "auc_in_unit_interval",
@@ -190,8 +205,8 @@ AUDITS: dict[str, list[Check]] = {
     "model_params": [
         _rule(
             "one_row_per_model_param",
-            "one row per (model, param)",
-            ~pl.struct("model", "param").is_duplicated(),
+            "one row per (fit_group, model, param)",
+            ~pl.struct("fit_group", "model", "param").is_duplicated(),
             show="param",
         ),
         _rule(
@@ -210,14 +225,14 @@ AUDITS: dict[str, list[Check]] = {
         ),
         _rule(
             "one_row_per_model_check",
-            "one row per (model, check)",
-            ~pl.struct("model", "check").is_duplicated(),
+            "one row per (fit_group, model, check)",
+            ~pl.struct("fit_group", "model", "check").is_duplicated(),
             show="check",
         ),
         Check(
             "one_selection_row",
-            f"one {SELECTION_CHECK} row (which model produced customer_clv, and why)",
-            lambda f: _count_rows(f, pl.col("check") == SELECTION_CHECK, 1, SELECTION_CHECK),
+            f"one {SELECTION_CHECK} row per fit (which model produced customer_clv, and why)",
+            _one_selection_per_fit,
         ),
     ],
 }

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -740,13 +741,42 @@ def _diagnostics_panel(diagnostics: pl.DataFrame | None, basis: ChurnBasis | Non
     """The model checks that did not pass, in plain words, with the selected model and why."""
     if diagnostics is None or diagnostics.height == 0:
         return ""
-    selected = diagnostics.filter(pl.col("check") == "selected_model")["message"].to_list()
+    if "fit_group" not in diagnostics.columns:  # written before per-group fits existed
+        diagnostics = diagnostics.with_columns(pl.lit(None, pl.String).alias("fit_group"))
+    diagnostics = diagnostics.with_columns(pl.col("fit_group").fill_null("all"))
+    everyone = pl.col("fit_group") == "all"
+    selected = diagnostics.filter(everyone & (pl.col("check") == "selected_model"))[
+        "message"
+    ].to_list()
+    # a group's own model checks matter only when its fit values its customers (group_fit ok
+    # and a fit of its own); a pooled group's one group_fit row says why, the rest is in the table
+    own_fits = diagnostics.filter(pl.col("check") == "group_fit").filter(pl.col("status") == "ok")[
+        "fit_group"
+    ]
+    shown = everyone | (pl.col("check") == "group_fit") | pl.col("fit_group").is_in(own_fits)
     flagged = diagnostics.filter(
-        (pl.col("status") != "ok") & (pl.col("check") != "selected_model")
-    ).sort(pl.col("status").replace_strict({"fail": 0, "warn": 1}, default=2), "model", "check")
+        shown & (pl.col("status") != "ok") & (pl.col("check") != "selected_model")
+    ).sort(
+        pl.col("status").replace_strict({"fail": 0, "warn": 1}, default=2),
+        ~everyone,
+        "fit_group",
+        "model",
+        "check",
+    )
+
+    def subject(r: dict[str, Any]) -> str:
+        what = r["model"] if r["model"] != "all" else "data"
+        if r["fit_group"] == "all":
+            return what
+        return (
+            f"group {r['fit_group']}"
+            if r["check"] == "group_fit"
+            else f"{what} (group {r['fit_group']})"
+        )
+
     items = [
         f'<li class="diag-{_esc(r["status"])}"><b>{_esc(r["status"].upper())}</b> '
-        f"{_esc(r['model'] if r['model'] != 'all' else 'data')}: {_esc(r['message'])}</li>"
+        f"{_esc(subject(r))}: {_esc(r['message'])}</li>"
         for r in flagged.iter_rows(named=True)
     ]
     head = (
@@ -777,15 +807,92 @@ def _model_summary(summary: ModelSummary | None, *, currency: str) -> str:
         )
     return (
         f'<section id="model-summary"><h2>What the model ({_esc(summary.model)}) says</h2>'
-        f"<ul>{lines}</ul><p class=\"sub\">Formulas: docs/models.md, "
+        f'<ul>{lines}</ul><p class="sub">Formulas: docs/models.md, '
         "“What the fit says, in plain words”.</p></section>"
+    )
+
+
+def _group_fits(
+    groups: Mapping[str, ModelSummary],
+    clv: pl.DataFrame | None,
+    diagnostics: pl.DataFrame | None,
+    *,
+    currency: str,
+) -> str:
+    """With ``CLV_FIT_BY``: each group, the fit that values it, and what its own fit says."""
+    if clv is None or "fit_group" not in clv.columns or diagnostics is None:
+        return ""
+    if "fit_group" not in diagnostics.columns:
+        return ""
+    checks = diagnostics.filter(pl.col("check") == "group_fit")
+    if checks.is_empty():
+        return ""
+    unit = money_unit(currency)
+    rows = []
+    # groups pooled by design (too few repeat customers): one line, not one row each
+    small = checks.filter((pl.col("status") == "ok") & ~pl.col("fit_group").is_in(list(groups)))
+    checks = checks.join(small.select("fit_group"), on="fit_group", how="anti")
+    for r in checks.sort("fit_group").iter_rows(named=True):
+        group = r["fit_group"]
+        own = groups.get(group)
+        valued = clv.filter(pl.col("fit_group") == group) if own is not None else None
+        lines = {line.metric: line for line in own.lines} if own is not None else {}
+        gap = lines.get("typical_gap_days")
+        life = lines.get("median_lifetime_days")
+        rows.append(
+            [
+                _esc(group),
+                _fmt(r["value"], "int"),
+                f'<td class="l">{_esc(own.model if own else "pooled: fit over all customers")}</td>',
+                _fmt(gap.value if gap else None),
+                _fmt(life.value if life else None),
+                _fmt(own.new_customer_clv if own else None),
+                _fmt(
+                    valued["predicted_clv"].mean() if valued is not None and valued.height else None
+                ),
+                f'<td class="l">{_esc(r["message"])}</td>',
+            ]
+        )
+    header = [
+        "group",
+        "repeat customers",
+        "fit",
+        "typical gap (days)",
+        "median lifetime (days)",
+        f"new-customer CLV ({unit})",
+        f"avg predicted CLV ({unit})",
+        "why",
+    ]
+    pooled = ""
+    if small.height:
+        names = sorted(small["fit_group"].to_list())
+        shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+        threshold = small["threshold"].max()
+        pooled = (
+            f'<p class="sub" id="group-fits-pooled">{len(names)} group(s) with fewer than '
+            f"{_fmt(threshold, 'int')} repeat customers are valued with the fit over all "
+            f"customers: {_esc(shown)}.</p>"
+        )
+    return (
+        '<section id="group-fits"><h2>Fits per group</h2><p class="sub">'
+        "<code>CLV_FIT_BY</code>: each group with enough repeat customers has a model fit of "
+        "its own (its customers' predictions come from it when that fit passes its "
+        "diagnostics); the others are valued with the fit over all customers. Figures from "
+        "each group's own fit; docs/models.md.</p>"
+        + (_table("table-group-fits", header, rows, left=1) if rows else "")
+        + pooled
+        + "</section>"
     )
 
 
 def _params_table(model_params: pl.DataFrame | None) -> str:
     if model_params is None or model_params.height == 0:
         return _table("table-model-params", ["model"], [])
-    fits = model_params.group_by("model", maintain_order=True).agg(
+    if "fit_group" not in model_params.columns:  # written before per-group fits existed
+        model_params = model_params.with_columns(pl.lit(None, pl.String).alias("fit_group"))
+    model_params = model_params.with_columns(pl.col("fit_group").fill_null("all"))
+    grouped = model_params["fit_group"].n_unique() > 1
+    fits = model_params.group_by("fit_group", "model", maintain_order=True).agg(
         pl.col("param"),
         pl.col("value"),
         pl.col("log_likelihood").first(),
@@ -800,7 +907,8 @@ def _params_table(model_params: pl.DataFrame | None) -> str:
         params = ", ".join(f"{p} = {_fmt(v)}" for p, v in zip(r["param"], r["value"], strict=True))
         conv = r["converged"]
         rows.append(
-            [
+            ([_esc(r["fit_group"])] if grouped else [])
+            + [
                 _esc(r["model"]),
                 f'<td class="l">{_esc(params)}</td>',
                 _fmt(r["log_likelihood"]),
@@ -811,17 +919,10 @@ def _params_table(model_params: pl.DataFrame | None) -> str:
                 _fmt(r["selected"]),
             ]
         )
-    header = [
-        "model",
-        "parameters",
-        "log-lik",
-        "BIC",
-        "customers",
-        "repeat",
-        "converged",
-        "selected",
-    ]
-    return _table("table-model-params", header, rows, left=2)
+    header = ["fit"] if grouped else []
+    header += ["model", "parameters", "log-lik", "BIC", "customers", "repeat"]
+    header += ["converged", "selected"]
+    return _table("table-model-params", header, rows, left=3 if grouped else 2)
 
 
 def _flags_table(clv: pl.DataFrame | None, backtest: pl.DataFrame | None) -> str:
@@ -890,6 +991,7 @@ def render_report(
     diagnostics: pl.DataFrame | None = None,
     summary: ModelSummary | None = None,
     churn_basis: ChurnBasis | None = None,
+    group_summaries: Mapping[str, ModelSummary] | None = None,
 ) -> str:
     """Render the report page for ``as_of`` from published tables.
 
@@ -922,6 +1024,8 @@ def render_report(
         ``model_diagnostics`` of ``as_of`` (its warnings and failures open the page, with the
         selected model and why), the selected model in plain words
         (:func:`clv_pipeline.valuation.describe_fit`) and what churn is scored from.
+    group_summaries
+        With ``CLV_FIT_BY``: each group's own fit in plain words (a "Fits per group" table).
     self_contained
         True: plotly.js inline, one file that opens anywhere (~4.9 MB). False: the page loads
         the shared :data:`PLOTLY_HREF`; publish it with :func:`publish_report`, which stores
@@ -980,6 +1084,7 @@ def render_report(
         f'<ul class="messages" id="report-messages">{notes}</ul>' if notes else "",
         _diagnostics_panel(diagnostics, churn_basis),
         _model_summary(summary, currency=currency),
+        _group_fits(group_summaries or {}, clv, diagnostics, currency=currency),
         '<h2 id="kpis">KPIs</h2>',
         _kpi_cards(latest, as_of=as_of, horizon=horizon, currency=currency),
         div["chart-kpi-trend"],

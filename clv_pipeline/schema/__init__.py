@@ -178,7 +178,11 @@ def render_markdown() -> str:
             f"{table.description}",
             "",
             f"Path: `{root}/{_folder_key(table)}=YYYY-MM-DD/part-0.parquet`"
-            + (" (+ `_SUCCESS` once the day is committed)" if table.partition_key == "as_of" else ""),
+            + (
+                " (+ `_SUCCESS` once the day is committed)"
+                if table.partition_key == "as_of"
+                else ""
+            ),
             "",
             "| column | type | nullable | unit | description |",
             "|---|---|---|---|---|",

@@ -368,8 +368,9 @@ UNIT_ECONOMICS = Table(
             pl.Float64(),
             "Expected CLV over the horizon of a customer acquired today (the selected model's "
             "repeat purchases of a new customer x the expected spend per purchase x margin, "
-            "discounted; the first purchase is not included); the population value on every row "
-            "(per-channel fits are not done yet); null without a selected model and spend fit.",
+            "discounted; the first purchase is not included): from the channel's own fit with "
+            "CLV_FIT_BY=acquisition_channel when it has one, else the population value; null "
+            "without a selected model and spend fit.",
             "currency units",
             True,
         ),

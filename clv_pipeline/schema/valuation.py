@@ -42,6 +42,13 @@ MODEL_PARAMS = Table(
             "0.754 vs bgnbd 0.786; BIC when the history is shorter than 2 x the holdout).",
             nullable=True,
         ),
+        Column(
+            "fit_group",
+            pl.String(),
+            "The customers the fit is over: all, or a value of models.fit_by (CLV_FIT_BY) "
+            "whose group has its own fit. Null in snapshots written before it existed.",
+            nullable=True,
+        ),
     ),
 )
 
@@ -67,7 +74,8 @@ MODEL_DIAGNOSTICS = Table(
             "customers, repeat_customers, optimizer_converged, parameters_at_bounds, "
             "hessian_positive_definite, hessian_condition_number, parameter_uncertainty, "
             "dropout_degenerate, predictions_finite, holdout_error, "
-            "spend_frequency_correlation, selected_model.",
+            "spend_frequency_correlation, selected_model, group_fit, weekly_seasonality, "
+            "annual_seasonality.",
         ),
         Column("status", pl.String(), "ok, warn or fail."),
         Column(
@@ -79,6 +87,13 @@ MODEL_DIAGNOSTICS = Table(
         ),
         Column("threshold", pl.Float64(), "The limit the value was compared with.", nullable=True),
         Column("message", pl.String(), "What the check found, in plain language."),
+        Column(
+            "fit_group",
+            pl.String(),
+            "The fit the check is about: all, or a models.fit_by group (its group_fit row "
+            "says whether it was fitted on its own or pooled).",
+            nullable=True,
+        ),
     ),
 )
 
@@ -138,6 +153,13 @@ CUSTOMER_CLV = Table(
             "Seed formula: aov x population purchase rate (per day) x estimated lifespan (days) "
             "x gross_margin.",
             "currency units",
+        ),
+        Column(
+            "fit_group",
+            pl.String(),
+            "The fit that produced the predictive columns: all (every customer together), or "
+            "the customer's models.fit_by group when it has a usable fit of its own.",
+            nullable=True,
         ),
     ),
 )

@@ -29,6 +29,27 @@ def _month_index(col: pl.Expr) -> pl.Expr:
     return col.dt.year().cast(pl.Int64) * 12 + col.dt.month().cast(pl.Int64) - 1
 
 
+def first_purchases(purchases: pl.LazyFrame) -> pl.LazyFrame:
+    """``customer_id, cohort_month, channel`` of each customer's first purchase transaction
+    (earliest ``occurred_at``, then ``transaction_id``; a null channel is ``unknown``) from
+    purchase rows (``transaction_id, customer_id, occurred_at, event_date, channel``)."""
+    # without sorting the history: the earliest time per customer, then the smallest id
+    first_at = purchases.group_by("customer_id").agg(pl.col("occurred_at").min().alias("_first"))
+    return (
+        purchases.join(first_at, on="customer_id")
+        .filter(pl.col("occurred_at") == pl.col("_first"))
+        .group_by("customer_id")
+        .agg(
+            pl.col("event_date").min().dt.month_start().alias("cohort_month"),
+            pl.col("channel")
+            .cast(pl.String)
+            .sort_by("transaction_id")
+            .first()
+            .fill_null("unknown"),
+        )
+    )
+
+
 def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
     """The ``cohorts`` table (long format) from validated transactions and customer CLV.
 
@@ -58,16 +79,8 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
         pl.col("channel").cast(pl.String),
     )
     purchases = history.filter(pl.col("revenue_kind") == "purchase")
-    # the first purchase transaction without sorting the history: earliest time, then id
-    first_at = purchases.group_by("customer_id").agg(pl.col("occurred_at").min().alias("_first"))
     first = (
-        purchases.join(first_at, on="customer_id")
-        .filter(pl.col("occurred_at") == pl.col("_first"))
-        .group_by("customer_id")
-        .agg(
-            pl.col("event_date").min().dt.month_start().alias("cohort_month"),
-            pl.col("channel").sort_by("transaction_id").first().fill_null("unknown"),
-        )
+        first_purchases(purchases)
         .join(clv.select("customer_id", "predicted_clv"), on="customer_id", how="left")
         .collect(engine="streaming")  # used four times below: computed once, not per use
         .lazy()

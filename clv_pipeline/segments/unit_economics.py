@@ -23,6 +23,7 @@ organic) and ``below_benchmark = clv_cac_ratio < benchmark_ratio`` (3:1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 import polars as pl
@@ -54,6 +55,7 @@ def build_unit_economics(
     cost_to_serve_per_order: float = 0.0,
     benchmark_ratio: float = 3.0,
     new_customer_clv: float | None = None,
+    new_customer_clv_by_channel: Mapping[str, float] | None = None,
 ) -> pl.LazyFrame:
     """CAC and CLV:CAC per acquisition channel and cohort month.
 
@@ -76,6 +78,9 @@ def build_unit_economics(
     new_customer_clv
         Expected CLV of a customer acquired today (:func:`clv_pipeline.models.summary.new_customer_clv`),
         compared with each row's CAC; None: null columns.
+    new_customer_clv_by_channel
+        The same per channel, from the channel's own fit (``models.fit_by =
+        acquisition_channel``); channels without one (and ``all``) use ``new_customer_clv``.
 
     Returns
     -------
@@ -85,6 +90,13 @@ def build_unit_economics(
     """
     if customers is None or acquisition_spend is None:
         return empty_frame(UNIT_ECONOMICS)
+    own_fits = pl.LazyFrame(
+        {
+            "channel": list((new_customer_clv_by_channel or {}).keys()),
+            "_own": list((new_customer_clv_by_channel or {}).values()),
+        },
+        schema={"channel": pl.String, "_own": pl.Float64},
+    )
     acquired = (
         customers.select(
             pl.col("customer_id").cast(pl.String),
@@ -153,11 +165,14 @@ def build_unit_economics(
             (pl.col("avg_net_clv") - cac).alias("clv_minus_cac"),
             pl.when(cac > 0).then(pl.col("avg_net_clv") / cac).alias("clv_cac_ratio"),
         )
+        .join(own_fits, on="channel", how="left")
         .with_columns(
             (pl.col("clv_cac_ratio") < benchmark_ratio).alias("below_benchmark"),
-            pl.lit(new_customer_clv, pl.Float64).alias("new_customer_clv"),
+            pl.coalesce("_own", pl.lit(new_customer_clv, pl.Float64)).alias("new_customer_clv"),
+        )
+        .with_columns(
             pl.when(cac > 0)
-            .then(pl.lit(new_customer_clv, pl.Float64) / cac)
+            .then(pl.col("new_customer_clv") / cac)
             .alias("new_customer_clv_cac_ratio"),
         )
     )

@@ -272,12 +272,21 @@ def read_marketing_inputs(layout: Layout) -> tuple[pl.LazyFrame | None, pl.LazyF
 
     ``customers``: customer_id, acquisition_channel, acquired_at (date or timestamp);
     ``acquisition_spend``: month (YYYY-MM or any date in the month), channel, spend.
-    Each is None when its folder has no file; a file missing a column raises :class:`InputError`.
+    Each is None when its folder has no file; the customers are not read without spend (CAC
+    needs both, and the customers files may serve only ``models.fit_by``). A file missing a
+    column raises :class:`InputError`.
     """
-    customers = _read_folder(
-        layout.landing.parent / "customers", ("customer_id", "acquisition_channel", "acquired_at")
-    )
     spend = _read_folder(layout.landing.parent / "acquisition_spend", ("month", "channel", "spend"))
+    customers = (
+        None
+        if spend is None
+        else _read_folder(
+            layout.landing.parent / "customers",
+            ("customer_id", ACQUISITION_CHANNEL, "acquired_at"),
+            purpose="for unit_economics (CAC per acquisition channel and month, since "
+            "acquisition_spend is present)",
+        )
+    )
     if customers is not None:
         stamps = parse_timestamps(customers.get_column("acquired_at"))
         customers = customers.with_columns(stamps.dt.date().alias("acquired_at"))
@@ -300,7 +309,67 @@ def read_marketing_inputs(layout: Layout) -> tuple[pl.LazyFrame | None, pl.LazyF
     )
 
 
-def _read_folder(folder: Path, columns: tuple[str, ...]) -> pl.DataFrame | None:
+FIRST_CHANNEL = "first_channel"  # CLV_FIT_BY: the channel of the customer's first purchase
+ACQUISITION_CHANNEL = "acquisition_channel"  # the customers files' channel (unit_economics)
+
+
+def read_customer_attribute(layout: Layout, column: str) -> pl.DataFrame:
+    """``customer_id, group`` from column ``column`` of the ``landing/customers/`` files (the
+    ``models.fit_by`` groups). A customer listed more than once takes the row with the earliest
+    ``acquired_at`` (when the files have it), then the smallest value.
+
+    Raises
+    ------
+    InputError
+        When there is no customers file, or a file lacks ``column`` (the message lists the
+        columns it has and the fix).
+    """
+    folder = layout.landing.parent / "customers"
+    files = data_files(folder) if folder.is_dir() else []
+    if not files:
+        raise InputError(
+            f"CLV_FIT_BY={column}: no customers file in {folder}; add a CSV or parquet file with "
+            f"columns customer_id, {column}, or set CLV_FIT_BY={FIRST_CHANNEL} (the channel of "
+            "each customer's first purchase) or leave it empty (one fit for everyone)"
+        )
+    frames = []
+    for path in files:
+        try:
+            frame = (
+                pl.read_csv(path, infer_schema=False)
+                if path.suffix.lower() == ".csv"
+                else pl.read_parquet(path)
+            )
+        except Exception as exc:  # polars/arrow raise many types; name the file
+            raise InputError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from exc
+        missing = [c for c in ("customer_id", column) if c not in frame.columns]
+        if missing:
+            raise InputError(
+                f"{path}: no column {', '.join(missing)} for CLV_FIT_BY={column}; its columns are "
+                f"{', '.join(frame.columns)}. Set CLV_FIT_BY to one of them or to {FIRST_CHANNEL}."
+            )
+        acquired = (
+            parse_timestamps(frame.get_column("acquired_at").cast(pl.String)).dt.date()
+            if "acquired_at" in frame.columns
+            else pl.Series("acquired_at", [None] * frame.height, pl.Date)
+        )
+        frames.append(
+            frame.select(
+                pl.col("customer_id").cast(pl.String),
+                pl.col(column).cast(pl.String).alias("group"),
+            ).with_columns(acquired.alias("_acquired"))
+        )
+    return (
+        pl.concat(frames)
+        .sort("customer_id", "_acquired", "group", nulls_last=True)
+        .unique("customer_id", keep="first", maintain_order=True)
+        .drop("_acquired")
+    )
+
+
+def _read_folder(
+    folder: Path, columns: tuple[str, ...], *, purpose: str = ""
+) -> pl.DataFrame | None:
     if not folder.is_dir() or not data_files(folder):
         return None
     frames = []
@@ -315,6 +384,10 @@ def _read_folder(folder: Path, columns: tuple[str, ...]) -> pl.DataFrame | None:
             raise InputError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from exc
         missing = [c for c in columns if c not in frame.columns]
         if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+            needed = f" {purpose}" if purpose else ""
+            raise InputError(
+                f"{path}: missing column(s) {', '.join(missing)} needed{needed}; its columns "
+                f"are {', '.join(frame.columns)}. Add them (or rename yours to them)."
+            )
         frames.append(frame.select(pl.col(c).cast(pl.String) for c in columns))
     return pl.concat(frames)
