@@ -43,7 +43,8 @@ from clv_pipeline.pipeline import (
 from clv_pipeline.publish.catalog import complete_dates, refresh_views
 from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.publish.warehouse import read_published
-from clv_pipeline.report.html import report_paths
+from clv_pipeline.report.charts import MONEY_KPIS, SHARE_KPIS
+from clv_pipeline.report.html import change_text, clv_units, comparison_label, report_paths
 from clv_pipeline.runs import operations
 from clv_pipeline.runs.instance import get_instance, instance_home
 from clv_pipeline.runs.operations import RunFailed, yesterday
@@ -415,7 +416,8 @@ def backfill(
         table.add_column(name, overflow="fold")
     for r in results:
         table.add_row(
-            str(r.day),
+            # a later snapshot rebuilt so its changes and migration compare with the range
+            str(r.day) if r.day <= last else f"{r.day} (later snapshot: compares with the range)",
             "[green]ok[/]" if r.ok else f"[red]{r.message}[/]",
             f"{r.seconds:.1f}",
             r.run_id,
@@ -475,12 +477,18 @@ def _summary(config: ClvConfig, as_of: date) -> None:
     table.add_row("model", str(model[0]) if len(model) else "none (data insufficient)")
     if len(model):
         table.add_row("mean P(alive)", f"{clv.select(pl.col('p_alive').mean()).item():.3f}")
-        table.add_row(
-            f"predicted CLV, next {float(clv['horizon_days'][0]):.0f} days",
-            f"{clv['predicted_clv'].sum():,.2f}",
-        )
-    table.add_row("mean formula CLV", f"{clv.select(pl.col('formula_clv').mean()).item():,.2f}")
+        predicted = clv.select(
+            pl.col("predicted_clv").sum().alias("total"), pl.col("predicted_clv").mean()
+        ).row(0)
+        table.add_row("predicted CLV, all customers", f"{predicted[0]:,.2f}")
+        table.add_row("mean predicted CLV (model)", f"{predicted[1]:,.2f}")
+    formula = clv.select(pl.col("formula_clv").mean()).item()
+    table.add_row(
+        "mean formula CLV (retention)",
+        f"{formula:,.2f}" if isinstance(formula, float) else "n/a (no previous window)",
+    )
     console.print(table)
+    console.print(f"CLV figures: {clv_units(clv)}. Why model and formula differ: docs/metrics.md.")
     top = segments.group_by("rfm_segment").len().sort("len", descending=True).head(6)
     seg = Table(title="Top segments")
     seg.add_column("segment")
@@ -725,6 +733,10 @@ def report_cmd(
         table = Table(title=f"Headline {chosen}")
         table.add_column("kpi")
         table.add_column("value", justify="right")
+        # changes are against the previous complete snapshot, which may be days before
+        against = comparison_label(row.get("previous_as_of"), chosen)
+        has_previous = row.get("previous_as_of") is not None
+        table.add_column(f"change {against}" if has_previous else "change", justify="right")
         for name in (
             "customers",
             "active_customers",
@@ -736,8 +748,24 @@ def report_cmd(
             "top_tier_revenue_share",
         ):
             value = row.get(name)
-            table.add_row(name, _number(value))
+            kind = "money" if name in MONEY_KPIS else "pct" if name in SHARE_KPIS else "int"
+            change = change_text(row.get(f"{name}_change"), row.get(f"{name}_change_pct"), kind)
+            table.add_row(name, _number(value), change or "-")
         console.print(table)
+        days = row.get("days_since_previous")
+        if not has_previous:
+            console.print("no previous snapshot: no changes")
+        elif isinstance(days, int) and days > 1:
+            console.print(
+                f"[yellow]note:[/] changes span {days} days (the previous complete snapshot is "
+                f"{row['previous_as_of']}), not one day"
+            )
+    if kpis is not None and kpis.height and "horizon_days" in kpis.columns:
+        window = kpis["active_window_days"][0]
+        console.print(
+            f"CLV figures: {clv_units(kpis)}; churn and retention per {window}-day period "
+            "(docs/metrics.md)."
+        )
     _print_model_words(config, chosen)
     console.print(f"report: {path} ({path.stat().st_size:,} bytes)")
     if open_browser:

@@ -233,10 +233,16 @@ class ModelSettings(Section):
     )
     gross_margin: float = Field(default=1.0, gt=0, le=1, description="Share of revenue kept.")
     churn_window_days: int = Field(
-        default=180, ge=1, description="Days without a purchase after which a customer is churned."
+        default=180,
+        ge=1,
+        description="Unused since 2026-12 (kept so older clv.toml files load): churn is "
+        "measured per segments.active_window_days period (docs/metrics.md).",
     )
     max_lifespan_days: float = Field(
-        default=3650.0, gt=0, description="Cap on the estimated customer lifespan (seed formula)."
+        default=3650.0,
+        gt=0,
+        description="Unused since 2026-12 (kept so older clv.toml files load): the formula CLV "
+        "is cut at models.horizon_days.",
     )
     fit_by: str = Field(
         default="",
@@ -263,7 +269,11 @@ class SegmentSettings(Section):
         description="Churn risk bands: name -> upper churn probability.",
     )
     active_window_days: int = Field(
-        default=90, ge=1, description="KPIs: a customer is active with a purchase in this window."
+        default=90,
+        ge=1,
+        description="The churn period W (days): a customer is active with a purchase in the "
+        "last W days; period churn, retention, ARPU and the formula CLVs use it "
+        "(docs/metrics.md).",
     )
     cost_to_serve_per_order: float = Field(
         default=0.0, ge=0, description="Unit economics: cost per order, subtracted from CLV."

@@ -25,6 +25,7 @@ from clv_pipeline.features.customers import (
     merge_states,
     summarise_transactions,
 )
+from clv_pipeline.features.periods import window_activity
 from clv_pipeline.features.state import StatePlan, plan_state
 from clv_pipeline.models.diagnostics import DROPOUT_CHECK, GROUP_FIT_CHECK
 from clv_pipeline.models.seasonality import seasonality_diagnostics
@@ -58,7 +59,7 @@ from clv_pipeline.segments.churn import build_customer_churn as build_churn_tabl
 from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
 from clv_pipeline.segments.cohorts import first_purchases
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
-from clv_pipeline.segments.lifecycle import purchase_gaps_from_state
+from clv_pipeline.segments.lifecycle import LifecycleRules, purchase_gaps_from_state
 from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
@@ -410,8 +411,9 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
     options: dict[str, Any] = {
         "gross_margin": config.models.gross_margin,
         "horizon_days": config.models.horizon_days,
-        "churn_window_days": config.models.churn_window_days,
-        "max_lifespan_days": config.models.max_lifespan_days,
+        "activity": period_activity(config, as_of),
+        "window_days": config.segments.active_window_days,
+        "currency": config.report_currency(),
         "model_options": config.model_options(),
         "holdout_days": holdout_days,
     }
@@ -456,6 +458,14 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
             groups.select("fit_group", "status", "message"), rows=50
         )
     return StepResult([clv, params, checks], stats), valuation
+
+
+def period_activity(config: ClvConfig, as_of: date) -> pl.DataFrame:
+    """:func:`~clv_pipeline.features.periods.window_activity` of ``as_of``: who bought in this
+    churn window and the previous one, and their net revenue in this one."""
+    return window_activity(
+        _history(config, as_of), as_of=as_of, window_days=config.segments.active_window_days
+    ).collect(engine="streaming")
 
 
 def customer_groups(config: ClvConfig, as_of: date, fit_by: str) -> pl.DataFrame:
@@ -574,6 +584,26 @@ def _previous(config: ClvConfig, table: str, as_of: date) -> pl.LazyFrame | None
     return with_added_columns(pl.read_parquet(path), TABLES[table]).lazy()
 
 
+#: Snapshot tables comparing ``as_of`` with the previous complete snapshot (``previous_as_of``).
+COMPARISON_TABLES = ("kpis", "segment_migration")
+
+
+def comparison_outdated(config: ClvConfig, as_of: date) -> bool:
+    """True when the committed ``kpis`` or ``segment_migration`` of ``as_of`` compare with another
+    snapshot than the latest complete one before it (an earlier day, or none, because that day
+    was published later, e.g. by a backfill). False when ``as_of`` is not committed."""
+    earlier = [d for d in complete_dates(config.layout) if d < as_of]
+    expected = earlier[-1] if earlier else None
+    for table in COMPARISON_TABLES:
+        path = committed_file(config.layout, table, as_of)
+        if path is None:
+            return False
+        seen = set(pl.read_parquet(path, columns=["previous_as_of"])["previous_as_of"].to_list())
+        if seen and seen != {expected}:  # no rows (no customers on either side): nothing to say
+            return True
+    return False
+
+
 def _publish(
     config: ClvConfig, table: str, frame: pl.LazyFrame, as_of: date, **stats: Any
 ) -> StepResult:
@@ -588,6 +618,7 @@ def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
         _read(config, "customer_clv", as_of).lazy(),
         purchase_gaps=purchase_gaps_from_state(_state(config, as_of), as_of=as_of),
         tiers=tuple(config.segments.value_tiers.items()),
+        rules=LifecycleRules(lost_min_days=config.segments.active_window_days),
     ).collect()
     published = publish_table(config.layout, "customer_segments", segments, day=as_of)
     counts = segments.group_by("rfm_segment").len().sort("len", descending=True)

@@ -1,16 +1,18 @@
-"""Customer value: historic CLV, the seed formula CLV and predictive CLV from the BTYD models.
+"""Customer value: historic CLV, the formula CLV and predictive CLV from the BTYD models.
 
-Seed formula (documented in docs/data_contract.md)::
+Formula CLV (``docs/metrics.md``; the churn period's definitions of :mod:`clv_pipeline.features.periods`)::
 
-    formula_clv = aov x purchase_rate_per_day x lifespan_days x gross_margin
+    formula_clv = gross_margin x window_revenue x sum_{k=1..K} (r / (1 + d))^k
 
-* ``purchase_rate_per_day`` = sum(n_transactions) / sum(T + 1): purchases per customer-day since
-  acquisition, over the whole base;
-* ``lifespan_days`` = an exponential lifetime fitted with censoring: a customer is churned when
-  ``days_since_last_purchase > churn_window_days``; churned customers contribute an observed lifetime
-  of ``min(T, recency + churn_window_days)`` days, active ones a censored ``T``; the maximum-likelihood
-  mean lifetime is total exposure / number churned, capped at ``max_lifespan_days`` (the cap is used
-  when nobody has churned yet).
+* ``window_revenue``: the customer's net revenue in the churn window (the last ``W`` days; 0 for
+  a customer without a purchase in it, who counts as churned in this period);
+* ``r``: the period retention (of the customers who bought in the previous window, the share who
+  bought in this one), ``d`` the discount rate per window, ``K = horizon_days / W``.
+
+It is the retention-based CLV of Gupta & Lehmann (``m r / (1 + d - r)`` without a horizon) per
+customer, over the same horizon and discounting as the model CLV; averaged over the customers it
+is the KPI formula ``ARPU x margin x retention`` path cut at the horizon. Null when the retention
+is unknown (nobody bought in the previous window).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from clv_pipeline.features.periods import PeriodRates, formula_clv_factor, period_rates
 from clv_pipeline.models import TRANSACTION_MODELS, Holdout, fit_and_predict
 from clv_pipeline.models.diagnostics import ALL_MODELS, GROUP_FIT_CHECK, Diagnostic
 from clv_pipeline.models.summary import (
@@ -58,8 +61,7 @@ class Valuation:
     params: pl.DataFrame
     selected_model: str | None
     data_sufficient: bool
-    lifespan_days: float
-    purchase_rate_per_day: float
+    period: PeriodRates | None
     messages: tuple[str, ...]
     diagnostics: pl.DataFrame
     selection_reason: str | None = None
@@ -82,37 +84,15 @@ def holdout_split(calibration: pl.DataFrame, *, holdout_days: float) -> Holdout:
     )
 
 
-def estimate_lifespan(
-    features: pl.DataFrame, *, churn_window_days: int, max_lifespan_days: float
-) -> tuple[float, float]:
-    """(lifespan_days, purchase_rate_per_day) for the seed formula; see the module docstring."""
-    if features.is_empty():
-        return max_lifespan_days, 0.0
-    churned = pl.col("days_since_last_purchase") > churn_window_days
-    stats = features.select(
-        churned.sum().alias("n_churned"),
-        pl.when(churned)
-        .then(pl.min_horizontal("T", pl.col("recency") + churn_window_days))
-        .otherwise(pl.col("T"))
-        .sum()
-        .alias("exposure"),
-        pl.col("n_transactions").sum().alias("purchases"),
-        (pl.col("T") + 1).sum().alias("customer_days"),
-    ).row(0, named=True)
-    rate = stats["purchases"] / stats["customer_days"]
-    if stats["n_churned"] == 0:
-        return max_lifespan_days, rate
-    return min(max_lifespan_days, stats["exposure"] / stats["n_churned"]), rate
-
-
 def value_customers(
     features: pl.DataFrame,
     *,
     as_of: date,
     gross_margin: float = 1.0,
     horizon_days: float = 365.0,
-    churn_window_days: int = 180,
-    max_lifespan_days: float = 3650.0,
+    activity: pl.DataFrame | None = None,
+    window_days: int = 90,
+    currency: str = "",
     model_options: Mapping[str, Any] | None = None,
     holdout: pl.DataFrame | None = None,
     holdout_days: float = 90.0,
@@ -127,10 +107,32 @@ def value_customers(
     columns are null, ``data_sufficient`` is false and the reason is in ``messages`` and the
     ``diagnostics`` frame (``model_diagnostics``); historic and formula CLV are always filled.
     """
-    lifespan, rate = estimate_lifespan(
-        features, churn_window_days=churn_window_days, max_lifespan_days=max_lifespan_days
+    options = dict(model_options or {})
+    discount_rate = float(options.get("discount_rate", 0.10))
+    discount_period = str(options.get("discount_period", "annual"))
+    period = None if activity is None else period_rates(activity, window_days=window_days)
+    factor = formula_clv_factor(
+        None if period is None else period.retention,
+        window_days=window_days,
+        horizon_days=horizon_days,
+        discount_rate=discount_rate,
+        discount_period=discount_period,
     )
-    messages = [f"seed formula: lifespan {lifespan:.1f} days, purchase rate {rate:.5f}/day"]
+    messages = [_formula_message(period, factor)]
+    if activity is None:
+        window_revenue = pl.Series("window_revenue", [0.0] * features.height, pl.Float64)
+    else:
+        window_revenue = (
+            features.select("customer_id")
+            .join(activity, on="customer_id", how="left", maintain_order="left")
+            .select(
+                pl.when(pl.col("active").fill_null(False))
+                .then(pl.col("window_revenue").clip(lower_bound=0.0))
+                .otherwise(0.0)
+                .alias("window_revenue")
+            )
+            .to_series()
+        )
     arrays = {
         name: features.get_column(name).cast(pl.Float64).to_numpy()
         for name in ("frequency", "recency", "T", "monetary_value")
@@ -143,7 +145,7 @@ def value_customers(
         horizon_days=horizon_days,
         gross_margin=gross_margin,
         holdout=None if holdout is None else holdout_split(holdout, holdout_days=holdout_days),
-        **dict(model_options or {}),
+        **options,
     )
     messages.extend(run.messages)
     n = features.height
@@ -168,8 +170,13 @@ def value_customers(
         (pl.col("total_revenue") * gross_margin).alias("historic_clv"),
         pl.lit(float(horizon_days)).alias("horizon_days"),
         next_days.fill_nan(None).ceil().alias("_next_days"),
-        (pl.col("aov") * rate * lifespan * gross_margin).alias("formula_clv"),
+        (pl.lit(window_revenue) * gross_margin * pl.lit(factor, pl.Float64)).alias("formula_clv"),
         pl.lit(ALL_GROUPS).alias("fit_group"),
+        pl.lit(window_revenue).alias("window_revenue"),
+        pl.lit(float(gross_margin)).alias("gross_margin"),
+        pl.lit(discount_rate).alias("discount_rate"),
+        pl.lit(discount_period).alias("discount_period"),
+        pl.lit(currency or None, pl.String).alias("currency"),
     ).with_columns(
         (1.0 - pl.col("p_alive")).alias("churn_probability"),
         (pl.col("historic_clv") + pl.col("predicted_clv")).alias("total_clv"),
@@ -196,8 +203,7 @@ def value_customers(
         params=params.with_columns(pl.col("std_error").fill_nan(None)).select(MODEL_PARAMS.names),
         selected_model=run.selected_model if sufficient else None,
         data_sufficient=sufficient,
-        lifespan_days=lifespan,
-        purchase_rate_per_day=rate,
+        period=period,
         messages=tuple(messages),
         diagnostics=diagnostics.select(MODEL_DIAGNOSTICS.names),
         selection_reason=run.selection_reason,
@@ -217,6 +223,21 @@ def _distrusted(valuation: Valuation) -> str | None:
         "check"
     ].to_list()
     return f"its selected {model} did not pass its diagnostics: {', '.join(failed) or 'converged'}"
+
+
+def _formula_message(period: PeriodRates | None, factor: float | None) -> str:
+    if period is None:
+        return "formula CLV: no churn-period activity given"
+    if factor is None:
+        return (
+            f"formula CLV: null, nobody bought in the previous {period.window_days}-day window "
+            "(period retention unknown)"
+        )
+    return (
+        f"formula CLV: period retention {period.retention:.1%} over {period.window_days} days "
+        f"({period.retained:,} of {period.previous_active:,}), {period.active:,} customers "
+        f"active; window revenue x margin x {factor:.4f}"
+    )
 
 
 def group_labels(groups: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:

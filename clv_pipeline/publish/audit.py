@@ -14,6 +14,7 @@ import polars as pl
 from clv_pipeline.models.diagnostics import GROUP_FIT_CHECK, SELECTION_CHECK, STATUSES
 from clv_pipeline.schema import Table
 from clv_pipeline.schema.report import BACKTEST_BASELINES, BACKTEST_METRICS
+from clv_pipeline.segments.rfm import REPEAT_SEGMENTS
 
 CONTRACT_CHECK = "matches_contract"
 
@@ -146,15 +147,26 @@ AUDITS: dict[str, list[Check]] = {
             pl.min_horizontal("r_score", "f_score", "m_score").is_between(1, 5)
             & pl.max_horizontal("r_score", "f_score", "m_score").is_between(1, 5),
         ),
+        _rule(
+            "one_time_buyers_not_in_repeat_segments",
+            "one-time buyers (n_purchase_days = 1) have f_score 1 and no repeat-buyer RFM segment",
+            (pl.col("n_purchase_days") != 1)
+            | ((pl.col("f_score") == 1) & ~pl.col("rfm_segment").is_in(REPEAT_SEGMENTS)),
+        ),
     ],
     "customer_churn": [
         _unique("customer_id"),
         _probability("churn_probability"),
         _rule(
-            "value_at_risk_within_clv",
-            "0 <= value_at_risk <= predicted_clv",
+            "value_at_risk_within_value_if_retained",
+            "0 <= value_at_risk <= value_if_retained",
             (pl.col("value_at_risk") >= 0)
-            & (pl.col("value_at_risk") <= pl.col("predicted_clv") + 1e-9),
+            & (pl.col("value_at_risk") <= pl.col("value_if_retained") * (1 + 1e-12) + 1e-9),
+        ),
+        _rule(
+            "value_if_retained_at_least_predicted",
+            "value_if_retained >= predicted_clv (P(alive) <= 1)",
+            pl.col("value_if_retained") >= pl.col("predicted_clv") * (1 - 1e-12) - 1e-9,
         ),
     ],
     "cohorts": [_probability("retention_rate")],

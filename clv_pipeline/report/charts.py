@@ -370,8 +370,36 @@ def churn_risk(churn: pl.DataFrame | None, *, currency: str = "") -> go.Figure:
     )
 
 
+def partial_month(cohorts: pl.DataFrame | None) -> tuple[date, int, int] | None:
+    """``(month, days observed, days in the month)`` of the partial calendar month of a
+    ``cohorts`` snapshot (the month containing as_of, when as_of is not its last day), else
+    None (also for snapshots published before ``is_partial_month``)."""
+    needed = ("cohort_month", "months_since_acquisition", "is_partial_month", "days_observed")
+    if cohorts is None or not _has_rows(cohorts, *needed):
+        return None
+    rows = cohorts.filter(pl.col("is_partial_month").fill_null(False))
+    if rows.height == 0:
+        return None
+    row = rows.row(0, named=True)
+    start: date = row["cohort_month"]
+    index = start.year * 12 + start.month - 1 + int(row["months_since_acquisition"])
+    month = date(index // 12, index % 12 + 1, 1)
+    length = ((month + timedelta(days=32)).replace(day=1) - month).days
+    return month, int(row["days_observed"]), length
+
+
+def partial_month_label(partial: tuple[date, int, int]) -> str:
+    """``Dec 2011 (9 of 31 days)``."""
+    month, observed, length = partial
+    return f"{month.strftime('%b %Y')} ({observed} of {length} days)"
+
+
 def cohort_heatmap(cohorts: pl.DataFrame | None, *, channel: str = "all") -> go.Figure:
-    """Retention rate by acquisition month (rows) and months since acquisition (columns)."""
+    """Retention rate by acquisition month (rows) and months since acquisition (columns).
+
+    The calendar month containing as_of, when as_of is not its last day, is observed only in part:
+    its cells (the last of each row) are outlined with a dashed line, marked ``*`` and named in
+    the title and the hover (e.g. ``Dec 2011 (9 of 31 days)``)."""
     title = "Cohort retention (share of the cohort purchasing in each month)"
     needed = ("cohort_month", "months_since_acquisition", "retention_rate")
     if cohorts is None or not _has_rows(cohorts, *needed):
@@ -396,24 +424,63 @@ def cohort_heatmap(cohorts: pl.DataFrame | None, *, channel: str = "all") -> go.
         [None if v is None else round(100.0 * v, 1) for v in row]
         for row in wide.select(months).rows()
     ]
-    y = [d.strftime("%Y-%m") for d in wide["cohort_month"].to_list()]
+    cohort_months: list[date] = wide["cohort_month"].to_list()
+    y = [d.strftime("%Y-%m") for d in cohort_months]
+    x = [int(m) for m in months]
+    partial = partial_month(frame)
+    # the partial calendar month is one cell per cohort row: (row, months since acquisition)
+    cells: set[tuple[int, int]] = set()
+    if partial is not None:
+        at = partial[0].year * 12 + partial[0].month - 1
+        for i, start in enumerate(cohort_months):
+            m = at - (start.year * 12 + start.month - 1)
+            if m in x:
+                cells.add((i, m))
+    note = f"partial month {partial_month_label(partial)}" if partial else "full month"
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=[int(m) for m in months],
+            x=x,
             y=y,
             colorscale="Blues",
             zmin=0,
             zmax=100,
             colorbar={"title": {"text": "%"}},
-            text=[["" if v is None else f"{v:.0f}" for v in row] for row in z],
+            text=[
+                [
+                    "" if v is None else f"{v:.0f}*" if (i, m) in cells else f"{v:.0f}"
+                    for m, v in zip(x, row, strict=True)
+                ]
+                for i, row in enumerate(z)
+            ],
+            customdata=[
+                [note if (i, m) in cells else "full month" for m in x] for i in range(len(y))
+            ],
             texttemplate="%{text}",
-            hovertemplate="cohort %{y}<br>month %{x}<br>retention %{z}%<extra></extra>",
+            hovertemplate="cohort %{y}<br>month %{x}<br>retention %{z}%<br>%{customdata}"
+            "<extra></extra>",
         )
     )
+    for i, m in sorted(cells):
+        fig.add_shape(
+            type="rect",
+            x0=m - 0.5,
+            x1=m + 0.5,
+            y0=i - 0.5,
+            y1=i + 0.5,
+            xref="x",
+            yref="y",
+            line={"color": "#c62828", "width": 1.5, "dash": "dot"},
+            fillcolor="rgba(255,255,255,0)",
+        )
+    if partial is not None:
+        title += (
+            f"<br><sup>* {partial_month_label(partial)} observed so far: its retention is not "
+            "comparable with full months (dotted cells)</sup>"
+        )
     fig.update_xaxes(title_text="months since acquisition", dtick=1)
     fig.update_yaxes(title_text="cohort month", autorange="reversed", type="category")
-    return _layout(fig, title, height=max(380, 26 * len(y) + 140))
+    return _layout(fig, title, height=max(380, 26 * len(y) + 160))
 
 
 def calibration_vs_holdout(calibration: pl.DataFrame | None) -> go.Figure:

@@ -313,6 +313,44 @@ def _horizon(clv: pl.DataFrame | None) -> str:
     return "horizon"
 
 
+def clv_units(clv: pl.DataFrame, currency: str = "") -> str:
+    """What every CLV figure of ``clv`` (customer_clv) is: horizon, discounting, margin, currency."""
+    if clv.is_empty():
+        return "no customers"
+    row = clv.row(0, named=True)
+    days = row.get("horizon_days")
+    horizon = f"next {float(days):.0f} days" if isinstance(days, int | float) else "horizon unknown"
+    rate, period = row.get("discount_rate"), row.get("discount_period")
+    discount = (
+        f"discounted {rate:.0%}/{'year' if period == 'annual' else 'month'}"
+        if isinstance(rate, float)
+        else "discounting unknown"
+    )
+    margin = row.get("gross_margin")
+    money = (
+        f"margin ({margin:.0%} of revenue)"
+        if isinstance(margin, float) and margin < 1.0
+        else "revenue (no gross margin set: CLV_GROSS_MARGIN)"
+    )
+    return (
+        f"{horizon}, {discount}, {money}, in {row.get('currency') or currency or 'currency units'}"
+    )
+
+
+def _margin_warning(clv: pl.DataFrame | None) -> str:
+    """A warning when the CLV figures are revenue (no gross margin set)."""
+    if clv is None or "gross_margin" not in clv.columns or clv.is_empty():
+        return ""
+    margin = clv["gross_margin"][0]
+    if margin is None or margin < 1.0:
+        return ""
+    return (
+        " <b>No gross margin is set</b> (<code>CLV_GROSS_MARGIN</code>): CLV figures are revenue, "
+        "so CLV:CAC compares revenue with acquisition cost and overstates payback against a "
+        "margin benchmark such as 3:1."
+    )
+
+
 def kpi_definitions(*, as_of: date, window: str, horizon: str) -> dict[str, str]:
     """One plain-word line per headline KPI (``window`` e.g. "90 days", ``horizon`` "365 days")."""
     last = f"the last {window}" if window != "window" else "the activity window"
@@ -321,10 +359,11 @@ def kpi_definitions(*, as_of: date, window: str, horizon: str) -> dict[str, str]
         "active_customers": f"Customers with at least one purchase in {last}.",
         "alive_customers": "Customers the purchase model gives at least a 50% chance of still "
         "being customers (P(alive) ≥ 0.5), whether or not they bought recently.",
-        "retention_rate": f"Of the customers who first bought before {last}, the share who "
-        f"bought again in {last}.",
-        "churn_rate": f"100% minus retention: of the customers who first bought before {last}, "
-        f"the share with no purchase in {last} (quiet, not necessarily gone).",
+        "retention_rate": f"Of the customers who bought in the {window} before {last}, the "
+        f"share who bought again in {last} (period retention).",
+        "churn_rate": f"100% minus retention: of the customers who bought in the {window} "
+        f"before {last}, the share with no purchase in {last} (period churn; quiet, not "
+        "necessarily gone).",
         "aov": f"Average amount of a purchase, over the purchases of {last}.",
         "arpu": f"Net revenue (after refunds) of {last} per active customer.",
         "avg_predicted_clv": f"What the model expects a customer to bring in the next {horizon}, "
@@ -356,6 +395,55 @@ def _card_value(name: str, kind: str, latest: Mapping[str, object], currency: st
     return text
 
 
+def comparison_label(previous_as_of: object, as_of: date) -> str:
+    """What a change is measured against: ``vs 2011-12-08 (the day before)``, ``vs 2011-11-25
+    (7 days earlier)`` (the previous complete snapshot, not always the day before);
+    ``vs previous`` when the row does not say which snapshot."""
+    if not isinstance(previous_as_of, date):
+        return "vs previous"
+    days = (as_of - previous_as_of).days
+    span = "the day before" if days == 1 else f"{days:,} days earlier"
+    return f"vs {previous_as_of.isoformat()} ({span})"
+
+
+def change_text(value: object, pct: object, kind: str) -> str | None:
+    """``+12 (+4.8%)``, ``-2.1 pts`` for shares; None when there is no change figure."""
+    parts = []
+    if isinstance(value, int | float) and math.isfinite(value):
+        if kind == "pct":
+            parts.append(f"{100 * value:+.1f} pts")
+        elif kind == "money":
+            parts.append(f"{value:+,.2f}")
+        else:
+            parts.append(f"{value:+,.0f}")
+    if isinstance(pct, int | float) and math.isfinite(pct) and kind != "pct":
+        parts.append(f"({pct:+.1f}%)" if parts else f"{pct:+.1f}%")
+    return " ".join(parts) or None
+
+
+def _change_delta(name: str, kind: str, latest: Mapping[str, object], *, as_of: date) -> str:
+    """The change line of a KPI card, saying against which snapshot and over how many days:
+    a change over a week is not a daily change."""
+    previous = latest.get("previous_as_of")
+    row_as_of = latest.get("as_of")
+    as_of = row_as_of if isinstance(row_as_of, date) else as_of
+    label = _esc(comparison_label(previous, as_of))
+    text = change_text(latest.get(f"{name}_change"), latest.get(f"{name}_change_pct"), kind)
+    if text is None:
+        if isinstance(previous, date):
+            return f'<div class="d flat">no change figure {label}</div>'
+        return '<div class="d flat">no previous snapshot</div>'
+    change = latest.get(f"{name}_change")
+    if not isinstance(change, int | float) or not math.isfinite(change):
+        change = latest.get(f"{name}_change_pct")
+    cls = "flat"
+    if isinstance(change, int | float):
+        cls = "up" if change > 0 else "down" if change < 0 else "flat"
+    days = (as_of - previous).days if isinstance(previous, date) else None
+    span = f' data-days="{days}"' if days is not None else ""
+    return f'<div class="d {cls}"{span}>{_esc(text)} {label}</div>'
+
+
 def _kpi_cards(
     latest: dict[str, object] | None, *, as_of: date, horizon: str, currency: str
 ) -> str:
@@ -371,12 +459,7 @@ def _kpi_cards(
         label = KPI_LABELS[name]
         if name in {"retention_rate", "churn_rate"} and window != "window":
             label += f" ({window})"
-        change = latest.get(f"{name}_change_pct")
-        if isinstance(change, int | float) and math.isfinite(change):
-            cls = "up" if change > 0 else "down" if change < 0 else "flat"
-            delta = f'<div class="d {cls}">{change:+.1f}% vs previous</div>'
-        else:
-            delta = '<div class="d flat">no previous snapshot</div>'
+        delta = _change_delta(name, kind, latest, as_of=as_of)
         cards.append(
             f'<div class="card" data-kpi="{_esc(name)}" data-kind="{kind}">'
             f'<div class="k">{_esc(label)}</div>'
@@ -386,12 +469,13 @@ def _kpi_cards(
     last = f"the last {window}" if window != "window" else "the activity window"
     note = (
         '<div class="note" id="kpi-notes"><p><b>Churn rate and "likely still customers" answer '
-        f"different questions.</b> The churn rate is observed: who has not bought in {last}, "
-        f"counted among customers older than that; someone who buys twice a year is counted as "
-        "churned most of the year. The model judges each customer by their own rhythm: a quiet "
-        "customer whose gaps were always long is still likely a customer. A high churn rate next "
-        f"to many likely-still customers means most customers buy less often than every {window}, "
-        "not that they are gone.</p></div>"
+        f"different questions.</b> The churn rate is observed per period: of the customers who "
+        f"bought in the {window} before {last}, the share who did not buy in {last}; someone who "
+        "buys twice a year is counted as churned in half the periods. The model judges each "
+        "customer by their own rhythm: a quiet customer whose gaps were always long is still "
+        "likely a customer. A high churn rate next to many likely-still customers means many "
+        f"customers buy less often than every {window}, not that they are gone. Definitions: "
+        "docs/metrics.md.</p></div>"
     )
     return f'<div class="cards" id="table-kpis">{"".join(cards)}</div>{note}'
 
@@ -403,6 +487,8 @@ def _clv_comparison(latest: Mapping[str, object] | None, *, horizon: str, curren
     churn = row.get("churn_rate")
     lifespan = row.get("lifespan_days")
     window = _window(row)
+    retention = row.get("retention_rate")
+    retention_text = _fmt(retention, "pct") if isinstance(retention, int | float) else "unknown"
     life = f"{lifespan:,.0f} days" if isinstance(lifespan, int | float) else "window ÷ churn rate"
     measures = (
         ("avg_historic_clv", "past", "Net revenue to date × gross margin."),
@@ -415,9 +501,10 @@ def _clv_comparison(latest: Mapping[str, object] | None, *, horizon: str, curren
         ("median_predicted_clv", f"next {horizon}", "The middle customer of the model CLV."),
         (
             "avg_formula_clv",
-            "whole lifetime",
-            "Per customer: own average order value × the base's purchases per day × an "
-            "estimated lifespan in days × gross margin; not discounted.",
+            f"next {horizon}",
+            f"Per customer: net revenue of the last {window} × gross margin, carried forward "
+            f"{window} at a time at the period retention ({retention_text}), discounted; 0 for "
+            f"a customer who did not buy in the last {window}.",
         ),
         (
             "formula_clv_aov",
@@ -444,17 +531,18 @@ def _clv_comparison(latest: Mapping[str, object] | None, *, horizon: str, curren
     )
     churn_text = f"{_fmt(churn, 'pct')} per {window}" if isinstance(churn, int | float) else "it"
     why = (
-        '<div class="note" id="clv-why"><p><b>Why they differ.</b> Model CLV is a forecast for '
-        f"each customer over the next {horizon} only, discounted: customers the model thinks have "
-        "left count for almost nothing, loyal ones for a lot. Formula CLV takes today's averages "
-        "and extends them over a whole expected lifetime, as if every customer kept buying at the "
-        "average rate until leaving at a constant churn rate; its lifetime is 1 ÷ churn rate "
-        f"({churn_text}), so it swings with the churn rate and is usually above the model's "
-        f"{horizon}. The per-customer formula estimates its lifespan from the customers silent "
-        "for longer than <code>models.churn_window_days</code>; while few have been silent that "
-        "long the estimate is long (up to <code>models.max_lifespan_days</code>), and that "
-        "formula comes out far above the others. Use model CLV to rank and act on customers; use "
-        "formula CLV as a rough lifetime check on the whole base.</p></div>"
+        '<div class="note" id="clv-why"><p><b>Why they differ.</b> Model CLV and the per-customer '
+        f"formula CLV cover the same next {horizon}, margin and discounting. The model values each "
+        "customer from their own purchase history: a customer quiet this period can still be "
+        "worth a lot, one the model thinks has left almost nothing. The formula carries each "
+        f"active customer's revenue of the last {window} forward at the average period retention, "
+        f"so it counts everyone who did not buy in the last {window} as lost and assumes this "
+        "period's revenue repeats; it is far from the model when purchases are lumpy or many "
+        f"customers buy less often than every {window}. The two seed formulae value a whole "
+        f"expected lifetime (1 ÷ churn rate = {life}, churn {churn_text}), undiscounted, so they "
+        f"exceed the {horizon} figures whenever that lifetime is longer. Use model CLV to rank and "
+        "act on customers; use the formulae as a population cross-check. Definitions: "
+        "docs/metrics.md.</p></div>"
     )
     return table + why
 
@@ -1080,6 +1168,10 @@ def render_report(
         f'<body data-as-of="{as_of.isoformat()}" data-currency="{_esc(currency)}">',
         f"<h1>{_esc(title)}</h1>",
         f'<p class="sub">Snapshot as of <b>{as_of.isoformat()}</b>. {money} {loading}</p>',
+        f'<p class="sub" id="clv-units">Every CLV figure: {_esc(clv_units(clv, currency))}.'
+        f"{_margin_warning(clv)}</p>"
+        if clv is not None
+        else "",
         '<pre id="report-errors"></pre>',
         f'<ul class="messages" id="report-messages">{notes}</ul>' if notes else "",
         _diagnostics_panel(diagnostics, churn_basis),

@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from clv_pipeline import pipeline
 from clv_pipeline.config import ClvConfig
 from clv_pipeline.defs.jobs import DAILY_JOB, INGEST_JOB, SNAPSHOT_JOB
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.errors import ClvError
 from clv_pipeline.history import INGEST_TABLES, days_to_ingest_before, history_gaps, stale_days
+from clv_pipeline.publish.catalog import complete_dates
 from clv_pipeline.runs.alerts import alert_failed_run
 from clv_pipeline.runs.execute import Progress, execute, reexecute_from_failure
 from clv_pipeline.runs.instance import get_instance
@@ -121,7 +123,38 @@ def run_partition(
         announce(
             f"catching up {len(stale)} ingest day(s) {stale[0]} .. {stale[-1]} in the same run"
         )
-    return _execute(config, instance, DAILY_JOB, f"partition {day}", progress, partition=day)
+    outcome = _execute(config, instance, DAILY_JOB, f"partition {day}", progress, partition=day)
+    for later in outdated_after(config, [day]):
+        if announce:
+            announce(f"snapshot {later} compared with an older snapshot than {day}: rebuilding it")
+        _execute(config, instance, SNAPSHOT_JOB, f"snapshot {later}", None, partition=later)
+    return outcome
+
+
+def outdated_after(config: ClvConfig, days: list[date]) -> list[date]:
+    """The first complete snapshot after each of ``days`` (not itself in ``days``) whose
+    ``kpis`` / ``segment_migration`` compare with an older snapshot (or none) than the latest
+    complete one before it: a day published after it (backfill, rerun) is its new previous day.
+
+    Rebuilding it (``clv_snapshot_job``: stage, audit, commit like any run) brings its changes
+    and migration up to date; ascending."""
+    complete = complete_dates(config.layout)
+    found = set()
+    for day in days:
+        later = next((d for d in complete if d > day), None)
+        if later is not None and later not in days and pipeline.comparison_outdated(config, later):
+            found.add(later)
+    return sorted(found)
+
+
+def outdated_comparisons(config: ClvConfig, *, since: date | None = None) -> list[date]:
+    """Every complete snapshot (``>= since``) whose comparisons are not with the latest complete
+    snapshot before it (see :func:`outdated_after`)."""
+    return [
+        d
+        for d in complete_dates(config.layout)
+        if (since is None or d >= since) and pipeline.comparison_outdated(config, d)
+    ]
 
 
 @dataclass(frozen=True)
@@ -163,6 +196,18 @@ def backfill(
             )
         if progress:
             progress(day, i, len(days))
+    done = [r.day for r in results if r.ok]
+    for later in outdated_after(config, done):
+        # a later snapshot compared with a day before the range (or none): compare with the range
+        t0 = time.monotonic()
+        what = f"snapshot {later} (compares with {max(d for d in done if d < later)} now)"
+        try:
+            outcome = _execute(config, instance, SNAPSHOT_JOB, what, None, partition=later)
+            results.append(DayOutcome(later, True, outcome.run_id, "ok", time.monotonic() - t0))
+        except RunFailed as exc:
+            results.append(
+                DayOutcome(later, False, exc.outcome.run_id, str(exc), time.monotonic() - t0)
+            )
     return results
 
 
@@ -216,6 +261,9 @@ def rerun_failed(
        failed or is incomplete (some of its assets materialized, others not: a run SIGKILLed
        midway records no failure), and of every published snapshot made stale by step 1 (a
        snapshot of a later date read the days just re-ingested), oldest first.
+    3. The snapshot assets of every complete snapshot whose ``kpis`` / ``segment_migration``
+       compare with an older snapshot than the latest complete one before it (a day published
+       after it, also from the Dagster UI; see :func:`outdated_comparisons`).
 
     Stops after step 1 when the ingest still fails: every later snapshot would be blocked by
     the ``history_complete`` check anyway.
@@ -229,7 +277,7 @@ def rerun_failed(
     }
     targets = ingest_failed | snapshot_failed
     if not targets:
-        return []
+        return _refresh_comparisons(config, instance, say, since=since)
     to_ingest = sorted(ingest_failed | {g.day for g in history_gaps(config, max(targets))})
     steps = []
     if to_ingest:
@@ -249,6 +297,20 @@ def rerun_failed(
     for day in sorted(snapshots):
         say(f"snapshot {day}")
         step, _ = _step(config, instance, SNAPSHOT_JOB, f"snapshot {day}", partition=day)
+        steps.append(step)
+    return steps + _refresh_comparisons(config, instance, say, since=since)
+
+
+def _refresh_comparisons(
+    config: ClvConfig, instance: dg.DagsterInstance, say: Announce, *, since: date | None
+) -> list[RerunStep]:
+    """Rebuild every complete snapshot (``>= since``) whose comparisons are outdated (a day
+    before it was published later, e.g. by a backfill launched from the Dagster UI)."""
+    steps = []
+    for day in outdated_comparisons(config, since=since):
+        what = f"snapshot {day} (comparisons)"
+        say(f"{what}: compared with an older snapshot than the latest before it")
+        step, _ = _step(config, instance, SNAPSHOT_JOB, what, partition=day)
         steps.append(step)
     return steps
 

@@ -55,30 +55,39 @@ CUSTOMER_SEGMENTS = Table(
         Column(
             "r_score",
             pl.Int64(),
-            "Recency score 1-5, 5 = most recent: 1 + floor(5 x share of customers whose last "
-            "purchase is strictly older).",
+            "Recency score 1-5, 5 = most recent: dense quantile score of -days_since_last_purchase "
+            "(1 + floor(5 x share of customers whose last purchase is strictly older), never "
+            "skipping a score; docs/segments.md).",
             "score",
         ),
         Column(
             "f_score",
             pl.Int64(),
-            "Frequency score 1-5 on n_purchase_days: 1 + floor(5 x share strictly lower).",
+            "Frequency score 1-5 on n_purchase_days, dense quantile score (ties never leave a "
+            "score empty); 1 = exactly the one-time buyers when there are any.",
             "score",
         ),
         Column(
             "m_score",
             pl.Int64(),
-            "Monetary score 1-5 on total_revenue: 1 + floor(5 x share strictly lower).",
+            "Monetary score 1-5 on total_revenue, dense quantile score (docs/segments.md).",
             "score",
         ),
         Column(
             "fm_score",
             pl.Int64(),
-            "ceil((f_score + m_score) / 2), the FM axis of the map.",
+            "Deprecated (2026-12): ceil((f_score + m_score) / 2); still filled, no longer used by "
+            "rfm_segment (the map is R x F).",
             "score",
         ),
         Column("rfm_score", pl.String(), "Concatenated scores, e.g. '545' (R, F, M)."),
-        Column("rfm_segment", pl.String(), "Named segment from the R x FM map."),
+        Column(
+            "rfm_segment",
+            pl.String(),
+            "Named segment from the R x F map (champions and cant_lose also need m_score >= 3); "
+            "includes lost; one-time buyers only in new, promising, about_to_sleep, hibernating "
+            "or lost (docs/segments.md).",
+        ),
         Column(
             "predicted_clv",
             pl.Float64(),
@@ -115,8 +124,10 @@ CUSTOMER_SEGMENTS = Table(
         Column(
             "interval_basis",
             pl.String(),
-            "model (p_alive x horizon / expected_purchases), observed "
-            "(avg_days_between_purchases), population (median observed) or default.",
+            "observed (3+ gaps: avg_days_between_purchases alone), shrunk (1-2 gaps: w x "
+            "avg_days_between_purchases + (1 - w) x population, w = gaps / (gaps + 3)), "
+            "population (no gap: median avg_days_between_purchases of repeat customers) or "
+            "default (nobody repeated: 30 days).",
         ),
         Column(
             "rhythm_ratio",
@@ -143,7 +154,9 @@ CUSTOMER_SEGMENTS = Table(
         Column(
             "lifecycle_stage",
             pl.String(),
-            "new, active, cooling, at_risk, lost or reactivated (docs/segments.md).",
+            "new, active, cooling, at_risk, lost or reactivated (docs/segments.md); lost needs "
+            "no purchase-day in the last segments.active_window_days (90) days, at_risk none in "
+            "the last 30.",
         ),
         Column("micro_segment", pl.String(), "value_tier + '__' + lifecycle_stage."),
     ),
@@ -215,7 +228,18 @@ CUSTOMER_CHURN = Table(
         Column(
             "value_at_risk",
             pl.Float64(),
-            "predicted_clv x churn_probability; null without a model.",
+            "value_if_retained x churn_probability: the value lost if the customer has churned "
+            "(with churn_basis model, value_if_retained - value_at_risk = predicted_clv); null "
+            "without a model. Before 2026-12: predicted_clv x churn_probability.",
+            "currency units",
+            True,
+        ),
+        Column(
+            "value_if_retained",
+            pl.Float64(),
+            "predicted_clv / p_alive: the model's CLV over the horizon of this customer if they "
+            "are still a customer (same horizon, discounting and margin as predicted_clv); null "
+            "when p_alive is 0 or null.",
             "currency units",
             True,
         ),
@@ -233,7 +257,8 @@ SEGMENT_MIGRATION = Table(
         Column(
             "previous_as_of",
             pl.Date(),
-            "Snapshot compared with; null when there is none.",
+            "Snapshot compared with: the latest complete snapshot before as_of; null when there "
+            "is none.",
             nullable=True,
         ),
         Column("dimension", pl.String(), "rfm_segment, value_tier or lifecycle_stage."),
@@ -246,6 +271,14 @@ SEGMENT_MIGRATION = Table(
             "Sum of segment_value (predicted_clv, historic_clv when null) in this snapshot; "
             "previous snapshot's value for customers absent now.",
             "currency units",
+        ),
+        Column(
+            "days_since_previous",
+            pl.Int64(),
+            "as_of - previous_as_of in days (1 = the day before; more = the moves span that many "
+            "days); null without a previous snapshot.",
+            "days",
+            True,
         ),
     ),
 )
@@ -299,6 +332,20 @@ COHORTS = Table(
             "Mean predicted_clv of the cohort's customers (null without a model).",
             "currency units",
             True,
+        ),
+        Column(
+            "is_partial_month",
+            pl.Boolean(),
+            "True for the calendar month containing as_of when as_of is not its last day: the "
+            "month is observed only up to as_of (see days_observed), so its activity is not "
+            "comparable with full months.",
+        ),
+        Column(
+            "days_observed",
+            pl.Int64(),
+            "Days of the calendar month observed up to as_of (the day of the month of as_of for "
+            "the month containing it, the month's length otherwise).",
+            "days",
         ),
     ),
 )
@@ -390,7 +437,8 @@ KPI_COLUMNS = (
     Column(
         "active_customers",
         pl.Int64(),
-        "Customers with a purchase-day in the last active_window_days (days_since <= window).",
+        "Customers with a purchase in the churn window: the last active_window_days days up to "
+        "as_of (days_since_last_purchase < active_window_days). Before 2026-12: one day more.",
         "count",
     ),
     Column(
@@ -403,11 +451,23 @@ KPI_COLUMNS = (
     Column(
         "retention_rate",
         pl.Float64(),
-        "Customers acquired before the window who purchased in it / customers acquired before it.",
+        "Period retention: of the customers who bought in the previous window (the "
+        "active_window_days before this one), the share who bought in this one "
+        "(retained_customers / previous_active_customers); null when nobody bought in the "
+        "previous window. Before 2026-12: a stock (customers acquired before the window with a "
+        "purchase in it / all of them).",
         "ratio",
         True,
     ),
-    Column("churn_rate", pl.Float64(), "1 - retention_rate (per window).", "ratio", True),
+    Column(
+        "churn_rate",
+        pl.Float64(),
+        "Period churn = 1 - retention_rate: of the customers who bought in the previous window, "
+        "the share who did not buy in this one (per active_window_days). Before 2026-12: the "
+        "share of all customers acquired before the window with no purchase in it.",
+        "ratio",
+        True,
+    ),
     Column(
         "arpu",
         pl.Float64(),
@@ -439,21 +499,24 @@ KPI_COLUMNS = (
     Column(
         "formula_clv_aov",
         pl.Float64(),
-        "Seed formula AOV x purchase_frequency x lifespan (lifespan in windows = 1/churn_rate).",
+        "Seed formula AOV x purchase_frequency x lifespan in windows (1 / churn_rate): revenue "
+        "per customer over an expected lifetime, undiscounted, no margin, no horizon.",
         "currency units",
         True,
     ),
     Column(
         "formula_clv_arpu",
         pl.Float64(),
-        "Seed formula ARPU x gross_margin / churn_rate.",
+        "Seed formula ARPU x gross_margin / churn_rate: margin per customer over an expected "
+        "lifetime (includes the current window), undiscounted, no horizon.",
         "currency units",
         True,
     ),
     Column(
         "avg_formula_clv",
         pl.Float64(),
-        "Mean customer_clv.formula_clv.",
+        "Mean customer_clv.formula_clv: the retention formula over the model's horizon and "
+        "discounting (comparable with avg_predicted_clv).",
         "currency units",
         True,
     ),
@@ -484,6 +547,60 @@ KPI_COLUMNS = (
 )
 
 KPI_NAMES = tuple(c.name for c in KPI_COLUMNS)
+
+#: Inputs and units of the KPI row (no _change columns), at the end of the table.
+KPI_INPUTS = (
+    Column(
+        "previous_active_customers",
+        pl.Int64(),
+        "Customers with a purchase in the previous window (the denominator of retention_rate).",
+        "count",
+        True,
+    ),
+    Column(
+        "retained_customers",
+        pl.Int64(),
+        "Customers with a purchase in both the previous window and this one.",
+        "count",
+        True,
+    ),
+    Column(
+        "net_revenue_window",
+        pl.Float64(),
+        "Net revenue (purchases + refunds) in this window: arpu x active_customers.",
+        "currency units",
+        True,
+    ),
+    Column(
+        "horizon_days",
+        pl.Float64(),
+        "Horizon of predicted_clv and formula_clv (models.horizon_days).",
+        "days",
+        True,
+    ),
+    Column(
+        "discount_rate",
+        pl.Float64(),
+        "Discount rate of predicted_clv and formula_clv, per discount_period.",
+        "rate",
+        True,
+    ),
+    Column("discount_period", pl.String(), "annual or monthly.", nullable=True),
+    Column(
+        "gross_margin",
+        pl.Float64(),
+        "Margin applied to CLV figures; 1.0 = they are revenue (CLV_GROSS_MARGIN not set), "
+        "so CLV:CAC compares revenue with CAC.",
+        "share",
+        True,
+    ),
+    Column(
+        "currency",
+        pl.String(),
+        "ISO code of the amounts; null when not set (the transactions' currency units).",
+        nullable=True,
+    ),
+)
 
 
 def _change_columns() -> tuple[Column, ...]:
@@ -517,11 +634,28 @@ KPIS = Table(
     "snapshot.",
     (
         AS_OF,
-        Column("previous_as_of", pl.Date(), "Snapshot compared with.", nullable=True),
+        Column(
+            "previous_as_of",
+            pl.Date(),
+            "Snapshot compared with: the latest complete snapshot before as_of (the day before "
+            "unless days are missing; see days_since_previous); null when there is none.",
+            nullable=True,
+        ),
         Column("active_window_days", pl.Int64(), "Window for active / retention.", "days"),
     )
     + KPI_COLUMNS
-    + _change_columns(),
+    + _change_columns()
+    + (
+        Column(
+            "days_since_previous",
+            pl.Int64(),
+            "as_of - previous_as_of in days: the period the _change columns span (1 = the day "
+            "before); null without a previous snapshot.",
+            "days",
+            True,
+        ),
+    )
+    + KPI_INPUTS,
 )
 
 SEGMENT_TABLES: dict[str, Table] = {

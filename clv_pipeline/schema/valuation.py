@@ -150,15 +150,55 @@ CUSTOMER_CLV = Table(
         Column(
             "formula_clv",
             pl.Float64(),
-            "Seed formula: aov x population purchase rate (per day) x estimated lifespan (days) "
-            "x gross_margin.",
+            "Retention-based formula CLV over horizon_days (docs/metrics.md): gross_margin x "
+            "window_revenue x sum_{k=1..K} (r / (1 + d))^k, r = the period retention of the "
+            "kpis row (churn window W = active_window_days), d = discount per window, K = "
+            "horizon_days / W; 0 for a customer without a purchase in the window; null when "
+            "nobody bought in the previous window (retention unknown).",
             "currency units",
+            nullable=True,
         ),
         Column(
             "fit_group",
             pl.String(),
             "The fit that produced the predictive columns: all (every customer together), or "
             "the customer's models.fit_by group when it has a usable fit of its own.",
+            nullable=True,
+        ),
+        Column(
+            "window_revenue",
+            pl.Float64(),
+            "Net revenue (purchases + refunds) in the churn window, the last active_window_days "
+            "days up to as_of; 0 without a purchase in it (floored at 0). Input of formula_clv.",
+            "currency units",
+            nullable=True,
+        ),
+        Column(
+            "gross_margin",
+            pl.Float64(),
+            "Margin applied to every CLV column (models.gross_margin, CLV_GROSS_MARGIN); 1.0 = "
+            "the CLV columns are revenue, not margin.",
+            "share",
+            nullable=True,
+        ),
+        Column(
+            "discount_rate",
+            pl.Float64(),
+            "Discount rate of predicted_clv and formula_clv, per discount_period.",
+            "rate",
+            nullable=True,
+        ),
+        Column(
+            "discount_period",
+            pl.String(),
+            "Period of discount_rate: annual or monthly.",
+            nullable=True,
+        ),
+        Column(
+            "currency",
+            pl.String(),
+            "ISO code of the amounts (report.currency, CLV_CURRENCY, or the only accepted "
+            "validation currency); null when not set (the transactions' currency units).",
             nullable=True,
         ),
     ),

@@ -14,8 +14,18 @@
   which by construction is never before as_of. Overdue days therefore use the customer's rhythm:
   ``next_purchase_due_at`` = last purchase-day + ceil(expected_interval_days) and
   ``days_overdue`` = max(0, as_of - next_purchase_due_at).
-* ``value_at_risk`` = predicted_clv x churn_probability (<= predicted_clv); the table is sorted by
-  it, largest first (nulls last), then customer_id.
+* ``value_if_retained`` = predicted_clv / p_alive: what the customer brings over the horizon if
+  they are still a customer. The models' expectations factor as P(alive) x the expectation given
+  alive (for BG/NBD, MBG/NBD and Pareto/NBD alike, discounting included), so this is the model's
+  own CLV of the customer were they known to be alive. Null when p_alive is 0 or null (or the
+  ratio is not finite).
+* ``value_at_risk`` = value_if_retained x churn_probability: the part of it lost if the churn
+  probability is right. With ``churn_basis = "model"`` (churn = 1 - p_alive),
+  ``value_if_retained - value_at_risk = predicted_clv`` exactly: the model's expected CLV plus the
+  value at risk is what retention would keep (the former predicted_clv x churn_probability
+  counted churn twice, since predicted_clv already includes P(alive)). With ``"recency"``,
+  p_alive ~ 1 so value_if_retained ~ predicted_clv, and value_at_risk is the recency-based share
+  of it. The table is sorted by value_at_risk, largest first (nulls last), then customer_id.
 """
 
 from __future__ import annotations
@@ -126,6 +136,9 @@ def build_customer_churn(
         + pl.duration(days=pl.col("expected_interval_days").ceil().cast(pl.Int64))
     )
     basis = basis or ChurnBasis("model", "")
+    alive = pl.col("p_alive").fill_nan(None)
+    ratio = pl.col("predicted_clv").fill_nan(None) / alive
+    retained = pl.when((alive > 0) & ratio.is_finite()).then(ratio)
     if basis.kind == "recency":
         silent = pl.col("days_since_last_purchase") / pl.col("expected_interval_days")
         joined = joined.with_columns((1.0 - (-silent).exp()).alias("churn_probability"))
@@ -142,7 +155,8 @@ def build_customer_churn(
             ),
             label_by_bounds(prob, risk_bands).fill_null("unknown").alias("risk_band"),
             due.alias("next_purchase_due_at"),
-            (pl.col("predicted_clv") * prob).alias("value_at_risk"),
+            retained.alias("value_if_retained"),
+            (retained * prob).alias("value_at_risk"),
         )
         .with_columns(
             ((pl.col("as_of") - pl.col("next_purchase_due_at")).dt.total_days())

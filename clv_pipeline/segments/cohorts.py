@@ -13,10 +13,15 @@
 * ``revenue``: net revenue (purchases + refunds, refunds negative) of the cohort's customers in that
   month; ``cumulative_revenue_per_customer`` = running sum of revenue / cohort customers.
 * ``avg_predicted_clv``: mean ``predicted_clv`` (customer_clv) of the cohort; null without a model.
+* ``is_partial_month``: true on the rows of the calendar month containing as_of when as_of is not
+  its last day (that month is observed only up to as_of, so its retention and revenue are not
+  comparable with full months); ``days_observed`` = the days of the row's calendar month observed
+  (``as_of``'s day of the month for that month, the month's length for every earlier one).
 """
 
 from __future__ import annotations
 
+import calendar
 from datetime import date
 
 import polars as pl
@@ -27,6 +32,27 @@ from clv_pipeline.schema import COHORTS, conform
 
 def _month_index(col: pl.Expr) -> pl.Expr:
     return col.dt.year().cast(pl.Int64) * 12 + col.dt.month().cast(pl.Int64) - 1
+
+
+def month_observed(as_of: date) -> tuple[bool, int, int]:
+    """``(is_partial, days_observed, days_in_month)`` of the calendar month containing ``as_of``."""
+    length = calendar.monthrange(as_of.year, as_of.month)[1]
+    return as_of.day < length, as_of.day, length
+
+
+def _observed(as_of: date) -> list[pl.Expr]:
+    """``is_partial_month`` and ``days_observed`` of each row's calendar month."""
+    month = _month_index(pl.col("cohort_month")) + pl.col("months_since_acquisition")
+    current = month == _month_index(pl.lit(as_of))
+    partial, observed, _ = month_observed(as_of)
+    start = pl.date(month // 12, month % 12 + 1, 1)
+    return [
+        (current & pl.lit(partial)).alias("is_partial_month"),
+        pl.when(current)
+        .then(pl.lit(observed, pl.Int64))
+        .otherwise(start.dt.month_end().dt.day().cast(pl.Int64))
+        .alias("days_observed"),
+    ]
 
 
 def first_purchases(purchases: pl.LazyFrame) -> pl.LazyFrame:
@@ -146,6 +172,7 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
                 pl.col("revenue").cum_sum().over("cohort_month", "channel")
                 / pl.col("cohort_customers")
             ).alias("cumulative_revenue_per_customer"),
+            *_observed(as_of),
         )
     )
     return conform(out, COHORTS).sort("cohort_month", "channel", "months_since_acquisition")

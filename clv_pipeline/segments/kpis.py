@@ -1,34 +1,43 @@
 """The ``kpis`` table: one row per snapshot, with the change versus the previous snapshot.
 
-Window ``W = active_window_days`` (default 90): a purchase-day is *in the window* when it is at most
-``W`` days before as_of (``days_since_last_purchase <= W``, ``event_date >= as_of - W``).
+Definitions (``docs/metrics.md``; :mod:`clv_pipeline.features.periods`): the churn period is a
+window of exactly ``W = active_window_days`` days (default 90), ``as_of - W < event_date <=
+as_of``; the previous window is the W days before it. Active = a purchase in the window.
 
 * ``customers``: customers with a purchase on or before as_of (customer_features rows).
-* ``active_customers``: customers with a purchase-day in the window. ``alive_customers`` is the
+* ``active_customers``: customers with a purchase in the window. ``alive_customers`` is the
   model's view: customers with ``p_alive >= alive_threshold`` (0.5), null without a model.
-* ``retention_rate``: of the customers acquired before the window (``T > W``), the share with a
-  purchase-day in the window; ``churn_rate`` = 1 - retention_rate. Null when nobody was acquired
-  before the window.
+* ``retention_rate`` (period retention): of the ``previous_active_customers`` (a purchase in the
+  previous window), the share ``retained_customers`` who bought in this window too;
+  ``churn_rate`` = 1 - retention_rate. Null when nobody bought in the previous window.
 * ``arpu`` = net revenue in the window / active customers; ``aov`` = purchase amounts in the
   window / purchase transactions in the window; ``purchase_frequency`` = purchase transactions in
   the window / active customers (all per window of W days).
 * Seed formulae: ``lifespan_days = W / churn_rate``; ``formula_clv_aov = aov x purchase_frequency x
   (1 / churn_rate)`` (lifespan in windows, no margin) and ``formula_clv_arpu = arpu x gross_margin /
-  churn_rate``; next to them the means of customer_clv's ``formula_clv``, ``historic_clv`` and
-  ``predicted_clv`` and the median ``predicted_clv``.
+  churn_rate``; next to them the means of customer_clv's ``formula_clv`` (the same retention over
+  the model's horizon, discounted), ``historic_clv`` and ``predicted_clv`` and the median
+  ``predicted_clv``.
+* Inputs and units at the end of the row: ``previous_active_customers``, ``retained_customers``,
+  ``net_revenue_window``, and the CLV figures' ``horizon_days``, ``discount_rate``,
+  ``discount_period``, ``gross_margin``, ``currency`` (from customer_clv).
 * ``top_tier_revenue_share``: net revenue to date of customers whose value_tier is in ``top_tiers``
   (default platinum) / net revenue to date of all customers.
 * For every KPI ``k``: ``k_change = k - previous k`` and ``k_change_pct = 100 x k_change /
   |previous k|`` (null without a previous row or when the previous value is 0 or null).
+  "Previous" is the latest complete snapshot before as_of (``previous_as_of``), not necessarily
+  the day before: ``days_since_previous = as_of - previous_as_of`` says over how many days the
+  changes run (null without a previous snapshot).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
+from clv_pipeline.features.periods import window_activity
 from clv_pipeline.numeric import exact_mean, exact_sum
 from clv_pipeline.schema import KPI_NAMES, KPIS, conform, empty_frame
 
@@ -83,13 +92,22 @@ def build_kpis(
     if active_window_days < 1:
         raise ValueError("active_window_days must be >= 1")
     w = active_window_days
-    recent = pl.col("days_since_last_purchase") <= w
-    before = pl.col("T") > w
-    feats = features.select(
-        pl.len().cast(pl.Int64).alias("customers"),
-        recent.sum().cast(pl.Int64).alias("active_customers"),
-        before.sum().alias("_base"),
-        (before & recent).sum().alias("_retained"),
+    feats = features.select(pl.len().cast(pl.Int64).alias("customers"))
+    activity = window_activity(transactions, as_of=as_of, window_days=w).select(
+        pl.col("active").sum().cast(pl.Int64).alias("active_customers"),
+        pl.col("previously_active").sum().cast(pl.Int64).alias("previous_active_customers"),
+        (pl.col("previously_active") & pl.col("active"))
+        .sum()
+        .cast(pl.Int64)
+        .alias("retained_customers"),
+        exact_sum(pl.col("window_revenue")).alias("_net"),
+        exact_sum(pl.col("window_purchase_amount")).alias("_gross"),
+        pl.col("window_orders").sum().alias("_orders"),
+    )
+    have = clv.collect_schema()
+    units = clv.select(  # a customer_clv written before the unit columns: nulls
+        pl.col(c).first() if c in have else pl.lit(None, KPIS.schema[c]).alias(c)
+        for c in ("horizon_days", "discount_rate", "discount_period", "gross_margin", "currency")
     )
     p_alive = pl.col("p_alive").fill_nan(None)
     predicted = pl.col("predicted_clv").fill_nan(None)
@@ -103,14 +121,6 @@ def build_kpis(
         exact_mean(predicted).alias("avg_predicted_clv"),
         predicted.median().alias("median_predicted_clv"),
     )
-    kind = pl.col("revenue_kind")
-    window = transactions.filter(
-        pl.col("event_date").is_between(as_of - timedelta(days=w), as_of)
-    ).select(
-        exact_sum(pl.col("amount").filter(kind.is_in(["purchase", "refund"]))).alias("_net"),
-        exact_sum(pl.col("amount").filter(kind == "purchase")).alias("_gross"),
-        (kind == "purchase").sum().alias("_orders"),
-    )
     top = pl.col("value_tier").is_in(list(top_tiers))
     share = segments.select(
         pl.when(exact_sum(pl.col("total_revenue")) != 0)
@@ -119,11 +129,14 @@ def build_kpis(
     )
     churn = pl.col("churn_rate")
     current = (
-        pl.concat([feats, model, window, share], how="horizontal")
+        pl.concat([feats, activity, model, share, units], how="horizontal")
         .with_columns(
             pl.lit(as_of).alias("as_of"),
             pl.lit(w, pl.Int64).alias("active_window_days"),
-            _ratio(pl.col("_retained"), pl.col("_base")).alias("retention_rate"),
+            pl.col("_net").alias("net_revenue_window"),
+            _ratio(pl.col("retained_customers"), pl.col("previous_active_customers")).alias(
+                "retention_rate"
+            ),
             _ratio(pl.col("_net"), pl.col("active_customers")).alias("arpu"),
             _ratio(pl.col("_gross"), pl.col("_orders")).alias("aov"),
             _ratio(pl.col("_orders"), pl.col("active_customers")).alias("purchase_frequency"),
@@ -142,6 +155,7 @@ def build_kpis(
         .tail(1)
         .select(
             pl.col("as_of").alias("previous_as_of"),
+            (pl.lit(as_of) - pl.col("as_of")).dt.total_days().alias("days_since_previous"),
             *[pl.col(k).cast(pl.Float64).alias(f"_prev_{k}") for k in KPI_NAMES],
         )
     )

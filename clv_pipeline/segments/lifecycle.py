@@ -1,17 +1,26 @@
 """Lifecycle stage from each customer's own purchase rhythm and the model's P(alive).
 
-Rhythm (``expected_interval_days``, first available; ``interval_basis`` names it)
+Rhythm (``expected_interval_days``; ``interval_basis`` names how it was obtained)
 
-1. ``observed``: the customer's own mean gap ``avg_days_between_purchases`` = recency / frequency
-   (repeat customers). It is measured up to the last purchase, so it is not biased by the silence we
-   want to judge.
-2. ``population``: the median ``avg_days_between_purchases`` of the snapshot's repeat customers
-   (one-time buyers have no rhythm of their own).
-3. ``default``: ``LifecycleRules.default_interval_days`` (30) when nobody has repeated yet.
+With ``k = frequency`` (the customer's gaps between purchase-days, purchase-days - 1),
+``own = avg_days_between_purchases`` (= recency / k, measured up to the last purchase, so it is not
+biased by the silence we want to judge) and ``population`` = the median ``own`` of the snapshot's
+repeat customers:
 
-The value is clipped below at ``min_interval_days`` (1). The model's conditional purchase rate is
-deliberately not used as the rhythm: it is conditioned on the current silence (a long silence lowers
-the rate, which would make the silence look normal). The model enters through ``p_alive``.
+1. ``observed`` (``k >= full_credibility_gaps`` = 3): ``own`` alone.
+2. ``shrunk`` (``1 <= k < 3``): the credibility-weighted mean ``w x own + (1 - w) x population``
+   with ``w = k / (k + prior_gaps)``, ``prior_gaps`` = 3: one gap weighs 0.25, two gaps 0.4. This
+   is the posterior mean of the mean gap for exponential gaps with a Gamma(shape ``prior_gaps +
+   1``) prior on the purchase rate centred on the population rhythm (the population counts as 3
+   gaps). One or two gaps are too few to be a rhythm: the mean of k exponential gaps has a relative
+   standard error of 1/sqrt(k) (100% for one gap).
+3. ``population`` (``k = 0``): the population rhythm (one-time buyers have no rhythm of their own).
+4. ``default``: ``default_interval_days`` (30) when nobody in the snapshot has repeated yet.
+
+These four are the only values of ``interval_basis``. The value is clipped below at
+``min_interval_days`` (1). The model's conditional purchase rate is deliberately not used as the
+rhythm: it is conditioned on the current silence (a long silence lowers the rate, which would make
+the silence look normal). The model enters through ``p_alive``.
 
 Stage (first rule that matches), with ``ratio = days_since_last_purchase / expected_interval_days``
 
@@ -19,7 +28,8 @@ Stage (first rule that matches), with ``ratio = days_since_last_purchase / expec
 2. ``reactivated``: the gap between the last two purchase-days exceeds ``reactivation_multiple`` (3)
    x the rhythm before that gap, and the last purchase is recent
    (``days_since_last_purchase <= active_multiple x`` that rhythm). The rhythm before the gap is
-   ``prior_interval_days`` (3+ purchase-days) or the population / default rhythm. Needs
+   ``prior_interval_days`` over its ``k' = purchase-days - 2`` gaps, used alone from 3 gaps and
+   shrunk as above with fewer (``k' = 0``: the population / default rhythm). Needs
    ``purchase_gaps`` (:func:`find_purchase_gaps`); without it nobody is reactivated.
 3. Otherwise the worse of the rhythm level and the P(alive) level:
 
@@ -32,7 +42,19 @@ Stage (first rule that matches), with ``ratio = days_since_last_purchase / expec
    lost          ratio > 4                   p_alive < 0.1
    ============  ==========================  =========================
 
-Without a model (``p_alive`` null) only the rhythm level applies.
+   then capped by the silence (``days_since_last_purchase``), so that a short rhythm alone cannot
+   make a recent buyer lost:
+
+   * ``lost`` needs ``days_since_last_purchase >= lost_min_days`` (90, the churn period
+     ``segments.active_window_days``): a customer with a purchase-day in the last 90 days (the
+     window ``as_of - 90 < event_date <= as_of``) is at most ``at_risk``; every ``lost`` customer
+     is inactive in the churn period;
+   * ``at_risk`` needs ``days_since_last_purchase >= at_risk_min_days`` (30, capped at
+     ``lost_min_days``): a customer who bought in the last 30 days is at most ``cooling``.
+
+   A weekly buyer is cooling after 11 days of silence, at_risk from 30 days and lost from 90.
+
+Without a model (``p_alive`` null) only the rhythm level and the silence caps apply.
 """
 
 from __future__ import annotations
@@ -63,6 +85,10 @@ class LifecycleRules:
     lost_p_alive: float = 0.1
     default_interval_days: float = 30.0
     min_interval_days: float = 1.0
+    full_credibility_gaps: int = 3  # own rhythm used alone from this many gaps
+    prior_gaps: float = 3.0  # the population rhythm weighs as this many gaps (w = k / (k + 3))
+    at_risk_min_days: int = 30  # at_risk needs this much silence (capped at lost_min_days)
+    lost_min_days: int = 90  # lost needs this much silence (pipeline: active_window_days)
 
     def __post_init__(self) -> None:
         if not 0 < self.active_multiple < self.cooling_multiple < self.at_risk_multiple:
@@ -71,6 +97,10 @@ class LifecycleRules:
             raise ValueError("need 0 <= lost_p_alive <= at_risk_p_alive <= cooling_p_alive <= 1")
         if self.default_interval_days <= 0 or self.min_interval_days <= 0:
             raise ValueError("interval days must be positive")
+        if self.full_credibility_gaps < 1 or self.prior_gaps <= 0:
+            raise ValueError("need full_credibility_gaps >= 1 and prior_gaps > 0")
+        if self.at_risk_min_days < 0 or self.lost_min_days < 0:
+            raise ValueError("need at_risk_min_days >= 0 and lost_min_days >= 0")
 
 
 def find_purchase_gaps(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
@@ -123,33 +153,57 @@ def population_interval(rules: LifecycleRules) -> pl.Expr:
     """Median observed interval of the snapshot's repeat customers, else the default."""
     return (
         pl.col("avg_days_between_purchases")
+        .fill_nan(None)
         .median()
         .over("as_of")
         .fill_null(rules.default_interval_days)
     )
 
 
+def credible_interval(own: pl.Expr, gaps: pl.Expr, rules: LifecycleRules) -> pl.Expr:
+    """A rhythm from ``own`` mean gap over ``gaps`` gaps, shrunk toward the population's.
+
+    ``own`` alone with ``gaps >= full_credibility_gaps``; ``w x own + (1 - w) x population`` with
+    ``w = gaps / (gaps + prior_gaps)`` with fewer; the population rhythm when ``own`` is null or
+    there are no gaps. Clipped below at ``min_interval_days``.
+    """
+    population = population_interval(rules)
+    weight = gaps / (gaps + rules.prior_gaps)
+    return (
+        pl.when(own.is_null() | (gaps < 1))
+        .then(population)
+        .when(gaps >= rules.full_credibility_gaps)
+        .then(own)
+        .otherwise(weight * own + (1 - weight) * population)
+        .clip(lower_bound=rules.min_interval_days)
+    )
+
+
 def estimate_purchase_interval(
     features: pl.LazyFrame, *, rules: LifecycleRules | None = None
 ) -> pl.LazyFrame:
-    """Add ``expected_interval_days`` and ``interval_basis`` (observed, population or default).
+    """Add ``expected_interval_days`` and ``interval_basis`` (observed, shrunk, population or
+    default; see the module docstring).
 
     Parameters
     ----------
     features
-        ``customer_features`` (needs ``as_of, avg_days_between_purchases``).
+        ``customer_features`` (needs ``as_of, frequency, avg_days_between_purchases``).
     rules
-        Lifecycle thresholds (``default_interval_days``, ``min_interval_days``).
+        Lifecycle settings (``full_credibility_gaps``, ``prior_gaps``, ``default_interval_days``,
+        ``min_interval_days``).
     """
     rules = rules or LifecycleRules()
-    observed = pl.col("avg_days_between_purchases").fill_nan(None)
-    has_population = observed.is_not_null().any().over("as_of")
+    own = pl.col("avg_days_between_purchases").fill_nan(None)
+    gaps = pl.col("frequency")
+    has_own = own.is_not_null() & (gaps >= 1)
+    has_population = has_own.any().over("as_of")
     return features.with_columns(
-        pl.coalesce(observed, population_interval(rules))
-        .clip(lower_bound=rules.min_interval_days)
-        .alias("expected_interval_days"),
-        pl.when(observed.is_not_null())
+        credible_interval(own, gaps, rules).alias("expected_interval_days"),
+        pl.when(has_own & (gaps >= rules.full_credibility_gaps))
         .then(pl.lit("observed"))
+        .when(has_own)
+        .then(pl.lit("shrunk"))
         .when(has_population)
         .then(pl.lit("population"))
         .otherwise(pl.lit("default"))
@@ -244,14 +298,22 @@ def assign_lifecycle(
         (rules.lost_p_alive, rules.at_risk_p_alive, rules.cooling_p_alive),
         higher_is_worse=False,
     )
-    level = pl.max_horizontal(ratio_level, alive_level)
-    prior = pl.coalesce(pl.col("prior_interval_days"), population_interval(rules)).clip(
-        lower_bound=rules.min_interval_days
+    silence = pl.col("days_since_last_purchase")
+    cap = (
+        pl.when(silence < min(rules.at_risk_min_days, rules.lost_min_days))
+        .then(1)
+        .when(silence < rules.lost_min_days)
+        .then(2)
+        .otherwise(3)
+    )
+    level = pl.min_horizontal(pl.max_horizontal(ratio_level, alive_level), cap)
+    prior = credible_interval(
+        pl.col("prior_interval_days").fill_nan(None), pl.col("n_purchase_days") - 2, rules
     )
     reactivated = (
         pl.col("last_gap_days").is_not_null()
         & (pl.col("last_gap_days") > rules.reactivation_multiple * prior)
-        & (pl.col("days_since_last_purchase") <= rules.active_multiple * prior)
+        & (silence <= rules.active_multiple * prior)
     )
     stage = (
         pl.when(pl.col("T") <= rules.new_days)

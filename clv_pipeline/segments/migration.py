@@ -6,6 +6,10 @@ snapshots are matched on customer_id (full outer join); a customer missing on on
 counts customers per (from, to) pair and ``value`` sums their ``segment_value`` (predicted_clv, or
 historic_clv when null) of this snapshot, or of the previous one for customers absent now. Per
 dimension, the customer counts sum to the size of the union of both snapshots.
+
+The previous snapshot is the latest complete one before as_of (``previous_as_of``), not necessarily
+the day before: ``days_since_previous = as_of - previous_as_of`` says over how many days the moves
+happened (null, and every customer from ``'none'``, without a previous snapshot).
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ def build_segment_migration(
     cols = ["customer_id", "as_of", "segment_value", *MIGRATION_DIMENSIONS]
     prev = (previous if previous is not None else empty_frame(CUSTOMER_SEGMENTS)).select(cols)
     cur = current.select(cols)
-    previous_as_of = prev.select(pl.col("as_of").max().alias("previous_as_of"))
+    previous_as_of = prev.select(pl.col("as_of").max().alias("previous_as_of")).with_columns(
+        (pl.lit(as_of) - pl.col("previous_as_of")).dt.total_days().alias("days_since_previous")
+    )
     pairs = prev.join(cur, on="customer_id", how="full", coalesce=True, suffix="_to")
     value = pl.coalesce("segment_value_to", "segment_value").fill_nan(None).fill_null(0.0)
     parts = [

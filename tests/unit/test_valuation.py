@@ -10,7 +10,7 @@ import pytest
 
 from clv_pipeline.features import compute_features
 from clv_pipeline.schema import CUSTOMER_CLV, CUSTOMER_FEATURES, MODEL_PARAMS
-from clv_pipeline.valuation import estimate_lifespan, value_customers
+from clv_pipeline.valuation import value_customers
 
 AS_OF = date(2024, 6, 30)
 
@@ -43,29 +43,59 @@ def _features(rows: list[tuple[int, int, int, int, float]]) -> pl.DataFrame:
     return frame.select(CUSTOMER_FEATURES.names)
 
 
-def test_lifespan_and_rate_by_hand() -> None:
-    # window 100 days: customers 0 and 1 churned (days since last purchase 150 and 300 > 100)
+def test_formula_clv_by_hand() -> None:
     features = _features(
         [(2, 1, 50, 200, 10.0), (1, 0, 0, 300, 20.0), (4, 3, 90, 100, 30.0), (1, 0, 0, 10, 40.0)]
     )
-    lifespan, rate = estimate_lifespan(features, churn_window_days=100, max_lifespan_days=5000)
-    # exposure: min(200, 50+100)=150, min(300, 0+100)=100, active T: 100 and 10 -> 360 / 2 churned
-    assert lifespan == pytest.approx(180.0)
-    assert rate == pytest.approx(8 / (201 + 301 + 101 + 11))
-    capped, _ = estimate_lifespan(features, churn_window_days=1000, max_lifespan_days=5000)
-    assert capped == 5000  # nobody churned: the cap
+    # c0 bought in both windows, c1 only in the previous one, c2 only now (net 90 - 10 refund),
+    # c3 only now: retention 1 of 2 = 0.5
+    activity = pl.DataFrame(
+        {
+            "customer_id": ["c0", "c1", "c2", "c3"],
+            "active": [True, False, True, True],
+            "previously_active": [True, True, False, False],
+            "window_revenue": [10.0, 0.0, 80.0, -5.0],
+            "window_orders": [1, 0, 3, 1],
+            "window_purchase_amount": [10.0, 0.0, 90.0, 5.0],
+        }
+    )
+    result = value_customers(
+        features,
+        as_of=AS_OF,
+        gross_margin=0.5,
+        horizon_days=180.0,
+        activity=activity,
+        window_days=90,
+        currency="EUR",
+        model_options={"discount_rate": 0.0},
+    )
+    assert result.period is not None and result.period.retention == 0.5
+    # undiscounted, K = 180 / 90 = 2 future windows: 0.5 + 0.25 = 0.75 of the window revenue
+    clv = result.clv
+    assert clv["window_revenue"].to_list() == [10.0, 0.0, 80.0, 0.0]  # refund-only net floored
+    assert clv["formula_clv"].to_list() == pytest.approx([10 * 0.5 * 0.75, 0.0, 80 * 0.5 * 0.75, 0])
+    assert clv["gross_margin"].unique().to_list() == [0.5]
+    assert clv["currency"].unique().to_list() == ["EUR"]
+    # nobody bought in the previous window: retention unknown, formula CLV null (not 0)
+    unknown = value_customers(
+        features,
+        as_of=AS_OF,
+        activity=activity.with_columns(pl.lit(False).alias("previously_active")),
+        window_days=90,
+    )
+    assert unknown.clv["formula_clv"].null_count() == 4
 
 
 def test_insufficient_data_gives_nulls_and_flag_never_nan() -> None:
     features = _features([(1, 0, 0, 30, 10.0), (2, 1, 5, 40, 12.0)])
-    result = value_customers(features, as_of=AS_OF, gross_margin=0.5, churn_window_days=20)
+    result = value_customers(features, as_of=AS_OF, gross_margin=0.5)
     assert not result.data_sufficient and result.selected_model is None
     assert any("repeat" in m or "customers" in m for m in result.messages)
     clv = result.clv
     assert clv.schema == CUSTOMER_CLV.schema
     assert clv.get_column("p_alive").null_count() == 2
     assert clv.get_column("historic_clv").to_list() == [5.0, 12.0]  # total revenue x margin
-    for column in ("formula_clv", "historic_clv"):
+    for column in ("historic_clv",):
         assert clv.get_column(column).is_finite().all()
 
 

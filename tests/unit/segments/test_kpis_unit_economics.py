@@ -41,8 +41,9 @@ WINDOW_TX = transactions(
         ("c", "2024-06-25", 10.0),
         ("c", "2024-06-25", 20.0),
         ("c", "2024-06-26", -6.0),
-        ("c", "2024-04-01", 10.0),  # 90 days before as_of: first day in the window
-        ("b", "2024-03-22", 100.0),  # 100 days before: outside
+        ("c", "2024-04-01", 10.0),  # 90 days before as_of: the previous window's last day
+        ("b", "2024-03-22", 100.0),  # 100 days before: previous window
+        ("d", "2023-12-01", 100.0),  # 212 days before: before both windows
     ]
 )
 
@@ -53,17 +54,21 @@ def test_kpis_hand_computed() -> None:
         .collect()
         .row(0, named=True)
     )
+    # window = (2024-04-01, 2024-06-30] (exactly 90 days), previous = (2024-01-02, 2024-04-01]
     assert row["customers"] == 4
     assert row["active_customers"] == 2  # a, c
     assert row["alive_customers"] == 2  # p_alive 0.9, 0.6
-    assert row["retention_rate"] == pytest.approx(1 / 3)  # base a, b, d; a retained
-    assert row["churn_rate"] == pytest.approx(2 / 3)
-    assert row["arpu"] == pytest.approx((30 + 10 + 20 - 6 + 10) / 2)  # 32
-    assert row["aov"] == pytest.approx(70 / 4)
-    assert row["purchase_frequency"] == pytest.approx(2.0)
-    assert row["lifespan_days"] == pytest.approx(135.0)
-    assert row["formula_clv_aov"] == pytest.approx(17.5 * 2.0 * 1.5)
-    assert row["formula_clv_arpu"] == pytest.approx(32 * 0.5 * 1.5)
+    assert row["previous_active_customers"] == 2  # b (03-22), c (04-01)
+    assert row["retained_customers"] == 1  # c bought again; b did not; a, d were not there
+    assert row["retention_rate"] == pytest.approx(1 / 2)
+    assert row["churn_rate"] == pytest.approx(1 / 2)
+    assert row["net_revenue_window"] == pytest.approx(30 + 10 + 20 - 6)
+    assert row["arpu"] == pytest.approx(54 / 2)
+    assert row["aov"] == pytest.approx(60 / 3)
+    assert row["purchase_frequency"] == pytest.approx(3 / 2)
+    assert row["lifespan_days"] == pytest.approx(90 / 0.5)
+    assert row["formula_clv_aov"] == pytest.approx(20 * 1.5 * 2)
+    assert row["formula_clv_arpu"] == pytest.approx(27 * 0.5 * 2)
     assert row["avg_predicted_clv"] == 25.0 and row["median_predicted_clv"] == 25.0
     assert row["avg_historic_clv"] == 50.0 and row["avg_formula_clv"] == 8.0
     assert row["top_tier_revenue_share"] == 0.25

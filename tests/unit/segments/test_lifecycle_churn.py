@@ -47,6 +47,7 @@ def test_lifecycle_by_rhythm_without_a_model() -> None:
     }
     assert by_id(got, "interval_basis")["one_time"] == "population"
     assert by_id(got, "interval_basis")["active"] == "observed"
+    assert by_id(got, "interval_basis")["cooling"] == "shrunk"  # 2 gaps; 0.4 x 25 + 0.6 x 25
     assert by_id(got, "expected_interval_days")["one_time"] == 25.0
     assert by_id(got, "rhythm_ratio")["cooling"] == 2.0
 
@@ -56,10 +57,16 @@ def test_lifecycle_p_alive_makes_it_worse_never_better() -> None:
     p = {"active": 0.2, "cooling": 0.95, "lost": 0.99, "one_time": 0.05}
     frame = clv([{"customer_id": c, "p_alive": p.get(c, 0.9)} for c in ids])
     got = by_id(assign_lifecycle(features(ROWS), frame).collect(), "lifecycle_stage")
-    assert got["active"] == "at_risk"  # rhythm active, p_alive 0.2 < 0.3
+    # rhythm active, p_alive 0.2 < 0.3 is at_risk, but bought 20 days ago (< 30): at most cooling
+    assert got["active"] == "cooling"
     assert got["cooling"] == "cooling"  # high p_alive does not rescue
     assert got["lost"] == "lost"
-    assert got["one_time"] == "lost"  # p_alive 0.05 < 0.1
+    # p_alive 0.05 < 0.1 is lost, but bought 60 days ago (< 90): at most at_risk
+    assert got["one_time"] == "at_risk"
+    frame = clv([{"customer_id": c, "p_alive": 0.2 if c == "at_risk" else 0.05} for c in ids])
+    got = by_id(assign_lifecycle(features(ROWS), frame).collect(), "lifecycle_stage")
+    assert got["at_risk"] == "at_risk"  # 80 days silent: p_alive 0.05 cannot make it lost
+    assert got["lost"] == "lost"  # 150 days silent
 
 
 def test_lifecycle_default_interval_when_nobody_repeated() -> None:
@@ -140,6 +147,10 @@ def test_lifecycle_stage_always_assigned(values: list[tuple[int, int, int, float
     assert got.height == len(rows)
     assert set(got["lifecycle_stage"]) <= set(STAGES)
     assert (got["expected_interval_days"] >= 1.0).all()
+    assert set(got["interval_basis"]) <= {"observed", "shrunk", "population", "default"}
+    silence = got.group_by("lifecycle_stage").agg(pl.col("days_since_last_purchase").min())
+    floor = dict(silence.iter_rows())
+    assert floor.get("lost", 90) >= 90 and floor.get("at_risk", 30) >= 30
 
 
 def test_churn_table_hand_computed() -> None:
@@ -166,13 +177,17 @@ def test_churn_table_hand_computed() -> None:
     assert got["customer_id"].to_list() == ["c", "b", "a", "d"]  # value at risk, largest first
     assert by_id(got, "risk_band") == {"a": "low", "b": "high", "c": "critical", "d": "unknown"}
     vals = by_id(got, "value_at_risk")
-    assert vals["a"] == pytest.approx(20.0) and vals["c"] == pytest.approx(90.0)
+    # value if retained = 100 / p_alive; at risk = that x (1 - p_alive); the rest is predicted_clv
+    assert by_id(got, "value_if_retained")["c"] == pytest.approx(1000.0)
+    assert vals["a"] == pytest.approx(25.0) and vals["c"] == pytest.approx(900.0)
+    assert vals["b"] == pytest.approx(100.0)
     assert vals["d"] is None
     pct = by_id(got, "churn_percentile")
     assert pct["a"] == pytest.approx(100 / 3) and pct["c"] == 100.0 and pct["d"] is None
     due = by_id(got, "next_purchase_due_at")
-    assert due["a"] == AS_OF - timedelta(days=50) + timedelta(days=25)
-    assert by_id(got, "days_overdue") == {"a": 25, "b": 0, "c": 55, "d": 0}
+    # a: 2 gaps of 25 d shrunk toward the population's 45 d: 0.4 x 25 + 0.6 x 45 = 37 d
+    assert due["a"] == AS_OF - timedelta(days=50) + timedelta(days=37)
+    assert by_id(got, "days_overdue") == {"a": 13, "b": 0, "c": 55, "d": 0}
 
 
 def test_churn_bands_configurable() -> None:
@@ -202,7 +217,9 @@ def test_churn_properties(values: list[tuple[float | None, float, int]]) -> None
     )
     got = build_customer_churn(features(rows), model).collect()
     known = got.filter(pl.col("value_at_risk").is_not_null())
-    assert (known["value_at_risk"] <= known["predicted_clv"] + 1e-9).all()
+    assert (known["value_at_risk"] <= known["value_if_retained"] * (1 + 1e-12) + 1e-9).all()
+    kept = known["value_if_retained"] - known["value_at_risk"]  # = predicted_clv (model basis)
+    assert ((kept - known["predicted_clv"]).abs() <= 1e-9 * (1 + known["value_if_retained"])).all()
     assert got.filter(pl.col("churn_probability").is_null())["risk_band"].eq("unknown").all()
     assert got["churn_percentile"].drop_nulls().is_between(0.0, 100.0, closed="right").all()
     assert (got["days_overdue"] >= 0).all()

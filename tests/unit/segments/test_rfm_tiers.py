@@ -27,18 +27,20 @@ def test_rfm_scores_and_segments_hand_computed() -> None:
     ]
     got = score_rfm(features(rows)).collect().sort("customer_id")
     assert got["rfm_score"].to_list() == ["555", "444", "333", "222", "111"]
-    assert got["fm_score"].to_list() == [5, 4, 3, 2, 1]
+    assert got["fm_score"].to_list() == [5, 4, 3, 2, 1]  # deprecated, still filled
+    # R x F map: R 1 x F 1 is lost, R 2 x F 2 hibernating
     assert by_id(got, "rfm_segment") == {
         "a": "champions",
         "b": "loyal",
         "c": "need_attention",
         "d": "hibernating",
-        "e": "hibernating",
+        "e": "lost",
     }
 
 
-def test_rfm_ties_share_the_lower_score() -> None:
-    # days since last purchase 0, 0, 10, 20, 30: the two most recent tie -> both R = 1 + floor(5*3/5)
+def test_rfm_ties_share_one_score() -> None:
+    # days since last purchase 0, 0, 10, 20, 30: the two most recent tie; four distinct values
+    # score 1..4 (the plain quantile score would also give them 1 + floor(5*3/5) = 4)
     rows = [
         {"customer_id": c, "T": 100, "ds": ds, "n_days": 1, "revenue": 10.0}
         for c, ds in zip("abcde", (0, 0, 10, 20, 30), strict=True)
@@ -48,13 +50,13 @@ def test_rfm_ties_share_the_lower_score() -> None:
     # everybody bought once and spent the same: F = M = 1 for all
     assert got["f_score"].to_list() == [1] * 5
     assert got["m_score"].to_list() == [1] * 5
-    # R 4 x FM 1 = promising; R 3 x FM 1 = about_to_sleep; R 1-2 x FM 1 = hibernating
+    # R 4 x F 1 = promising; R 3 x F 1 = about_to_sleep; R 2 x F 1 = hibernating; R 1 = lost
     assert got["rfm_segment"].to_list() == [
         "promising",
         "promising",
         "about_to_sleep",
         "hibernating",
-        "hibernating",
+        "lost",
     ]
 
 
@@ -71,12 +73,14 @@ def test_rfm_seven_distinct_values() -> None:
 def test_rfm_map_covers_the_grid() -> None:
     cells = rfm_segment_map().collect()
     assert cells.height == 25
-    assert cells.select("r_score", "fm_score").is_unique().all()
+    assert cells.select("r_score", "f_score").is_unique().all()
     assert set(cells["rfm_segment"]) == set(RFM_SEGMENTS)
     lookup = {(r, f): s for r, f, s in cells.iter_rows()}
     assert lookup[(5, 1)] == "new"
     assert lookup[(4, 1)] == "promising"
     assert lookup[(1, 5)] == "cant_lose"
+    assert lookup[(1, 1)] == "lost"
+    assert lookup[(2, 1)] == "hibernating"
     assert lookup[(2, 3)] == "at_risk"
     assert lookup[(3, 3)] == "need_attention"
     assert lookup[(4, 5)] == "loyal"

@@ -155,9 +155,9 @@ def test_segment_tables_are_the_published_snapshots_the_builders_make(
 
 def test_customer_segments_end_to_end_hand_computed() -> None:
     got = _all_tables(*CASES["two customers, model"])["customer_segments"]
-    # two customers: the better one scores 1 + floor(5 x 1/2) = 3, the other 1
-    assert by_id(got, "rfm_score") == {"a": "333", "b": "111"}
-    assert by_id(got, "rfm_segment") == {"a": "need_attention", "b": "hibernating"}
+    # two customers: two distinct values per score, so dense scores 1 and 2 (issue 20)
+    assert by_id(got, "rfm_score") == {"a": "222", "b": "111"}
+    assert by_id(got, "rfm_segment") == {"a": "hibernating", "b": "lost"}
     # share ranked above: a 0 -> platinum; b 1/2, not < 0.5 -> low
     assert by_id(got, "value_tier") == {"a": "platinum", "b": "low"}
     # a: rhythm 167 days, 10 days ago -> active; b: first purchase 29 days ago -> new
