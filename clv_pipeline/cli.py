@@ -783,7 +783,9 @@ def _print_model_words(config: ClvConfig, day: date) -> None:
         shown = (
             pl.col("fit_group").fill_null("all").eq("all")
             | (pl.col("check") == "group_fit")
-            | pl.col("fit_group").is_in(trusted)  # pooled groups: only why they are pooled
+            | pl.col("fit_group").is_in(
+                trusted.to_list()
+            )  # pooled groups: only why they are pooled
         )
         flagged = checks.filter(shown & (pl.col("status") != "ok"))
         for row in flagged.sort("status", "model", "check").iter_rows(named=True):

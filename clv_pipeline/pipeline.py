@@ -25,7 +25,7 @@ from clv_pipeline.features.customers import (
     merge_states,
     summarise_transactions,
 )
-from clv_pipeline.features.periods import window_activity
+from clv_pipeline.features.periods import period_rates, window_activity
 from clv_pipeline.features.state import StatePlan, plan_state
 from clv_pipeline.models.diagnostics import DROPOUT_CHECK, GROUP_FIT_CHECK
 from clv_pipeline.models.seasonality import seasonality_diagnostics
@@ -34,6 +34,7 @@ from clv_pipeline.publish.catalog import (
     committed_file,
     complete_dates,
     mark_complete,
+    read_manifest,
     upgrade_warehouse,
     verify_snapshot,
 )
@@ -588,15 +589,22 @@ def _previous(config: ClvConfig, table: str, as_of: date) -> pl.LazyFrame | None
 COMPARISON_TABLES = ("kpis", "segment_migration")
 
 
-def comparison_outdated(config: ClvConfig, as_of: date) -> bool:
+def comparison_outdated(
+    config: ClvConfig, as_of: date, *, manifest: list[tuple[date, str, str]] | None = None
+) -> bool:
     """True when the committed ``kpis`` or ``segment_migration`` of ``as_of`` compare with another
     snapshot than the latest complete one before it (an earlier day, or none, because that day
-    was published later, e.g. by a backfill). False when ``as_of`` is not committed."""
-    earlier = [d for d in complete_dates(config.layout) if d < as_of]
+    was published later, e.g. by a backfill). False when ``as_of`` is not committed.
+
+    ``manifest``: the files of :func:`~clv_pipeline.publish.catalog.read_manifest`, to check many
+    days with one read."""
+    files = read_manifest(config.layout)[0] if manifest is None else manifest
+    committed = {(day, table): Path(path) for day, table, path in files}
+    earlier = sorted({day for day, _, _ in files if day < as_of})
     expected = earlier[-1] if earlier else None
     for table in COMPARISON_TABLES:
-        path = committed_file(config.layout, table, as_of)
-        if path is None:
+        path = committed.get((as_of, table))
+        if path is None or not path.exists():
             return False
         seen = set(pl.read_parquet(path, columns=["previous_as_of"])["previous_as_of"].to_list())
         if seen and seen != {expected}:  # no rows (no customers on either side): nothing to say
@@ -611,14 +619,40 @@ def _publish(
     return StepResult([published], stats)
 
 
+def lifecycle_rules(config: ClvConfig) -> LifecycleRules:
+    """Lifecycle rules tied to the churn period and the risk bands: lost needs a whole churn
+    period of silence; active / cooling / at_risk+lost are the lower bands / the band below the
+    top / the top band of ``segments.risk_bands``."""
+    bounds = [bound for _, bound in config.segments.risk_bands.items()]
+    cooling_below = bounds[-2] if len(bounds) >= 2 else 1.0
+    active_below = bounds[-3] if len(bounds) >= 3 else cooling_below
+    return LifecycleRules(
+        lost_min_days=config.segments.active_window_days,
+        active_below=active_below,
+        cooling_below=cooling_below,
+    )
+
+
+def period_retention(config: ClvConfig, as_of: date) -> float | None:
+    """The period retention of ``as_of`` (``kpis.retention_rate``; None when unknown)."""
+    return period_rates(
+        period_activity(config, as_of), window_days=config.segments.active_window_days
+    ).retention
+
+
 def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
-    """RFM scores and map, value tier, lifecycle stage (own rhythm + p_alive), micro-segment."""
+    """RFM scores and map, value tier, lifecycle stage (banded on the churn probability of
+    ``customer_churn``), micro-segment."""
+    basis = churn_basis(config, as_of)
     segments = build_segments_table(
         _read(config, "customer_features", as_of).lazy(),
         _read(config, "customer_clv", as_of).lazy(),
         purchase_gaps=purchase_gaps_from_state(_state(config, as_of), as_of=as_of),
         tiers=tuple(config.segments.value_tiers.items()),
-        rules=LifecycleRules(lost_min_days=config.segments.active_window_days),
+        rules=lifecycle_rules(config),
+        basis=basis,
+        period_retention=period_retention(config, as_of),
+        window_days=config.segments.active_window_days,
     ).collect()
     published = publish_table(config.layout, "customer_segments", segments, day=as_of)
     counts = segments.group_by("rfm_segment").len().sort("len", descending=True)
@@ -632,7 +666,10 @@ def build_customer_churn(config: ClvConfig, as_of: date) -> StepResult:
         _read(config, "customer_features", as_of).lazy(),
         _read(config, "customer_clv", as_of).lazy(),
         risk_bands=tuple(config.segments.risk_bands.items()),
+        rules=lifecycle_rules(config),
         basis=basis,
+        period_retention=period_retention(config, as_of),
+        window_days=config.segments.active_window_days,
     )
     return _publish(
         config,
@@ -656,6 +693,11 @@ def churn_basis(config: ClvConfig, as_of: date) -> ChurnBasis:
         diagnostics.filter(
             (pl.col("model") == model)
             & (pl.col("check") == DROPOUT_CHECK)
+            & (
+                pl.col("fit_group").fill_null(ALL_GROUPS) == ALL_GROUPS
+                if "fit_group" in diagnostics.columns
+                else pl.lit(True)
+            )
             & (pl.col("status") != "ok")
         ).height
         > 0
@@ -737,6 +779,7 @@ def build_kpis(config: ClvConfig, as_of: date) -> StepResult:
         previous=_previous(config, "kpis", as_of),
         active_window_days=config.segments.active_window_days,
         gross_margin=config.models.gross_margin,
+        churn_table=_read(config, "customer_churn", as_of).lazy(),
     )
     return _publish(config, "kpis", kpis, as_of)
 

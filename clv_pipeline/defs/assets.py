@@ -356,7 +356,8 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         partitions,
         "customer_segments",
         pipeline.build_customer_segments,
-        [customer_features, CLV, customer_state],
+        # the lifecycle stage is banded on the churn probability, whose basis needs the backtest
+        [customer_features, CLV, customer_state, dg.AssetKey("model_backtest")],
         "RFM scores and segments, value tier, lifecycle stage, micro-segment per customer.",
     )
     customer_churn = _snapshot_asset(
@@ -393,7 +394,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         partitions,
         "kpis",
         pipeline.build_kpis,
-        [customer_features, CLV, customer_segments],
+        [customer_features, CLV, customer_segments, customer_churn],
         "One row of KPIs per as-of date with the change against the previous snapshot.",
     )
 

@@ -67,9 +67,7 @@ def window_bounds(as_of: date, window_days: int) -> tuple[date, date]:
     return current - timedelta(days=window_days), current
 
 
-def window_activity(
-    transactions: pl.LazyFrame, *, as_of: date, window_days: int
-) -> pl.LazyFrame:
+def window_activity(transactions: pl.LazyFrame, *, as_of: date, window_days: int) -> pl.LazyFrame:
     """Per customer with any row in the two windows: ``customer_id``, ``active`` (a purchase in
     this window), ``previously_active`` (a purchase in the previous window), ``window_revenue``
     (net revenue in this window), ``window_orders`` (purchase transactions in this window) and

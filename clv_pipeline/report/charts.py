@@ -46,7 +46,7 @@ _RISK_COLORS = {
 KPI_LABELS: dict[str, str] = {
     "customers": "Customers",
     "active_customers": "Active customers",
-    "alive_customers": "Likely still customers (model)",
+    "alive_customers": "Likely still customers",
     "retention_rate": "Retention rate",
     "churn_rate": "Churn rate",
     "aov": "Average order value",

@@ -337,12 +337,17 @@ def clv_units(clv: pl.DataFrame, currency: str = "") -> str:
     )
 
 
+def _revenue_only(clv: pl.DataFrame | None) -> bool:
+    """The CLV figures are revenue: customer_clv says gross_margin 1 (no margin set)."""
+    if clv is None or "gross_margin" not in clv.columns or clv.is_empty():
+        return False
+    margin = clv["gross_margin"][0]
+    return margin is not None and margin >= 1.0
+
+
 def _margin_warning(clv: pl.DataFrame | None) -> str:
     """A warning when the CLV figures are revenue (no gross margin set)."""
-    if clv is None or "gross_margin" not in clv.columns or clv.is_empty():
-        return ""
-    margin = clv["gross_margin"][0]
-    if margin is None or margin < 1.0:
+    if not _revenue_only(clv):
         return ""
     return (
         " <b>No gross margin is set</b> (<code>CLV_GROSS_MARGIN</code>): CLV figures are revenue, "
@@ -357,8 +362,9 @@ def kpi_definitions(*, as_of: date, window: str, horizon: str) -> dict[str, str]
     return {
         "customers": f"Everyone with at least one purchase on or before {as_of.isoformat()}.",
         "active_customers": f"Customers with at least one purchase in {last}.",
-        "alive_customers": "Customers the purchase model gives at least a 50% chance of still "
-        "being customers (P(alive) ≥ 0.5), whether or not they bought recently.",
+        "alive_customers": "Customers with less than a 50% chance of having churned (risk "
+        "bands low and medium; the lifecycle's active customers), whether or not they bought "
+        "recently.",
         "retention_rate": f"Of the customers who bought in the {window} before {last}, the "
         f"share who bought again in {last} (period retention).",
         "churn_rate": f"100% minus retention: of the customers who bought in the {window} "
@@ -841,7 +847,9 @@ def _diagnostics_panel(diagnostics: pl.DataFrame | None, basis: ChurnBasis | Non
     own_fits = diagnostics.filter(pl.col("check") == "group_fit").filter(pl.col("status") == "ok")[
         "fit_group"
     ]
-    shown = everyone | (pl.col("check") == "group_fit") | pl.col("fit_group").is_in(own_fits)
+    shown = (
+        everyone | (pl.col("check") == "group_fit") | pl.col("fit_group").is_in(own_fits.to_list())
+    )
     flagged = diagnostics.filter(
         shown & (pl.col("status") != "ok") & (pl.col("check") != "selected_model")
     ).sort(
@@ -881,7 +889,7 @@ def _diagnostics_panel(diagnostics: pl.DataFrame | None, basis: ChurnBasis | Non
     return f'<section id="diagnostics"><h2>Model checks</h2>{head}{churn}{body}</section>'
 
 
-def _model_summary(summary: ModelSummary | None, *, currency: str) -> str:
+def _model_summary(summary: ModelSummary | None, *, currency: str, revenue: bool = False) -> str:
     """What the selected model says about the customer base, and a new customer's CLV."""
     if summary is None:
         return ""
@@ -889,7 +897,8 @@ def _model_summary(summary: ModelSummary | None, *, currency: str) -> str:
     if summary.new_customer_clv is not None:
         lines += (
             f"<li>A customer acquired today is expected to bring "
-            f"<b>{summary.new_customer_clv:,.2f} {_esc(money_unit(currency))}</b> of margin from "
+            f"<b>{summary.new_customer_clv:,.2f} {_esc(money_unit(currency))}</b> of "
+            f"{'revenue (no gross margin set)' if revenue else 'margin'} from "
             "repeat purchases over the horizon, discounted (new-customer CLV: compare it with "
             "what it costs to acquire one).</li>"
         )
@@ -1175,7 +1184,7 @@ def render_report(
         '<pre id="report-errors"></pre>',
         f'<ul class="messages" id="report-messages">{notes}</ul>' if notes else "",
         _diagnostics_panel(diagnostics, churn_basis),
-        _model_summary(summary, currency=currency),
+        _model_summary(summary, currency=currency, revenue=_revenue_only(clv)),
         _group_fits(group_summaries or {}, clv, diagnostics, currency=currency),
         '<h2 id="kpis">KPIs</h2>',
         _kpi_cards(latest, as_of=as_of, horizon=horizon, currency=currency),

@@ -20,7 +20,7 @@ from clv_pipeline.defs.jobs import DAILY_JOB, INGEST_JOB, SNAPSHOT_JOB
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.errors import ClvError
 from clv_pipeline.history import INGEST_TABLES, days_to_ingest_before, history_gaps, stale_days
-from clv_pipeline.publish.catalog import complete_dates
+from clv_pipeline.publish.catalog import complete_dates, read_manifest
 from clv_pipeline.runs.alerts import alert_failed_run
 from clv_pipeline.runs.execute import Progress, execute, reexecute_from_failure
 from clv_pipeline.runs.instance import get_instance
@@ -150,10 +150,11 @@ def outdated_after(config: ClvConfig, days: list[date]) -> list[date]:
 def outdated_comparisons(config: ClvConfig, *, since: date | None = None) -> list[date]:
     """Every complete snapshot (``>= since``) whose comparisons are not with the latest complete
     snapshot before it (see :func:`outdated_after`)."""
+    files, _ = read_manifest(config.layout)
     return [
         d
-        for d in complete_dates(config.layout)
-        if (since is None or d >= since) and pipeline.comparison_outdated(config, d)
+        for d in sorted({day for day, _, _ in files})
+        if (since is None or d >= since) and pipeline.comparison_outdated(config, d, manifest=files)
     ]
 
 

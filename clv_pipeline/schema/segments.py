@@ -154,9 +154,10 @@ CUSTOMER_SEGMENTS = Table(
         Column(
             "lifecycle_stage",
             pl.String(),
-            "new, active, cooling, at_risk, lost or reactivated (docs/segments.md); lost needs "
-            "no purchase-day in the last segments.active_window_days (90) days, at_risk none in "
-            "the last 30.",
+            "new, active, cooling, at_risk, lost or reactivated (docs/segments.md). Apart from "
+            "new and reactivated, banded on customer_churn.churn_probability: active < 0.5 "
+            "(risk low/medium), cooling < 0.75 (high), at_risk and lost >= 0.75 (critical); lost "
+            "also needs no purchase in the last segments.active_window_days (90) days.",
         ),
         Column("micro_segment", pl.String(), "value_tier + '__' + lifecycle_stage."),
     ),
@@ -173,9 +174,11 @@ CUSTOMER_CHURN = Table(
         Column(
             "churn_probability",
             pl.Float64(),
-            "churn_basis model: 1 - p_alive; recency: 1 - exp(-days_since_last_purchase / "
-            "expected_interval_days), the chance that an active customer with this rhythm would "
-            "have bought again by now.",
+            "churn_basis model: 1 - p_alive (the rhythm's probability when there is no model); "
+            "recency: 1 - the Pareto/NBD P(alive) of a customer buying every "
+            "expected_interval_days who drops out at the period churn rate "
+            "(-ln(kpis.retention_rate) / active_window_days per day), given the silence "
+            "(docs/metrics.md). The lifecycle stage is banded on the same number.",
             "probability",
             True,
         ),
@@ -444,7 +447,10 @@ KPI_COLUMNS = (
     Column(
         "alive_customers",
         pl.Int64(),
-        "Customers with p_alive >= alive_threshold (0.5); null without a model.",
+        "Customers whose customer_churn.churn_probability is below 0.5 (risk bands low and "
+        "medium; on the churn basis: 1 - P(alive) of the model, or recency and rhythm when the "
+        "model cannot rank churn); null without any probability. Before 2026-12: p_alive >= "
+        "0.5 of the model, whatever the basis (100% on a collapsed fit).",
         "count",
         True,
     ),

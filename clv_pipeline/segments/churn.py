@@ -1,11 +1,14 @@
 """The ``customer_churn`` table: churn probability, percentile, risk band, overdue days, value at risk.
 
-* ``churn_probability``: with ``churn_basis = "model"``, 1 - p_alive (customer_clv; null without
-  a model). When the model cannot rank churn (its dropout collapsed, so P(alive) ~ 1 for everyone,
-  or its holdout ``purchases_auc`` is below 0.55), ``churn_basis = "recency"`` and
-  ``churn_probability`` = 1 - exp(-days_since_last_purchase / expected_interval_days): the chance
-  that a customer still active, buying at their own rhythm, would have bought again by now
-  (one rhythm silent: 0.63, two: 0.86, three: 0.95).
+* ``churn_probability`` (:func:`~clv_pipeline.segments.lifecycle.churn_scores`, the same number
+  the lifecycle stage is banded on): with ``churn_basis = "model"``, 1 - p_alive (customer_clv;
+  from the rhythm when there is no model). When the model cannot rank churn (its dropout
+  collapsed, so P(alive) ~ 1 for everyone, or its holdout ``purchases_auc`` is below 0.55),
+  ``churn_basis = "recency"``: 1 - the Pareto/NBD P(alive) of a customer who buys at their own
+  rhythm (rate 1 / expected_interval_days) and drops out at the population's period dropout
+  rate (-ln(period retention) / W per day), given their silence
+  (:func:`~clv_pipeline.segments.lifecycle.recency_alive`; without a period retention the
+  dropout rate is 0.23 x the purchase rate).
 * ``churn_percentile`` = 100 x (customers with churn_probability <= this one) / (customers with a
   probability), i.e. ``rank("max")`` based, so ties share the higher percentile.
 * ``risk_band``: first band whose upper bound exceeds the probability (last band includes 1.0);
@@ -31,13 +34,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import polars as pl
 
 from clv_pipeline.schema import CUSTOMER_CHURN, conform
-from clv_pipeline.segments.lifecycle import LifecycleRules, estimate_purchase_interval
+from clv_pipeline.segments.lifecycle import ChurnBasis, LifecycleRules, churn_scores
 from clv_pipeline.segments.tiers import check_bounds, label_by_bounds
 
 DEFAULT_RISK_BANDS: tuple[tuple[str, float], ...] = (
@@ -50,14 +51,6 @@ DEFAULT_RISK_BANDS: tuple[tuple[str, float], ...] = (
 
 #: Below this holdout AUC the model's P(alive) does not rank who buys again (0.5 = chance).
 MIN_PURCHASES_AUC = 0.55
-
-
-@dataclass(frozen=True)
-class ChurnBasis:
-    """What churn is scored from, and why (shown in the report and the Dagster metadata)."""
-
-    kind: Literal["model", "recency"]
-    reason: str
 
 
 def choose_churn_basis(
@@ -94,6 +87,8 @@ def build_customer_churn(
     risk_bands: Sequence[tuple[str, float]] = DEFAULT_RISK_BANDS,
     rules: LifecycleRules | None = None,
     basis: ChurnBasis | None = None,
+    period_retention: float | None = None,
+    window_days: int = 90,
 ) -> pl.LazyFrame:
     """Churn risk per customer, sorted by value at risk (money) descending.
 
@@ -111,6 +106,9 @@ def build_customer_churn(
         Rhythm settings for ``expected_interval_days`` (as in lifecycle).
     basis
         :func:`choose_churn_basis`; default the model.
+    period_retention, window_days
+        The period retention of the ``kpis`` definitions and its window: the dropout rate of
+        the recency basis (:func:`~clv_pipeline.segments.lifecycle.recency_alive`).
 
     Returns
     -------
@@ -119,14 +117,16 @@ def build_customer_churn(
     """
     check_bounds(risk_bands, what="risk_bands")
     prob = pl.col("churn_probability")
-    joined = estimate_purchase_interval(features, rules=rules).join(
-        clv.select(
-            "customer_id",
-            "p_alive",
-            "churn_probability",
-            "predicted_clv",
-            "expected_next_purchase_at",
-        ),
+    basis = basis or ChurnBasis("model", "")
+    joined = churn_scores(
+        features,
+        clv,
+        basis=basis,
+        rules=rules,
+        period_retention=period_retention,
+        window_days=window_days,
+    ).join(
+        clv.select("customer_id", "predicted_clv", "expected_next_purchase_at"),
         on="customer_id",
         how="left",
     )
@@ -135,13 +135,9 @@ def build_customer_churn(
         - pl.duration(days=pl.col("days_since_last_purchase"))
         + pl.duration(days=pl.col("expected_interval_days").ceil().cast(pl.Int64))
     )
-    basis = basis or ChurnBasis("model", "")
     alive = pl.col("p_alive").fill_nan(None)
     ratio = pl.col("predicted_clv").fill_nan(None) / alive
     retained = pl.when((alive > 0) & ratio.is_finite()).then(ratio)
-    if basis.kind == "recency":
-        silent = pl.col("days_since_last_purchase") / pl.col("expected_interval_days")
-        joined = joined.with_columns((1.0 - (-silent).exp()).alias("churn_probability"))
     out = (
         joined.with_columns(
             pl.col("p_alive").fill_nan(None),

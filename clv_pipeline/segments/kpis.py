@@ -6,7 +6,10 @@ as_of``; the previous window is the W days before it. Active = a purchase in the
 
 * ``customers``: customers with a purchase on or before as_of (customer_features rows).
 * ``active_customers``: customers with a purchase in the window. ``alive_customers`` is the
-  model's view: customers with ``p_alive >= alive_threshold`` (0.5), null without a model.
+  forward-looking view: customers whose churn probability (``customer_churn``, on its basis:
+  1 - P(alive) of the model, or recency and rhythm when the model cannot rank churn) is below
+  0.5, i.e. the low and medium risk bands (the lifecycle's active, new and reactivated at low
+  risk); without the churn table ``p_alive >= 0.5``. Null without any probability.
 * ``retention_rate`` (period retention): of the ``previous_active_customers`` (a purchase in the
   previous window), the share ``retained_customers`` who bought in this window too;
   ``churn_rate`` = 1 - retention_rate. Null when nobody bought in the previous window.
@@ -58,6 +61,7 @@ def build_kpis(
     gross_margin: float = 1.0,
     alive_threshold: float = 0.5,
     top_tiers: Sequence[str] = ("platinum",),
+    churn_table: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One KPI row for ``as_of`` with changes versus ``previous``.
 
@@ -83,6 +87,10 @@ def build_kpis(
         P(alive) at or above which a customer counts in ``alive_customers``.
     top_tiers
         Value tiers whose revenue share is reported.
+    churn_table
+        ``customer_churn`` of as_of: ``alive_customers`` then counts churn_probability <
+        1 - alive_threshold on its basis (model or recency), the number the risk bands and
+        lifecycle stages use; None: p_alive >= alive_threshold of customer_clv.
 
     Returns
     -------
@@ -111,11 +119,22 @@ def build_kpis(
     )
     p_alive = pl.col("p_alive").fill_nan(None)
     predicted = pl.col("predicted_clv").fill_nan(None)
+    if churn_table is not None:
+        risk = pl.col("churn_probability").fill_nan(None)
+        alive = churn_table.select(
+            pl.when(risk.is_not_null().any())
+            .then((risk < 1.0 - alive_threshold).sum())
+            .cast(pl.Int64)
+            .alias("alive_customers")
+        )
+    else:
+        alive = clv.select(
+            pl.when(p_alive.is_not_null().any())
+            .then((p_alive >= alive_threshold).sum())
+            .cast(pl.Int64)
+            .alias("alive_customers")
+        )
     model = clv.select(
-        pl.when(p_alive.is_not_null().any())
-        .then((p_alive >= alive_threshold).sum())
-        .cast(pl.Int64)
-        .alias("alive_customers"),
         exact_mean(pl.col("formula_clv")).alias("avg_formula_clv"),
         exact_mean(pl.col("historic_clv")).alias("avg_historic_clv"),
         exact_mean(predicted).alias("avg_predicted_clv"),
@@ -129,7 +148,7 @@ def build_kpis(
     )
     churn = pl.col("churn_rate")
     current = (
-        pl.concat([feats, activity, model, share, units], how="horizontal")
+        pl.concat([feats, activity, alive, model, share, units], how="horizontal")
         .with_columns(
             pl.lit(as_of).alias("as_of"),
             pl.lit(w, pl.Int64).alias("active_window_days"),

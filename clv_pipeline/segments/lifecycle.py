@@ -22,7 +22,8 @@ These four are the only values of ``interval_basis``. The value is clipped below
 rhythm: it is conditioned on the current silence (a long silence lowers the rate, which would make
 the silence look normal). The model enters through ``p_alive``.
 
-Stage (first rule that matches), with ``ratio = days_since_last_purchase / expected_interval_days``
+Stage (first rule that matches); ``rhythm_ratio = days_since_last_purchase / expected_interval_days``
+is published for reference
 
 1. ``new``: first purchase-day within ``new_days`` (30) of as_of (``T <= new_days``).
 2. ``reactivated``: the gap between the last two purchase-days exceeds ``reactivation_multiple`` (3)
@@ -31,36 +32,37 @@ Stage (first rule that matches), with ``ratio = days_since_last_purchase / expec
    ``prior_interval_days`` over its ``k' = purchase-days - 2`` gaps, used alone from 3 gaps and
    shrunk as above with fewer (``k' = 0``: the population / default rhythm). Needs
    ``purchase_gaps`` (:func:`find_purchase_gaps`); without it nobody is reactivated.
-3. Otherwise the worse of the rhythm level and the P(alive) level:
+3. Otherwise the band of the customer's churn probability, the same number ``customer_churn``
+   rates (:func:`churn_scores`: ``1 - p_alive`` of the model, or with ``churn_basis = recency``
+   the Pareto/NBD P(alive) of a customer with the rhythm above and the population's period
+   dropout, :func:`recency_alive`):
 
-   ============  ==========================  =========================
-   stage         rhythm ratio                p_alive (when not null)
-   ============  ==========================  =========================
-   active        ratio <= 1.5                p_alive >= 0.6
-   cooling       1.5 < ratio <= 2.5          0.3 <= p_alive < 0.6
-   at_risk       2.5 < ratio <= 4            0.1 <= p_alive < 0.3
-   lost          ratio > 4                   p_alive < 0.1
-   ============  ==========================  =========================
+   ============  ===================================  =========================================
+   stage         churn probability                    risk band (default bands)
+   ============  ===================================  =========================================
+   active        < active_below (0.5)                 low, medium
+   cooling       < cooling_below (0.75)               high
+   at_risk       >= 0.75, silent < lost_min_days      critical
+   lost          >= 0.75, silent >= lost_min_days     critical
+   ============  ===================================  =========================================
 
-   then capped by the silence (``days_since_last_purchase``), so that a short rhythm alone cannot
-   make a recent buyer lost:
+   ``lost_min_days`` = 90 (the churn period ``segments.active_window_days``): a customer with a
+   purchase in the churn window (``as_of - 90 < event_date <= as_of``) is never lost; every lost
+   customer counts as churned in the period KPIs. The pipeline sets ``active_below`` and
+   ``cooling_below`` from ``segments.risk_bands`` (the lower bounds of the last two bands), so a
+   stage never contradicts the risk band: lost and at_risk are exactly the top band, cooling the
+   band below it, active the lower bands (new and reactivated say when, not how risky).
 
-   * ``lost`` needs ``days_since_last_purchase >= lost_min_days`` (90, the churn period
-     ``segments.active_window_days``): a customer with a purchase-day in the last 90 days (the
-     window ``as_of - 90 < event_date <= as_of``) is at most ``at_risk``; every ``lost`` customer
-     is inactive in the churn period;
-   * ``at_risk`` needs ``days_since_last_purchase >= at_risk_min_days`` (30, capped at
-     ``lost_min_days``): a customer who bought in the last 30 days is at most ``cooling``.
-
-   A weekly buyer is cooling after 11 days of silence, at_risk from 30 days and lost from 90.
-
-Without a model (``p_alive`` null) only the rhythm level and the silence caps apply.
+   With the rhythm alone (no model) and a period retention r over W days the probability reaches
+   0.5 at about 1.7 rhythms of silence and 0.75 at about 2.5 (r = 0.57, rhythm 30 days).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 import polars as pl
 
@@ -76,31 +78,27 @@ class LifecycleRules:
     """Thresholds of the lifecycle stages (time unit days); see the module docstring."""
 
     new_days: int = 30
-    active_multiple: float = 1.5
-    cooling_multiple: float = 2.5
-    at_risk_multiple: float = 4.0
+    active_multiple: float = 1.5  # reactivated: bought again within 1.5 x the prior rhythm
     reactivation_multiple: float = 3.0
-    cooling_p_alive: float = 0.6
-    at_risk_p_alive: float = 0.3
-    lost_p_alive: float = 0.1
+    active_below: float = 0.5  # churn probability below this: active (risk bands low, medium)
+    cooling_below: float = 0.75  # below this: cooling (band high); at or above: at_risk / lost
     default_interval_days: float = 30.0
     min_interval_days: float = 1.0
     full_credibility_gaps: int = 3  # own rhythm used alone from this many gaps
     prior_gaps: float = 3.0  # the population rhythm weighs as this many gaps (w = k / (k + 3))
-    at_risk_min_days: int = 30  # at_risk needs this much silence (capped at lost_min_days)
     lost_min_days: int = 90  # lost needs this much silence (pipeline: active_window_days)
 
     def __post_init__(self) -> None:
-        if not 0 < self.active_multiple < self.cooling_multiple < self.at_risk_multiple:
-            raise ValueError("need 0 < active_multiple < cooling_multiple < at_risk_multiple")
-        if not 0 <= self.lost_p_alive <= self.at_risk_p_alive <= self.cooling_p_alive <= 1:
-            raise ValueError("need 0 <= lost_p_alive <= at_risk_p_alive <= cooling_p_alive <= 1")
+        if not self.active_multiple > 0:
+            raise ValueError("need active_multiple > 0")
+        if not 0 <= self.active_below <= self.cooling_below <= 1:
+            raise ValueError("need 0 <= active_below <= cooling_below <= 1")
         if self.default_interval_days <= 0 or self.min_interval_days <= 0:
             raise ValueError("interval days must be positive")
         if self.full_credibility_gaps < 1 or self.prior_gaps <= 0:
             raise ValueError("need full_credibility_gaps >= 1 and prior_gaps > 0")
-        if self.at_risk_min_days < 0 or self.lost_min_days < 0:
-            raise ValueError("need at_risk_min_days >= 0 and lost_min_days >= 0")
+        if self.lost_min_days < 0:
+            raise ValueError("need lost_min_days >= 0")
 
 
 def find_purchase_gaps(transactions: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
@@ -211,29 +209,74 @@ def estimate_purchase_interval(
     )
 
 
-def _level(value: pl.Expr, bounds: tuple[float, float, float], *, higher_is_worse: bool) -> pl.Expr:
-    """0 (active) .. 3 (lost) from three increasing thresholds."""
-    if higher_is_worse:
-        return (
-            pl.when(value > bounds[2])
-            .then(3)
-            .when(value > bounds[1])
-            .then(2)
-            .when(value > bounds[0])
-            .then(1)
-            .otherwise(0)
-        )
-    return (
-        pl.when(value.is_null())
-        .then(0)
-        .when(value < bounds[0])
-        .then(3)
-        .when(value < bounds[1])
-        .then(2)
-        .when(value < bounds[2])
-        .then(1)
-        .otherwise(0)
+@dataclass(frozen=True)
+class ChurnBasis:
+    """What churn is scored from, and why (shown in the report and the Dagster metadata)."""
+
+    kind: Literal["model", "recency"]
+    reason: str
+
+
+#: Dropout rate as a share of the purchase rate when the period retention is unknown.
+FALLBACK_DROPOUT_SHARE = 0.23
+
+
+def dropout_per_day(period_retention: float | None, window_days: int) -> float | None:
+    """The constant dropout hazard that keeps ``period_retention`` of the customers over a
+    window: ``-ln(r) / W`` per day (None when r is unknown or 0)."""
+    if period_retention is None or not 0 < period_retention <= 1:
+        return None
+    return -math.log(period_retention) / window_days
+
+
+def recency_alive(silence: pl.Expr, interval: pl.Expr, dropout: float | None) -> pl.Expr:
+    """P(still a customer | no purchase for ``silence`` days) of a customer who buys every
+    ``interval`` days on average (Poisson rate λ = 1 / interval) and drops out at the constant
+    rate ``dropout`` = δ per day: the Pareto/NBD P(alive) with known rates,
+
+        e / (e + δ / (δ + λ) x (1 - e)),   e = exp(-(δ + λ) x silence).
+
+    With ``dropout`` None (the period retention is unknown: less than two churn periods of
+    history, or nobody bought in the previous one) δ = :data:`FALLBACK_DROPOUT_SHARE` x λ: a
+    customer drops out after about 4.3 purchases on average, which puts the churn probability
+    at 0.5 after 1.5 rhythms of silence and at 0.75 after about 2.3.
+    """
+    lam = 1.0 / interval
+    delta = FALLBACK_DROPOUT_SHARE * lam if dropout is None else pl.lit(dropout)
+    rate = lam + delta
+    e = (-rate * silence).exp()
+    alive = e / (e + (delta / rate) * (1.0 - e))
+    # no dropout (period retention 1): alive whatever the silence, also once e underflows to 0
+    # (0 / 0 after ~745 rhythms of silence, which would leave the risk band unknown)
+    return alive.fill_nan(1.0) if dropout == 0 else alive
+
+
+def churn_scores(
+    features: pl.LazyFrame,
+    clv: pl.LazyFrame,
+    *,
+    basis: ChurnBasis,
+    rules: LifecycleRules | None = None,
+    period_retention: float | None = None,
+    window_days: int = 90,
+) -> pl.LazyFrame:
+    """``features`` plus the rhythm (:func:`estimate_purchase_interval`), ``p_alive`` (from
+    ``clv``) and ``churn_probability``: ``1 - p_alive`` with ``basis.kind == "model"`` (the
+    rhythm when p_alive is null), ``1 -`` :func:`recency_alive` with ``"recency"`` (dropout
+    from the period retention: :func:`dropout_per_day`). The one churn probability behind
+    ``customer_churn`` (risk band, value at risk) and the lifecycle stage."""
+    with_rhythm = estimate_purchase_interval(
+        features.join(clv.select("customer_id", "p_alive"), on="customer_id", how="left"),
+        rules=rules,
+    ).with_columns(pl.col("p_alive").fill_nan(None))
+    recency = 1.0 - recency_alive(
+        pl.col("days_since_last_purchase").cast(pl.Float64),
+        pl.col("expected_interval_days"),
+        dropout_per_day(period_retention, window_days),
     )
+    model = 1.0 - pl.col("p_alive")
+    prob = recency if basis.kind == "recency" else pl.coalesce(model, recency)
+    return with_rhythm.with_columns(prob.clip(0.0, 1.0).alias("churn_probability"))
 
 
 def assign_lifecycle(
@@ -242,6 +285,9 @@ def assign_lifecycle(
     *,
     purchase_gaps: pl.LazyFrame | None = None,
     rules: LifecycleRules | None = None,
+    basis: ChurnBasis | None = None,
+    period_retention: float | None = None,
+    window_days: int = 90,
 ) -> pl.LazyFrame:
     """Add the lifecycle columns to customer features.
 
@@ -255,6 +301,8 @@ def assign_lifecycle(
         Output of :func:`find_purchase_gaps`; None = no reactivation detection.
     rules
         Thresholds; defaults in :class:`LifecycleRules`.
+    basis, period_retention, window_days
+        What churn is scored from (:func:`churn_scores`, as ``customer_churn``).
 
     Returns
     -------
@@ -277,36 +325,33 @@ def assign_lifecycle(
             }
         )
     )
-    base = estimate_purchase_interval(
-        features.join(clv.select("customer_id", "p_alive"), on="customer_id", how="left").join(
-            gaps, on="customer_id", how="left"
-        ),
+    basis = basis or ChurnBasis("model", "")
+    scored = churn_scores(
+        features.join(gaps, on="customer_id", how="left"),
+        clv,
+        basis=basis,
         rules=rules,
-    ).with_columns(
-        pl.col("p_alive").fill_nan(None),
+        period_retention=period_retention,
+        window_days=window_days,
+    )
+    base = scored.with_columns(
         (pl.col("days_since_last_purchase") / pl.col("expected_interval_days")).alias(
             "rhythm_ratio"
         ),
     )
-    ratio_level = _level(
-        pl.col("rhythm_ratio"),
-        (rules.active_multiple, rules.cooling_multiple, rules.at_risk_multiple),
-        higher_is_worse=True,
-    )
-    alive_level = _level(
-        pl.col("p_alive"),
-        (rules.lost_p_alive, rules.at_risk_p_alive, rules.cooling_p_alive),
-        higher_is_worse=False,
-    )
+    prob = pl.col("churn_probability")
     silence = pl.col("days_since_last_purchase")
-    cap = (
-        pl.when(silence < min(rules.at_risk_min_days, rules.lost_min_days))
+    level = (
+        pl.when(prob.is_null())  # no model and no rhythm: cannot judge
+        .then(0)
+        .when(prob < rules.active_below)
+        .then(0)
+        .when(prob < rules.cooling_below)
         .then(1)
         .when(silence < rules.lost_min_days)
         .then(2)
         .otherwise(3)
     )
-    level = pl.min_horizontal(pl.max_horizontal(ratio_level, alive_level), cap)
     prior = credible_interval(
         pl.col("prior_interval_days").fill_nan(None), pl.col("n_purchase_days") - 2, rules
     )
@@ -328,4 +373,6 @@ def assign_lifecycle(
         .then(pl.lit("at_risk"))
         .otherwise(pl.lit("lost"))
     )
-    return base.with_columns(stage.alias("lifecycle_stage")).drop("prior_interval_days")
+    return base.with_columns(stage.alias("lifecycle_stage")).drop(
+        "prior_interval_days", "churn_probability"
+    )

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from clv_pipeline.schema import CUSTOMER_SEGMENTS, conform
-from clv_pipeline.segments.lifecycle import LifecycleRules, assign_lifecycle
+from clv_pipeline.segments.lifecycle import ChurnBasis, LifecycleRules, assign_lifecycle
 from clv_pipeline.segments.rfm import score_rfm
 
 DEFAULT_TIERS: tuple[tuple[str, float], ...] = (
@@ -102,6 +102,9 @@ def build_customer_segments(
     purchase_gaps: pl.LazyFrame | None = None,
     tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS,
     rules: LifecycleRules | None = None,
+    basis: ChurnBasis | None = None,
+    period_retention: float | None = None,
+    window_days: int = 90,
 ) -> pl.LazyFrame:
     """The ``customer_segments`` table: RFM, value tier, lifecycle stage and micro-segment.
 
@@ -117,6 +120,8 @@ def build_customer_segments(
         Value-tier bounds, see :data:`DEFAULT_TIERS`.
     rules
         Lifecycle thresholds, see :class:`~clv_pipeline.segments.lifecycle.LifecycleRules`.
+    basis, period_retention, window_days
+        What churn is scored from, as for ``customer_churn`` (the stage is banded on it).
 
     Returns
     -------
@@ -126,7 +131,15 @@ def build_customer_segments(
     valued = assign_value_tiers(
         clv.select("customer_id", "as_of", "predicted_clv", "historic_clv"), tiers=tiers
     ).drop("as_of")
-    staged = assign_lifecycle(score_rfm(features), clv, purchase_gaps=purchase_gaps, rules=rules)
+    staged = assign_lifecycle(
+        score_rfm(features),
+        clv,
+        purchase_gaps=purchase_gaps,
+        rules=rules,
+        basis=basis,
+        period_retention=period_retention,
+        window_days=window_days,
+    )
     out = staged.join(valued, on="customer_id", how="left").with_columns(
         pl.concat_str(pl.col("value_tier"), pl.lit("__"), pl.col("lifecycle_stage")).alias(
             "micro_segment"

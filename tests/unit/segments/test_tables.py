@@ -166,4 +166,17 @@ def test_customer_segments_end_to_end_hand_computed() -> None:
     no_model = _all_tables(*CASES["two customers, all predictive columns null"])
     seg = no_model["customer_segments"]
     assert set(seg["value_basis"]) == {"historic_clv"}
-    assert no_model["customer_churn"]["risk_band"].to_list() == ["unknown", "unknown"]
+    # without a model the churn probability comes from the rhythm (no period retention: dropout
+    # 0.23 x the purchase rate). a: one 167-day gap, the only repeater, so the population is
+    # 167 d too and the rhythm 167 d; b: one-time, the population's 167 d.
+    # a: x = 10 / 167 = 0.0599, e = exp(-1.23 x 0.0599) = 0.9290,
+    #    alive 0.9290 / (0.9290 + 0.1870 x 0.0710) = 0.9859 -> churn 0.0141
+    # b: x = 29 / 167 = 0.1737, e = exp(-0.2136) = 0.8077,
+    #    alive 0.8077 / (0.8077 + 0.1870 x 0.1923) = 0.9574 -> churn 0.0426
+    churn = no_model["customer_churn"]
+    assert by_id(churn, "expected_interval_days") == pytest.approx({"a": 167.0, "b": 167.0})
+    assert by_id(churn, "churn_probability") == pytest.approx({"a": 0.0141, "b": 0.0426}, abs=2e-4)
+    assert by_id(churn, "risk_band") == {"a": "low", "b": "low"}
+    assert by_id(churn, "value_at_risk") == {"a": None, "b": None}  # no p_alive, no value
+    # and the stage agrees: a active (band low), b new
+    assert by_id(seg, "lifecycle_stage") == {"a": "active", "b": "new"}
