@@ -55,7 +55,14 @@ def test_asset_graph_snapshot(defs: dg.Definitions) -> None:
     for table in ("model_params", "model_diagnostics", "customer_clv"):
         assert upstream[table] == ["customer_features", "validated_transactions"], table
     assert upstream["report"] == ["clv_snapshot"]
-    assert upstream["kpis"] == ["customer_clv", "customer_features", "customer_segments"]
+    # alive_customers counts customer_churn's probability, the one the stages are banded on
+    assert upstream["kpis"] == [
+        "customer_churn",
+        "customer_clv",
+        "customer_features",
+        "customer_segments",
+    ]
+    assert "model_backtest" in upstream["customer_segments"]
     # every snapshot asset is downstream of customer_state and its history_complete check
     state = dg.AssetKey("customer_state")
     for key in graph.get_all_asset_keys():
