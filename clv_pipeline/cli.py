@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import shlex
 import sys
 import time
 import webbrowser
@@ -17,6 +21,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer._click import Context as ClickContext
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
 
 from clv_pipeline.config import (
     SETTINGS,
@@ -32,6 +39,7 @@ from clv_pipeline.config import (
 )
 from clv_pipeline.demo import generate_history
 from clv_pipeline.errors import ClvError
+from clv_pipeline.failures import explain_text, report, write_log
 from clv_pipeline.pipeline import (
     build_report,
     group_summaries,
@@ -43,17 +51,52 @@ from clv_pipeline.pipeline import (
 from clv_pipeline.publish.catalog import complete_dates, refresh_views
 from clv_pipeline.publish.files import write_parquet_atomic
 from clv_pipeline.publish.warehouse import read_published
+from clv_pipeline.redact import redact
 from clv_pipeline.report.charts import MONEY_KPIS, SHARE_KPIS
 from clv_pipeline.report.html import change_text, clv_units, comparison_label, report_paths
 from clv_pipeline.runs import operations
 from clv_pipeline.runs.instance import get_instance, instance_home
 from clv_pipeline.runs.operations import RunFailed, yesterday
-from clv_pipeline.runs.status import first_line, group_failures, partition_status
+from clv_pipeline.runs.records import run_label
+from clv_pipeline.runs.recovery import Orphan, active_cli_runs, lock_holder, reap_orphans
+from clv_pipeline.runs.status import (
+    EXIT_MISSING,
+    exit_code,
+    first_line,
+    group_failures,
+    partition_status,
+)
 from clv_pipeline.schema import render_markdown
 from clv_pipeline.sources.landing import ImportReport, import_files
 from clv_pipeline.sources.shape import guess_date_format
 
+
+class _OneLineFailures(TyperGroup):
+    """Every command's unexpected error ends in one line (path, cause, fix, log file): the
+    traceback goes to the log (:func:`clv_pipeline.failures.report`), never to the terminal."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        command = " ".join([*ctx._protected_args, *ctx.args])  # noqa: SLF001 - the command line
+        _state.clear()
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one top-level handler
+            home, buffer = _state.get("home"), _state.get("captured")
+            line, code = report(
+                exc,
+                home=home if isinstance(home, Path) else None,
+                command=command,
+                captured=buffer.getvalue() if isinstance(buffer, io.StringIO) else "",
+            )
+            raise _fail_line(line, code) from None
+
+
+_state: dict[str, object] = {}  # the running command's data home and captured Dagster output
+
 app = typer.Typer(
+    cls=_OneLineFailures,
     help="Customer-lifetime-value pipeline: import transactions, run daily partitions, inspect.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -113,9 +156,30 @@ CLOSED_HISTORY_DAYS = 30  # an import ending longer ago than this is a closed hi
 def _config(home: Path | None, **overrides: object) -> ClvConfig:
     """The data home's settings: flags (``overrides``) > CLV_* env > clv.toml > defaults."""
     try:
-        return load_config(home, overrides=overrides)
+        config = load_config(home, overrides=overrides)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    _state["home"] = config.home
+    _state["orphans"] = _reap(config)
+    return config
+
+
+def _reap(config: ClvConfig) -> list[Orphan]:
+    """Mark failed the runs whose process died (lock holder gone) before any command runs."""
+    if not config.layout.dagster.exists():
+        return []  # a new data home: no runs yet
+    try:
+        found = reap_orphans(config, get_instance(config))
+    except Exception as exc:  # noqa: BLE001 - the command itself says what is wrong, if it can
+        err.print(f"[yellow]warning:[/] could not check for dead runs: {escape(str(exc))}")
+        return []
+    for orphan in found:
+        err.print(
+            f"[yellow]warning:[/] run {orphan.run_id} ({orphan.job} {orphan.label or ''}) marked "
+            f"failed: {escape(orphan.reason)}",
+            soft_wrap=True,
+        )
+    return found
 
 
 def _column_map(config: ClvConfig, column: list[str] | None) -> dict[str, str]:
@@ -128,6 +192,13 @@ def _column_map(config: ClvConfig, column: list[str] | None) -> dict[str, str]:
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _fail_line(message: str, code: int = 1) -> typer.Exit:
+    """``error: <message>`` as one line, never wrapped (grep and alerting read it whole)."""
+    err.print("[bold red]error:[/] ", end="")
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -287,20 +358,80 @@ def run_day(config: ClvConfig, day: date, *, quiet: bool = False) -> None:
 
 
 def _guard(action: Callable[[], T]) -> T:
-    """Run an operation; turn our errors into a clear message and exit code 1."""
+    """Run an operation; turn our errors into a clear message and exit code 1.
+
+    What Dagster's console logger prints meanwhile (each failed step's traceback) goes to the log
+    file named in the last line (:func:`clv_pipeline.failures.write_log`), not to the terminal.
+    """
+    captured = io.StringIO()
+    _state["captured"] = captured
+    err.file = sys.stderr  # our own warnings still reach the terminal
     try:
-        return action()
+        with contextlib.redirect_stderr(captured):
+            return action()
     except RunFailed as exc:
-        for step, message in exc.outcome.failures or [("run", "failed before any step ran")]:
-            err.print(f"[bold red]failed[/] {step}: ", end="")
-            err.print(message, markup=False, highlight=False, soft_wrap=True)
-            _print_days(exc.outcome.details.get(step, ""))
-        raise _fail(
-            f"{exc}. Published tables were left as they were. Fix the cause, then "
-            f"`clv rerun {exc.outcome.run_id}` (or rerun the same command)."
-        ) from None
+        raise _fail_line(_run_failed(exc, captured.getvalue())) from None
     except ClvError as exc:
         raise _fail(str(exc)) from None
+    finally:
+        err._file = None  # noqa: SLF001 - back to following sys.stderr
+
+
+def _run_failed(exc: RunFailed, captured: str) -> str:
+    """Print each failed step's own error once (with the hint of the command that ran it);
+    return the last line: what failed, what it means for the published tables, the fix, the log."""
+    home = _state.get("home")
+    home = home if isinstance(home, Path) else None
+    failures = exc.outcome.failures or [("run", "failed before any step ran")]
+    for step, message in failures:
+        err.print(f"[bold red]failed[/] {step}: ", end="")
+        err.print(_run_hint(message, home), markup=False, highlight=False, soft_wrap=True)
+        _print_days(exc.outcome.details.get(step, ""))
+    details = "\n".join(f"{step}: {exc.outcome.details.get(step, text)}" for step, text in failures)
+    log, _ = write_log(None, home=home, command=f"(run {exc.outcome.run_id})", captured=captured)
+    said = f" details: {log}" if log else ""
+    if log is not None:
+        with contextlib.suppress(OSError), log.open("a") as handle:
+            handle.write(details + "\n")
+    run_id = exc.outcome.run_id
+    what = str(exc).split(" failed at ", 1)[0]
+    rerun = exc.command  # finishes what was asked for (`clv run --date D --home H`, ...)
+    known = explain_text(failures[0][1], home=home, rerun=rerun)
+    if known is not None:  # disk full, permissions: the cause in plain words
+        return f"{what} failed (run {run_id}): {known.text()}.{said}"
+    steps = {step for step, _ in failures}
+    if steps <= {"clv_snapshot"}:  # the commit step says itself what was committed
+        return f"{what} failed at clv_snapshot (run {run_id}). Fix the cause above, then `{rerun}`.{said}"
+    return (
+        f"{what} failed at {failures[0][0]} (run {run_id}); the published tables were not "
+        f"changed. Fix the cause above, then `{rerun}`.{said}"
+    )
+
+
+COLUMN_FIX = re.compile(r"Map them with (.*?--column SRC=\w+)\.")
+
+
+def _run_hint(message: str, home: Path | None) -> str:
+    """A step's error as `clv run` / `clv rerun` should say it: the landing files are read with the
+    data home's column mapping (``source.column_map``), not a ``--column`` of this command."""
+    found = COLUMN_FIX.search(message)
+    if not found or "missing required column" not in message:
+        return message
+    pairs = re.findall(r"--column (SRC=\w+)", found.group(1))
+    where = f" --home {home}" if home else ""
+    fix = (
+        "Map them in the data home's column mapping, the [source.column_map] table of clv.toml "
+        "(source.column_map): "
+        + " ".join(f"`clv init --column {pair}{where}`" for pair in pairs)
+        + " with SRC the file's own column name"
+        + (
+            "; order lines: `clv init --set source.order_id=SRC`"
+            if "--order-id" in found.group(1)
+            else ""
+        )
+        + "; then rerun."
+    )
+    return message[: found.start()] + fix + message[found.end() :]
 
 
 DAYS_SHOWN = 10
@@ -516,9 +647,12 @@ def status(
     ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Per asset: materialized, failed (with error and run id), missing and stale partitions.
+    """Per asset: materialized, failed (with error and run id), missing and stale partitions;
+    runs in progress with the lock holder.
 
-    Exits 1 when a partition is failed (for cron monitoring), else 0.
+    Exit codes (cron, monitoring): 0 all good; 1 a partition failed (a run whose process died
+    is marked failed first); 2 missing or stale partitions, or the latest day never built;
+    3 a run in progress (nothing failed).
     """
     config = _config(home)
     first = _parse_date(since, "--since") if since else None
@@ -536,24 +670,63 @@ def status(
             _ranges(row.stale) or "-",
         )
     console.print(table)
+    code = _status_extras(config, rows, since=first)
     groups = group_failures(rows)
     if not groups:
-        return
+        raise typer.Exit(code)
     failed = sum(len(row.failed) for row in rows)
     console.print(f"Failed: {failed} partition(s), each with its own error (latest attempt):")
     for group in groups if verbose else groups[:FAILURE_LINES]:
         assets = ", ".join(group.assets)
         if len(group.assets) > 3:
             assets = f"{len(group.assets)} assets ({', '.join(group.assets[:2])}, …)"
-        line = f"{assets} {group.days} run {group.run_id}: {group.error}"
+        line = redact(f"{assets} {group.days} run {group.run_id}: {group.error}")
         console.print(line, markup=False, highlight=False, soft_wrap=True)
         if verbose:
-            for text in group.text.splitlines():
+            for text in redact(group.text).splitlines():
                 console.print(f"    {text}", markup=False, highlight=False, soft_wrap=True)
     if not verbose and len(groups) > FAILURE_LINES:
         console.print(f"… and {len(groups) - FAILURE_LINES} more line(s): `clv status --verbose`")
-    console.print("Rerun them with `clv rerun --failed` or one run with `clv rerun RUN_ID`.")
-    raise typer.Exit(1)
+    console.print("Rebuild them with `clv rerun --failed` (failed, killed and never-built days).")
+    raise typer.Exit(code)
+
+
+def _status_extras(config: ClvConfig, rows: list[Any], *, since: date | None) -> int:
+    """Print runs in progress (lock holder), dead runs just marked failed and a latest day never
+    built, each with its command; return the exit code (:func:`status.exit_code`)."""
+    home = shlex.quote(str(config.home))
+    orphans = _state.get("orphans")
+    for orphan in orphans if isinstance(orphans, list) else []:
+        console.print(
+            f"Dead run {orphan.run_id} ({orphan.job} {orphan.label or '-'}) marked failed: "
+            f"{orphan.reason}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    holder = lock_holder(config)
+    running = _guard(lambda: active_cli_runs(get_instance(config))) if holder else []
+    if holder is not None:
+        console.print(f"In progress: {holder.describe()}", markup=False, soft_wrap=True)
+        for run in running:
+            label = run_label(run.tags) or "-"
+            console.print(f"  run {run.run_id} {run.job_name} {label}", markup=False)
+    unbuilt = _guard(lambda: operations.unbuilt_targets(config, since=since))
+    if unbuilt and holder is None:
+        day = unbuilt[-1]
+        console.print(
+            f"Not built: {day} (the latest day) has no complete snapshot; build it with "
+            f"`clv rerun --failed --home {home}` or `clv run --date {day} --home {home}`",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    code = exit_code(rows, running=holder is not None, unbuilt=unbuilt)
+    if code == EXIT_MISSING and not unbuilt:
+        console.print(
+            f"Missing or stale partitions: `clv rerun --failed --home {home}` builds them"
+        )
+    return code
 
 
 def _number(value: object) -> str:

@@ -15,8 +15,8 @@ Its tables are the sections below::
     [validation] amounts, currencies, statuses, max_bad_row_share, max_bad_rows, zero_amount, ...
     [models]    candidates, selection, horizon_days, discount_rate, gross_margin, ...
     [segments]  value_tiers, risk_bands, active_window_days, cost_to_serve_per_order, ...
-    [operations] owners, freshness_deadline_hour; its secrets (alert webhook, Dagster
-                PostgreSQL URL) come from the environment only, never from the file
+    [operations] owners, freshness_deadline_hour, alert_format, alert_timeout_seconds; its
+                secrets (alert webhook, Dagster PostgreSQL URL) come from the environment only
     [scale]     state_full_every_days, state_rebuild, backtest_holdout_days, ...
     [report]    currency (CLV_CURRENCY, e.g. EUR: written on every amount of the HTML report)
 
@@ -295,6 +295,19 @@ class OperationsSettings(Section):
     owners: list[str] = Field(
         default_factory=lambda: ["team:data"],
         description="Owners of every asset in Dagster: email addresses or teams (team:data).",
+    )
+    alert_format: Literal["json", "slack", "teams"] = Field(
+        default="json",
+        description="Body POSTed to the alert webhook: 'json' = the whole alert (its `text` "
+        "field included), 'slack' = {\"text\": ...} for a Slack incoming webhook, 'teams' = a "
+        "MessageCard for a Microsoft Teams incoming webhook.",
+    )
+    alert_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Seconds the alert webhook gets to answer; slower or down, the delivery is "
+        "recorded as failed in alerts/alerts.jsonl and the run goes on.",
     )
     freshness_deadline_hour: int = Field(
         default=6,

@@ -68,6 +68,7 @@ from clv_pipeline.sources.base import LandingSource, TransactionSource
 from clv_pipeline.sources.landing import (
     ACQUISITION_CHANNEL,
     FIRST_CHANNEL,
+    check_import_timezone,
     read_customer_attribute,
     read_delivered_file,
     read_marketing_inputs,
@@ -163,6 +164,8 @@ def pull_raw_days(
     clv_pipeline.errors.DayFailures
         After every other day was published: each failed day with its own error.
     """
+    if config.source.kind == "landing":  # a timezone change needs a re-import, not a rerun
+        check_import_timezone(config.layout, config.timezone)
     results: list[StepResult] = []
     failures: dict[date, str] = {}
     for i, day in enumerate(days, start=1):

@@ -1,7 +1,9 @@
 """Sensors: alerts for failed runs and late days, and the freshness checks between runs.
 
-Both alerts are structured (asset, partition, error, the command that fixes it) and go to
-``<home>/alerts/alerts.jsonl`` and the alert webhook (:mod:`clv_pipeline.runs.alerts`).
+Both alerts are structured (asset, partition, error, the command that fixes it, a readable
+``text``, host, data home, delivery) and go through the one alert writer,
+:func:`clv_pipeline.runs.alerts.send_alert`: ``<home>/alerts/alerts.jsonl`` (a fallback file
+outside a full data home) and the alert webhook, secrets redacted.
 """
 
 import warnings
@@ -9,7 +11,8 @@ import warnings
 import dagster as dg
 
 from clv_pipeline.config import ClvConfig
-from clv_pipeline.runs.alerts import alert_failed_run, alert_late_days
+from clv_pipeline.runs.alerts import alert_late_days
+from clv_pipeline.runs.recovery import alert_failure, reap_orphans
 
 FRESHNESS_SENSOR = "clv_freshness_checks"
 LATE_ALERT_SENSOR = "clv_late_alert"
@@ -25,7 +28,7 @@ def build_failure_sensor(config: ClvConfig) -> dg.SensorDefinition:
         description="Appends <home>/alerts/alerts.jsonl (and POSTs to the alert webhook).",
     )
     def clv_failure_alert(context: dg.RunFailureSensorContext) -> None:
-        alert_failed_run(context.instance, context.dagster_run, config)
+        alert_failure(context.instance, context.dagster_run, config)  # + the command to finish
 
     return clv_failure_alert
 
@@ -58,6 +61,8 @@ def build_freshness_sensors(
         "day in <home>/alerts/alerts.jsonl (and to the alert webhook).",
     )
     def clv_late_alert(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        # CLI runs whose process died (Dagster's run monitoring only sees runs it launched)
+        reap_orphans(config, context.instance)
         sent = alert_late_days(context.instance, config, keys)
         return dg.SkipReason(f"{len(sent)} late-day alert(s) sent")
 

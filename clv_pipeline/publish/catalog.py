@@ -24,6 +24,7 @@ mixed day, even while a date is rerun.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -119,15 +120,44 @@ def mark_complete(layout: Layout, day: date) -> list[date]:
         [f for f in files if f[0] != day] + [(day, table, str(p)) for table, p in frozen.items()]
     )
     done[day] = datetime.now(UTC).isoformat()
-    built = _build_catalog(layout, files, done)
+    try:
+        built = _build_catalog(layout, files, done)
+    except (OSError, duckdb.Error) as exc:
+        raise PublishError(
+            f"snapshot {day} was not committed: the new DuckDB catalog could not be written in "
+            f"{layout.staging} ({_cause(exc)}); the manifest, the snapshot folders and "
+            f"{layout.catalog} still show the previous complete snapshot. Fix that, then "
+            f"`clv run --date {day} --home {layout.home}`"
+        ) from exc
     failpoint("catalog:before_commit")
     dates = write_manifest(layout, files, done)  # the commit point
     failpoint("catalog:after_manifest")
     _show_day(layout, day, frozen)
-    _swap_in(layout, built)
+    try:
+        _swap_in(layout, built)
+    except OSError as exc:
+        raise PublishError(
+            f"snapshot {day} is committed (warehouse/{MANIFEST} and the snapshot={day} folders "
+            f"show it), but the DuckDB catalog {layout.catalog} could not be replaced "
+            f"({_cause(exc)}): its views still show the previous snapshot. Fix that, then "
+            f"`clv catalog --home {layout.home}`"
+        ) from exc
     failpoint("catalog:after_commit")
     _prune_versions(layout, day, keep={str(p) for p in frozen.values()})
     return dates
+
+
+def _cause(exc: BaseException) -> str:
+    """The cause in plain words: disk full, no permission, read-only, else the error's line."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC:
+        return "disk full"
+    if code in (errno.EACCES, errno.EPERM):
+        return "no permission to write there"
+    if code == errno.EROFS:
+        return "read-only file system"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _show_day(layout: Layout, day: date, versions: dict[str, Path]) -> None:

@@ -6,6 +6,7 @@ and the Dagster UI show the same history as the daemon's own runs.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,23 +21,34 @@ from clv_pipeline.defs.jobs import DAILY_JOB, INGEST_JOB, SNAPSHOT_JOB
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.errors import ClvError
 from clv_pipeline.history import INGEST_TABLES, days_to_ingest_before, history_gaps, stale_days
+from clv_pipeline.locks import LockedError
 from clv_pipeline.publish.catalog import complete_dates, read_manifest
-from clv_pipeline.runs.alerts import alert_failed_run
+from clv_pipeline.runs.alerts import alert_empty_days, alert_lock_refused
 from clv_pipeline.runs.execute import Progress, execute, reexecute_from_failure
 from clv_pipeline.runs.instance import get_instance
-from clv_pipeline.runs.records import RunOutcome, day_range, is_single_partition, run_days
+from clv_pipeline.runs.records import (
+    RunOutcome,
+    day_range,
+    is_single_partition,
+    recovery_command,
+    run_command,
+    run_days,
+)
+from clv_pipeline.runs.recovery import alert_failure, reap_orphans
 from clv_pipeline.runs.status import partition_status
 
 Announce = Callable[[str], None]
 
 
 class RunFailed(ClvError):
-    """A Dagster run failed; ``outcome`` has the failed steps and their first error line."""
+    """A Dagster run failed; ``outcome`` has the failed steps and their first error line;
+    ``command`` finishes what the user asked for (``clv run --date D --home H``...)."""
 
-    def __init__(self, what: str, outcome: RunOutcome):
+    def __init__(self, what: str, outcome: RunOutcome, command: str | None = None):
         first = outcome.failures[0] if outcome.failures else ("run", "failed before any step ran")
         super().__init__(f"{what} failed at {first[0]}: {first[1]} (run {outcome.run_id})")
         self.outcome = outcome
+        self.command = command or f"clv rerun {outcome.run_id}"
 
 
 def yesterday(timezone: str) -> date:
@@ -73,14 +85,23 @@ def _execute(
     job: str,
     what: str,
     progress: Progress | None,
+    *,
+    command: str | None = None,
     **kwargs: object,
 ) -> RunOutcome:
-    outcome = execute(config, job, instance=instance, progress=progress, **kwargs)  # type: ignore[arg-type]
+    """Execute ``job``; on failure alert and raise with ``command``, the command that finishes
+    what the user asked for (default: the failed run's own recovery command)."""
+    try:
+        outcome = execute(config, job, instance=instance, progress=progress, **kwargs)  # type: ignore[arg-type]
+    except LockedError as exc:  # another run holds the warehouse: nothing changed, alert it
+        alert_lock_refused(config, str(exc), command=command)
+        raise
     if not outcome.success:
         run = instance.get_run_by_id(outcome.run_id)
         if run is not None:
-            alert_failed_run(instance, run, config, failures=outcome.failures)
-        raise RunFailed(what, outcome)
+            command = command or recovery_command(run.job_name, run.tags, config.home)
+            alert_failure(instance, run, config, command=command, failures=outcome.failures)
+        raise RunFailed(what, outcome, command)
     return outcome
 
 
@@ -89,6 +110,8 @@ def ingest(
     instance: dg.DagsterInstance,
     days: list[date],
     progress: Progress | None = None,
+    *,
+    command: str | None = None,
 ) -> RunOutcome | None:
     """Pull + validate ``days`` (first..last) in one single-run backfill."""
     if not days:
@@ -99,6 +122,7 @@ def ingest(
         INGEST_JOB,
         f"ingest {days[0]}..{days[-1]}",
         progress,
+        command=command,
         partition_range=(days[0], days[-1]),
     )
 
@@ -123,11 +147,25 @@ def run_partition(
         announce(
             f"catching up {len(stale)} ingest day(s) {stale[0]} .. {stale[-1]} in the same run"
         )
-    outcome = _execute(config, instance, DAILY_JOB, f"partition {day}", progress, partition=day)
+    command = run_command(day, config.home)
+    outcome = _execute(
+        config, instance, DAILY_JOB, f"partition {day}", progress, command=command, partition=day
+    )
+    for warning in alert_empty_days(config, instance, outcome.run_id):  # CLV_ON_EMPTY_DAY=warn
+        if announce:
+            announce(f"warning: {warning}")
     for later in outdated_after(config, [day]):
         if announce:
             announce(f"snapshot {later} compared with an older snapshot than {day}: rebuilding it")
-        _execute(config, instance, SNAPSHOT_JOB, f"snapshot {later}", None, partition=later)
+        _execute(
+            config,
+            instance,
+            SNAPSHOT_JOB,
+            f"snapshot {later}",
+            None,
+            command=command,
+            partition=later,
+        )
     return outcome
 
 
@@ -181,14 +219,21 @@ def backfill(
     check_partition(config, end)
     instance = get_instance(config)
     days = day_range(start, end)
-    ingest(config, instance, days_to_ingest_before(config, start))
-    ingest(config, instance, days)
+    command = f"clv backfill --start {start} --end {end} --home {shlex.quote(str(config.home))}"
+    ingest(config, instance, days_to_ingest_before(config, start), command=command)
+    ingest(config, instance, days, command=command)
     results = []
     for i, day in enumerate(days, start=1):
         t0 = time.monotonic()
         try:
             outcome = _execute(
-                config, instance, SNAPSHOT_JOB, f"snapshot {day}", None, partition=day
+                config,
+                instance,
+                SNAPSHOT_JOB,
+                f"snapshot {day}",
+                None,
+                command=command,
+                partition=day,
             )
             results.append(DayOutcome(day, True, outcome.run_id, "ok", time.monotonic() - t0))
         except RunFailed as exc:
@@ -203,7 +248,9 @@ def backfill(
         t0 = time.monotonic()
         what = f"snapshot {later} (compares with {max(d for d in done if d < later)} now)"
         try:
-            outcome = _execute(config, instance, SNAPSHOT_JOB, what, None, partition=later)
+            outcome = _execute(
+                config, instance, SNAPSHOT_JOB, what, None, command=command, partition=later
+            )
             results.append(DayOutcome(later, True, outcome.run_id, "ok", time.monotonic() - t0))
         except RunFailed as exc:
             results.append(
@@ -228,8 +275,14 @@ def rerun_run(config: ClvConfig, run_id: str, *, progress: Progress | None = Non
             return outcome
     if single:
         return run_partition(config, days[0], instance=instance, progress=progress)
-    result = ingest(config, instance, days, progress)
+    # a range (an ingest backfill): re-ingest it, then build what depends on it (failed, killed,
+    # never-built target days and stale snapshots from its first day), as `clv rerun --failed`
+    command = f"clv rerun --failed --home {shlex.quote(str(config.home))}"
+    result = ingest(config, instance, days, progress, command=command)
     assert result is not None  # noqa: S101 - days is never empty here
+    for step in rerun_failed(config, since=days[0]):
+        if not step.ok:
+            raise ClvError(f"{step.what} failed: {step.message}; then `{command}`")
     return result
 
 
@@ -271,11 +324,12 @@ def rerun_failed(
     """
     instance = get_instance(config)
     say = announce or (lambda _: None)
+    reap_orphans(config, instance)  # a killed run: failed now, its days are targets below
     rows = partition_status(config, instance, since=since)
     ingest_failed = {d for r in rows if r.asset in INGEST_TABLES for d in r.failed}
     snapshot_failed = {  # `missing` of a snapshot asset: another one has that day, it has not
         d for r in rows if r.asset not in INGEST_TABLES for d in (*r.failed, *r.missing)
-    }
+    } | set(unbuilt_targets(config, since=since))
     targets = ingest_failed | snapshot_failed
     if not targets:
         return _refresh_comparisons(config, instance, say, since=since)
@@ -302,6 +356,22 @@ def rerun_failed(
     return steps + _refresh_comparisons(config, instance, say, since=since)
 
 
+def unbuilt_targets(config: ClvConfig, *, since: date | None = None) -> list[date]:
+    """Target days whose snapshot was never built: the latest scheduled day (the last partition,
+    when it has landed) when no complete snapshot of it exists, e.g. after a run killed before it
+    recorded anything. Historical days are no targets: only what was asked for is rebuilt."""
+    partitions = build_partitions(config)
+    keys = partitions.get_partition_keys()
+    if not keys or config.source.kind != "landing":
+        return []
+    last = date.fromisoformat(keys[-1])
+    if since is not None and last < since:
+        return []
+    if last not in config.layout.landing_days() or last in complete_dates(config.layout):
+        return []
+    return [last]
+
+
 def _refresh_comparisons(
     config: ClvConfig, instance: dg.DagsterInstance, say: Announce, *, since: date | None
 ) -> list[RerunStep]:
@@ -326,9 +396,17 @@ def _step(
     partition_range: list[date] | None = None,
 ) -> tuple[RerunStep, bool]:
     span = (partition_range[0], partition_range[-1]) if partition_range else None
+    command = f"clv rerun --failed --home {shlex.quote(str(config.home))}"
     try:
         outcome = _execute(
-            config, instance, job, what, None, partition=partition, partition_range=span
+            config,
+            instance,
+            job,
+            what,
+            None,
+            command=command,
+            partition=partition,
+            partition_range=span,
         )
     except RunFailed as exc:
         return RerunStep(what, False, exc.outcome.run_id, str(exc)), False

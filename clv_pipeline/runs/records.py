@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -55,6 +57,27 @@ def run_label(tags: Mapping[str, str]) -> str | None:
     return str(days[0]) if is_single_partition(tags) else f"{days[0]}..{days[-1]}"
 
 
+DAILY_JOB_NAME = "clv_daily_job"  # clv_pipeline.defs.jobs.DAILY_JOB (no definitions imported here)
+
+
+def run_command(day: date, home: Path | str) -> str:
+    """The command that builds ``day`` completely: catch-up ingest, snapshot, later comparisons."""
+    return f"clv run --date {day} --home {shlex.quote(str(home))}"
+
+
+def recovery_command(job: str, tags: Mapping[str, str], home: Path | str) -> str:
+    """The command that finishes what a failed or killed run was for.
+
+    A run of one partition: ``clv run --date D`` (it ingests what is missing first). A range
+    (an ingest backfill): ``clv rerun --failed``, which re-ingests the range once and builds the
+    days that were requested; the range alone builds no snapshot.
+    """
+    days = run_days(tags)
+    if days and (is_single_partition(tags) or job == DAILY_JOB_NAME):
+        return run_command(days[-1], home)
+    return f"clv rerun --failed --home {shlex.quote(str(home))}"
+
+
 @dataclass
 class RunOutcome:
     run_id: str
@@ -77,6 +100,8 @@ def summarize(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
             text = root_text(error) if error else "unknown error"
             outcome.failures.append((event.step_key or "?", text.splitlines()[0]))
             outcome.details.setdefault(event.step_key or "?", text)
+        elif event.event_type == dg.DagsterEventType.RUN_FAILURE and event.message:
+            outcome.details.setdefault("run", event.message)  # e.g. orphaned: its process died
         elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             key = event.asset_key.to_user_string() if event.asset_key else "?"
             outcome.materialized.append(key)

@@ -98,6 +98,8 @@ class _Failures:
         elif outcome.failures:
             steps = ", ".join(dict.fromkeys(s for s, _ in outcome.failures))
             text = f"not run: {steps} failed in this run"
+        elif "run" in outcome.details:  # the run's own failure: orphaned (its process died)
+            text = outcome.details["run"]
         else:
             text = "the run failed before any step ran (killed or a launch error)"
         return Failure(run_id, first_line(text), text)
@@ -275,3 +277,22 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 def _generic(error: str, day: date) -> str:
     """``error`` with ``day`` written ``<date>`` (the same problem on two days reads the same)."""
     return error.replace(day.isoformat(), "<date>")
+
+
+#: ``clv status`` exit codes, for cron and monitoring (docs/operations.md, "Exit codes").
+EXIT_OK = 0  # everything built, nothing failed, missing or stale, no run in progress
+EXIT_FAILED = 1  # a failed partition (also a run found dead: it is marked failed first)
+EXIT_MISSING = 2  # nothing failed, but a partition is missing or stale, or the latest day unbuilt
+EXIT_RUNNING = 3  # nothing failed and a run is in progress (what is missing may be its work)
+
+
+def exit_code(rows: Iterable[AssetStatus], *, running: bool, unbuilt: Iterable[date]) -> int:
+    """The exit code of ``clv status``: failed > in progress > missing/stale > ok."""
+    rows = list(rows)
+    if any(row.failed for row in rows):
+        return EXIT_FAILED
+    if running:
+        return EXIT_RUNNING
+    if any(row.missing or row.stale for row in rows) or list(unbuilt):
+        return EXIT_MISSING
+    return EXIT_OK

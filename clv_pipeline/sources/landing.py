@@ -13,6 +13,7 @@ options (:mod:`clv_pipeline.sources.shape`), like every other source. Overlappin
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -143,7 +144,39 @@ def import_files(
         report.transactions += shaped.height
         if on_file is not None:
             on_file(path, frame.height)
+    if report.days:
+        record_import_timezone(layout, timezone)
     return report
+
+
+IMPORT_STATE = "_import.json"  # in the landing folder: the timezone imports split days in
+
+
+def record_import_timezone(layout: Layout, timezone: str) -> None:
+    """Remember the timezone ``clv import`` split the history into days with."""
+    target = layout.landing / IMPORT_STATE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"timezone": timezone}) + "\n")
+
+
+def check_import_timezone(layout: Layout, timezone: str) -> None:
+    """Fail when the landing days were imported in another timezone than the partitions'
+    (``CLV_TIMEZONE`` / ``timezone`` changed on an existing home): every row would be "not on
+    the partition day", and no rerun can fix it; a re-import splits the history again."""
+    path = layout.landing / IMPORT_STATE
+    try:
+        recorded = json.loads(path.read_text()).get("timezone")
+    except (OSError, ValueError):
+        return
+    if recorded and recorded != timezone:
+        raise InputError(
+            f"the timezone changed: the landing days under {layout.landing} were imported with "
+            f"timezone {recorded}, the partitions now use {timezone} (timezone / CLV_TIMEZONE), "
+            f"so their rows would not be on the partition day; a rerun cannot fix that. Either "
+            f"re-import the exports with the new timezone: `clv import FILE... --home "
+            f"{layout.home}` (it splits the days again), then `clv rerun --failed --home "
+            f"{layout.home}`; or go back to CLV_TIMEZONE={recorded}"
+        )
 
 
 def _shape_with_days(

@@ -72,7 +72,7 @@ def _status(config: ClvConfig) -> dict[str, AssetStatus]:
 
 def _failure_lines(output: str) -> list[str]:
     """The lines between "Failed: ..." and "Rerun them ...": one per failure group."""
-    start, end = output.index("Failed: "), output.index("Rerun them with")
+    start, end = output.index("Failed: "), output.index("Rebuild them with")
     return output[start:end].splitlines()[1:]
 
 

@@ -112,9 +112,7 @@ def test_each_large_group_recovers_its_own_parameters(grouped) -> None:  # type:
         rows = fit_rows(params, name).filter(pl.col("model") == "bgnbd")
         fitted = dict(zip(rows["param"], rows["value"], strict=True))
         # r / alpha (purchase rate) within 15% of the truth: the groups differ by 7x
-        assert fitted["r"] / fitted["alpha"] == pytest.approx(
-            truth["r"] / truth["alpha"], rel=0.15
-        )
+        assert fitted["r"] / fitted["alpha"] == pytest.approx(truth["r"] / truth["alpha"], rel=0.15)
         assert rows["n_customers"][0] == 4000
     # the population fit is in the same table, over every customer
     everyone = fit_rows(params).filter(pl.col("model") == "bgnbd")
