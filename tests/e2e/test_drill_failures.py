@@ -67,7 +67,7 @@ def test_full_disk_in_a_step_names_the_path_and_the_log(
     assert code == 1
     line = _last_line(output)
     assert line.startswith("error: ") and "disk full: " + str(landed) in line, line
-    assert "df -h" in line and "clv rerun" in line
+    assert "df -h" in line and "clv run --date" in line, line
     assert _log_named(line).is_relative_to(landed / "logs")
     _no_traceback(output)
 
