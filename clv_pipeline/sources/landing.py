@@ -367,14 +367,7 @@ def read_customer_attribute(layout: Layout, column: str) -> pl.DataFrame:
         )
     frames = []
     for path in files:
-        try:
-            frame = (
-                pl.read_csv(path, infer_schema=False)
-                if path.suffix.lower() == ".csv"
-                else pl.read_parquet(path)
-            )
-        except Exception as exc:  # polars/arrow raise many types; name the file
-            raise InputError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from exc
+        frame = _read_table_file(path)
         missing = [c for c in ("customer_id", column) if c not in frame.columns]
         if missing:
             raise InputError(
@@ -400,6 +393,18 @@ def read_customer_attribute(layout: Layout, column: str) -> pl.DataFrame:
     )
 
 
+def _read_table_file(path: Path) -> pl.DataFrame:
+    """One customers / spend file as delivered (CSV as strings, or parquet), errors naming it."""
+    try:
+        return (
+            pl.read_csv(path, infer_schema=False)
+            if path.suffix.lower() == ".csv"
+            else pl.read_parquet(path)
+        )
+    except Exception as exc:  # polars/arrow raise many types; name the file
+        raise InputError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from exc
+
+
 def _read_folder(
     folder: Path, columns: tuple[str, ...], *, purpose: str = ""
 ) -> pl.DataFrame | None:
@@ -407,14 +412,7 @@ def _read_folder(
         return None
     frames = []
     for path in data_files(folder):
-        try:
-            frame = (
-                pl.read_csv(path, infer_schema=False)
-                if path.suffix.lower() == ".csv"
-                else pl.read_parquet(path)
-            )
-        except Exception as exc:  # polars/arrow raise many types; name the file
-            raise InputError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from exc
+        frame = _read_table_file(path)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             needed = f" {purpose}" if purpose else ""
