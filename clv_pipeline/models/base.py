@@ -294,12 +294,19 @@ class TransactionModel(ParametricModel):
         T: ArrayLike,
         *,
         horizons: Sequence[float],
+        p_alive: FloatArray | None = None,
     ) -> list[FloatArray]:
         """:meth:`expected_purchases` at several scalar horizons, sharing the work: P(alive)
-        once, the alive expectation once per unique (x, T) pair and horizon."""
+        once (or ``p_alive``, :meth:`probability_alive` of the same customers, when the caller
+        has it already), the alive expectation once per unique (x, T) pair and horizon."""
         theta = self.theta(params)
         x, tx, t_obs = validate_rft(frequency, recency, T)
-        alive = self._p_alive(theta, x, tx, t_obs)
+        if p_alive is None:
+            alive = self._p_alive(theta, x, tx, t_obs)
+        elif np.shape(p_alive) != x.shape:
+            raise ValueError("p_alive must have one value per customer")
+        else:
+            alive = p_alive
         key = x * (float(t_obs.max(initial=0.0)) + 1.0) + t_obs
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         ux, ut = x[first], t_obs[first]

@@ -30,7 +30,11 @@ from clv_pipeline.models.base import (
     horizon_array,
     validate_rft,
 )
-from clv_pipeline.models.numerics import beta_dropout_expectation
+from clv_pipeline.models.numerics import (
+    beta_dropout_expectation,
+    for_slices,
+    scratch,
+)
 
 
 class BetaGeometricFamily(TransactionModel):
@@ -70,7 +74,6 @@ class BetaGeometricFamily(TransactionModel):
         sh = float(self._shift)
         xu = pat.ux.values
         ix, itx, iT = pat.ux.inverse, pat.utx.inverse, pat.uT.inverse
-        x = pat.x
         # terms of x alone (FHL 2005 eq. 6 / Batislam et al. 2007 eq. 5)
         a12_u = (
             special.gammaln(r + xu)
@@ -83,24 +86,50 @@ class BetaGeometricFamily(TransactionModel):
         )
         log_aT_u = np.log(alpha + pat.uT.values)
         log_atx_u = np.log(alpha + pat.utx.values)
-        has = self._alive_weight(x)
-        denom = np.where(has, b + x - 1.0 + sh, 1.0)
-        a3 = -(r + x) * log_aT_u[iT]
+        has_u = self._alive_weight(xu)
+        denom_u = np.where(has_u, b + xu - 1.0 + sh, 1.0)
+        rx_u = r + xu
         with np.errstate(divide="ignore"):
-            a4 = np.where(has, math.log(a) - np.log(denom) - (r + x) * log_atx_u[itx], -np.inf)
-        m = np.logaddexp(a3, a4)
-        ll = a12_u[ix] + m
-        if grad_weights is None:
+            c4_u = np.where(has_u, math.log(a) - np.log(denom_u), -np.inf)
+        # per pattern: a3 = -(r+x) log(alpha+T), a4 = log(a/denom) - (r+x) log(alpha+t_x)
+        # (-inf without the dropout term), ll = a12 + logaddexp(a3, a4); element-wise on
+        # both cores, the sums below over the whole arrays
+        n = pat.n_patterns
+        ll = np.empty(n)
+        grad = grad_weights is not None
+        wt = ll if grad_weights is None else grad_weights  # (unused without a gradient)
+        if grad:
+            w4, p3, p4, w3t, w4t, w4d = scratch(pat.cache, "bg_gradient", n, 6)
+
+        def body(s: slice) -> None:
+            rx = rx_u[ix[s]]
+            a3 = -rx * log_aT_u[iT[s]]
+            a4 = c4_u[ix[s]] - rx * log_atx_u[itx[s]]
+            m = np.logaddexp(a3, a4)
+            np.add(a12_u[ix[s]], m, out=ll[s])
+            if grad:
+                e4 = np.exp(a4 - m, out=w4[s])
+                w = wt[s]
+                t3 = np.multiply(w, 1.0 - e4, out=w3t[s])
+                t4 = np.multiply(w, e4, out=w4t[s])
+                np.multiply(t3, rx, out=p3[s])
+                np.multiply(t4, rx, out=p4[s])
+                np.divide(e4, denom_u[ix[s]], out=w4d[s])
+
+        for_slices(body, n)
+        if not grad:
             return ll, None
-        wt = grad_weights
-        w4 = np.exp(a4 - m)
-        w3 = 1.0 - w4
         # x-only, T-only and t_x-only factors are summed per unique value first
-        wx = np.bincount(ix, weights=wt, minlength=xu.shape[0])
-        c3 = np.bincount(iT, weights=wt * w3 * (r + x), minlength=log_aT_u.shape[0])
-        c4 = np.bincount(itx, weights=wt * w4 * (r + x), minlength=log_atx_u.shape[0])
-        c3r = np.bincount(iT, weights=wt * w3, minlength=log_aT_u.shape[0])
-        c4r = np.bincount(itx, weights=wt * w4, minlength=log_atx_u.shape[0])
+        if wt is pat.weights:  # the fit's weights: the same per-x sums at every evaluation
+            wx = pat.cache.get("weights_per_x")
+            if not isinstance(wx, np.ndarray):
+                wx = pat.cache["weights_per_x"] = np.bincount(ix, weights=wt, minlength=xu.shape[0])
+        else:
+            wx = np.bincount(ix, weights=wt, minlength=xu.shape[0])
+        c3 = np.bincount(iT, weights=p3, minlength=log_aT_u.shape[0])
+        c4 = np.bincount(itx, weights=p4, minlength=log_atx_u.shape[0])
+        c3r = np.bincount(iT, weights=w3t, minlength=log_aT_u.shape[0])
+        c4r = np.bincount(itx, weights=w4t, minlength=log_atx_u.shape[0])
         dr_u = special.digamma(r + xu) - special.digamma(r) + math.log(alpha)
         da_u = special.digamma(a + b) - special.digamma(a + b + xu + sh)
         db_u = da_u + special.digamma(b + xu + sh) - special.digamma(b)
@@ -112,7 +141,7 @@ class BetaGeometricFamily(TransactionModel):
                 - c3 @ (1.0 / (alpha + pat.uT.values))
                 - c4 @ (1.0 / (alpha + pat.utx.values)),
                 wx @ da_u + sum_w4 / a,
-                wx @ db_u - float(wt @ (w4 / denom)),
+                wx @ db_u - float(wt @ w4d),
             ]
         )
         return ll, g

@@ -507,9 +507,10 @@ def _predict_purchases(
     inv = pat.inverse
     ends, factors = schedule
     with np.errstate(all="ignore"):
-        p_alive = model.probability_alive(params, px, ptx, pT)[inv]
+        alive_pat = model.probability_alive(params, px, ptx, pT)
+        p_alive = alive_pat[inv]
         disc_pat, exp_purch = discounted_purchases_and_total(
-            model, params, px, ptx, pT, ends, factors, discount_rate
+            model, params, px, ptx, pT, ends, factors, discount_rate, p_alive=alive_pat
         )
         prob_active = model.purchase_probability(params, px, ptx, pT, horizon_days=horizon_days)
         days_next = (

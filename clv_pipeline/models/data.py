@@ -83,9 +83,37 @@ class UniqueValues:
 
     @classmethod
     def of(cls, arr: FloatArray) -> UniqueValues:
-        """Compute the unique values of ``arr`` with inverse indices."""
+        """Compute the unique values of ``arr`` with inverse indices.
+
+        Whole numbers in a small range (days, purchase counts) are counted with
+        ``np.bincount`` in one pass instead of sorted; the result is identical.
+        """
+        small = _small_whole_numbers(arr)
+        if small is not None:
+            present = np.bincount(small) > 0
+            rank = np.cumsum(present) - 1
+            values = np.flatnonzero(present).astype(np.float64)
+            return cls(values=values, inverse=rank[small].astype(np.intp))
         values, inverse = np.unique(arr, return_inverse=True)
         return cls(values=values.astype(np.float64), inverse=inverse.astype(np.intp))
+
+
+#: Largest whole number counted by ``np.bincount`` in :meth:`UniqueValues.of` and packed into
+#: one integer key per row in :meth:`Patterns.from_arrays`.
+_SMALL_MAX = 1 << 20
+
+
+def _small_whole_numbers(arr: FloatArray) -> IntArray | None:
+    """``arr`` as integers when every element is a whole number in ``[0, _SMALL_MAX]``."""
+    if arr.shape[0] == 0:
+        return None
+    lo, hi = float(arr.min()), float(arr.max())
+    if not (lo >= 0.0 and hi <= _SMALL_MAX):
+        return None
+    ints = arr.astype(np.intp)
+    if not np.array_equal(ints, arr):
+        return None
+    return ints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,19 +166,30 @@ class Patterns:
     ) -> Patterns:
         """Compress validated arrays (see :func:`validate_rft`) to unique patterns.
 
-        Uses one ``np.unique`` per column and a single integer key per row instead of a
-        (much slower) row-wise ``np.unique(axis=0)``.
+        Uses a single integer key per row instead of a (much slower) row-wise
+        ``np.unique(axis=0)``: the values themselves when all three columns are small whole
+        numbers (day counts), else the per-column ``np.unique`` ranks.
         """
-        cx, ctx, cT = UniqueValues.of(x), UniqueValues.of(tx), UniqueValues.of(T)
-        n_tx, n_T = ctx.values.shape[0], cT.values.shape[0]
-        key = (cx.inverse.astype(np.int64) * n_tx + ctx.inverse) * n_T + cT.inverse
-        ukey, inverse = np.unique(key, return_inverse=True)
         w = np.ones_like(x) if weights is None else weights
+        packed = _packed_key(x, tx, T)
+        if packed is not None:
+            # whole-day data: the values themselves form the key (same order, no per-column
+            # unique); ``np.unique`` then sorts one int64 column
+            key, n_tx, n_T = packed
+            ukey, inverse = np.unique(key, return_inverse=True)
+            px = (ukey // (n_tx * n_T)).astype(np.float64)
+            ptx = ((ukey // n_T) % n_tx).astype(np.float64)
+            pT = (ukey % n_T).astype(np.float64)
+        else:
+            cx, ctx, cT = UniqueValues.of(x), UniqueValues.of(tx), UniqueValues.of(T)
+            n_tx, n_T = ctx.values.shape[0], cT.values.shape[0]
+            key = (cx.inverse.astype(np.int64) * n_tx + ctx.inverse) * n_T + cT.inverse
+            ukey, inverse = np.unique(key, return_inverse=True)
+            ix = ukey // (n_tx * n_T)
+            itx = (ukey // n_T) % n_tx
+            iT = ukey % n_T
+            px, ptx, pT = cx.values[ix], ctx.values[itx], cT.values[iT]
         counts = np.bincount(inverse, weights=w, minlength=ukey.shape[0])
-        ix = ukey // (n_tx * n_T)
-        itx = (ukey // n_T) % n_tx
-        iT = ukey % n_T
-        px, ptx, pT = cx.values[ix], ctx.values[itx], cT.values[iT]
         return cls(
             x=px,
             tx=ptx,
@@ -161,6 +200,19 @@ class Patterns:
             utx=UniqueValues.of(ptx),
             uT=UniqueValues.of(pT),
         )
+
+
+def _packed_key(x: FloatArray, tx: FloatArray, T: FloatArray) -> tuple[IntArray, int, int] | None:
+    """One int64 per row ordering rows like ``(x, t_x, T)``, with the multipliers
+    ``(n_tx, n_T)``, when all three are small whole numbers and the key fits in int64."""
+    cols = [_small_whole_numbers(c) for c in (x, tx, T)]
+    if any(c is None for c in cols):
+        return None
+    ix, itx, iT = (np.asarray(c, dtype=np.int64) for c in cols)
+    n_tx, n_T = int(itx.max()) + 1, int(iT.max()) + 1
+    if (int(ix.max()) + 1) * n_tx * n_T >= 1 << 62:
+        return None
+    return (ix * n_tx + itx) * n_T + iT, n_tx, n_T
 
 
 def horizon_array(horizon_days: float | ArrayLike, n: int) -> FloatArray:

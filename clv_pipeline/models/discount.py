@@ -118,16 +118,20 @@ def discounted_purchases_and_total(
     ends: FloatArray,
     factors: FloatArray,
     discount_rate: float,
+    p_alive: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """(discounted expected purchases, expected purchases over the whole horizon).
 
     The model evaluates its expensive terms once for all step ends
-    (:meth:`~clv_pipeline.models.base.TransactionModel.expected_purchases_curve`); without
-    discounting the increments telescope, so only the horizon itself is evaluated.
+    (:meth:`~clv_pipeline.models.base.TransactionModel.expected_purchases_curve`, reusing
+    ``p_alive`` when given); without discounting the increments telescope, so only the
+    horizon itself is evaluated.
     """
     if discount_rate == 0:
         ends, factors = ends[-1:], factors[-1:]
-    curve = model.expected_purchases_curve(params, x, tx, t_obs, horizons=[float(e) for e in ends])
+    curve = model.expected_purchases_curve(
+        params, x, tx, t_obs, horizons=[float(e) for e in ends], p_alive=p_alive
+    )
     total = np.zeros(x.shape[0])
     prev = np.zeros(x.shape[0])
     for cur, factor in zip(curve, factors, strict=True):

@@ -44,6 +44,7 @@ from clv_pipeline.models.base import (
     as_float_array,
 )
 from clv_pipeline.models.discount import ClvOptions, predicted_clv
+from clv_pipeline.models.numerics import for_slices, scratch
 
 
 def _validate(frequency: ArrayLike, monetary_value: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -76,6 +77,10 @@ class SpendData:
         self.log_m = np.log(self.m)
         self.log_x = np.log(self.x)
         self.n = float(self.weights.sum())
+        # constants of every likelihood evaluation
+        self.xm = self.x * self.m
+        self.log_mx = self.log_m + self.log_x
+        self.cache: dict[str, object] = {}
 
 
 class GammaGammaModel(ParametricModel):
@@ -85,30 +90,47 @@ class GammaGammaModel(ParametricModel):
     param_names: ClassVar[tuple[str, ...]] = ("p", "q", "v")
 
     # ---- estimation ----------------------------------------------------------------
-    def _loglik_terms(self, theta: FloatArray, d: SpendData) -> tuple[FloatArray, FloatArray]:
-        """Per-pair log-likelihood and ``log(v + x m)``."""
+    def _loglik_terms(
+        self, theta: FloatArray, d: SpendData
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Per-pair log-likelihood, ``log(v + x m)``, ``x (log m + log x - log(v + x m))`` and
+        ``(p x + q) / (v + x m)`` (the last two: gradient terms), element-wise on all cores."""
         p, q, v = (float(t) for t in theta)
         xu = d.ux.values
         g_u = special.gammaln(p * xu + q) - special.gammaln(p * xu) - special.gammaln(q)
-        log_vxm = np.log(v + d.x * d.m)
-        px = p * d.x
-        ll = g_u[d.ux.inverse] + q * math.log(v) + (px - 1.0) * d.log_m + px * d.log_x
-        ll = ll - (px + q) * log_vxm
-        return ll, log_vxm
+        q_log_v = q * math.log(v)
+        inv = d.ux.inverse
+        ll, log_vxm, dp_t, dv_t = scratch(d.cache, "gg", d.x.shape[0], 4)
+
+        def body(s: slice) -> None:
+            x = d.x[s]
+            vxm = v + d.xm[s]
+            lv = np.log(vxm, out=log_vxm[s])
+            px = p * x
+            out = np.add(g_u[inv[s]], q_log_v, out=ll[s])
+            out += (px - 1.0) * d.log_m[s]
+            out += px * d.log_x[s]
+            pxq = px + q
+            out -= pxq * lv
+            np.multiply(x, d.log_mx[s] - lv, out=dp_t[s])
+            np.divide(pxq, vxm, out=dv_t[s])
+
+        for_slices(body, d.x.shape[0])
+        return ll, log_vxm, dp_t, dv_t
 
     def loglik_and_grad(self, theta: FloatArray, d: SpendData) -> tuple[float, FloatArray]:
         """Total weighted log-likelihood and its gradient w.r.t. ``(p, q, v)``."""
         p, q, v = (float(t) for t in theta)
-        ll, log_vxm = self._loglik_terms(theta, d)
+        ll, log_vxm, dp_t, dv_t = self._loglik_terms(theta, d)
         xu = d.ux.values
         w = d.weights
         psi_pxq = special.digamma(p * xu + q)
         # sum_i w_i x_i [psi(px+q) - psi(px)] computed on unique x
         dp = float(d.wx @ (xu * (psi_pxq - special.digamma(p * xu))))
-        dp += float(w @ (d.x * (d.log_m + d.log_x - log_vxm)))
+        dp += float(w @ dp_t)
         dq = float(d.wx @ psi_pxq) - d.n * special.digamma(q) + d.n * math.log(v)
         dq -= float(w @ log_vxm)
-        dv = d.n * q / v - float(w @ ((p * d.x + q) / (v + d.x * d.m)))
+        dv = d.n * q / v - float(w @ dv_t)
         return float(w @ ll), np.array([dp, dq, dv])
 
     def _initial_theta(self, d: SpendData) -> FloatArray:

@@ -15,8 +15,10 @@ Only numpy and scipy; nothing here knows about customers or model parameters by 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -134,6 +136,65 @@ def minimize_log_params(
         message=message,
         n_evaluations=n_eval,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Element-wise work on two cores
+# --------------------------------------------------------------------------------------
+#: Arrays shorter than this are processed on one core (a thread hand-off costs ~50 us).
+PARALLEL_MIN_SIZE = 100_000
+#: Elements per call of the body in :func:`for_slices`: the temporaries of a chunk stay in
+#: the CPU cache (about 1.5x faster than whole-array passes on 600 k elements).
+CHUNK_SIZE = 32_768
+#: (process id, pool) of the worker threads of :func:`for_slices`, created on first use.
+_POOL: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, min(len(os.sched_getaffinity(0)), 4))
+    return 1  # pragma: no cover - platforms without affinity
+
+
+def for_slices(body: Callable[[slice], None], n: int) -> None:
+    """Run ``body(s)`` for consecutive slices ``s`` of ``[0, n)`` of at most
+    :data:`CHUNK_SIZE` elements, the slices shared out between the cores.
+
+    ``body`` must only do element-wise numpy work on its slice (writing into preallocated
+    outputs): numpy releases the GIL in its loops, so the slices run in parallel, and every
+    element goes through the same operations as in one whole-array pass, so the results are
+    bit-identical whatever the chunking. Reductions (sums, ``np.bincount``, dot products)
+    stay with the caller, over the whole arrays, to keep their summation order.
+    """
+    global _POOL
+    slices = [slice(i, min(i + CHUNK_SIZE, n)) for i in range(0, n, CHUNK_SIZE)]
+    k = _cores() if n >= PARALLEL_MIN_SIZE else 1
+
+    def run(part: list[slice]) -> None:
+        for s in part:
+            body(s)
+
+    if k == 1:
+        run(slices)
+        return
+    if _POOL is None or _POOL[0] != os.getpid():  # a forked child has no pool threads
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="clv")
+        _POOL = (os.getpid(), pool)
+    bounds = [len(slices) * i // k for i in range(k + 1)]
+    futures = [_POOL[1].submit(run, slices[bounds[i] : bounds[i + 1]]) for i in range(1, k)]
+    run(slices[bounds[0] : bounds[1]])
+    for f in futures:
+        f.result()
+
+
+def scratch(cache: dict[str, object], name: str, n: int, count: int) -> list[FloatArray]:
+    """``count`` float64 work arrays of length ``n`` kept in ``cache`` under ``name`` (reused by
+    every likelihood evaluation of a fit: fresh arrays would be page-faulted in each time)."""
+    got = cache.get(name)
+    if not (isinstance(got, list) and len(got) == count and got[0].shape[0] == n):
+        got = [np.empty(n) for _ in range(count)]
+        cache[name] = got
+    return got
 
 
 # --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from clv_pipeline.errors import InputError
-from clv_pipeline.parquet import write_parquet_atomic
+from clv_pipeline.parquet import IO_WORKERS, map_in_threads, write_parquet_atomic
 from clv_pipeline.parse import BAD_TIMESTAMP_REASON, event_date, parse_timestamps
 from clv_pipeline.paths import Layout, data_files
 from clv_pipeline.schema import RAW_TRANSACTIONS, conform
@@ -128,14 +128,16 @@ def import_files(
             _record_undated(report, undated, options, path=path, target=target)
         else:
             target.unlink(missing_ok=True)
+        parts: list[tuple[Path, pl.DataFrame]] = []
         for (day,), part in lines.filter(pl.col("__day").is_not_null()).group_by(
             "__day", maintain_order=True
         ):
             assert isinstance(day, date)  # noqa: S101 - group key type narrowing
-            target = layout.landing_day(day) / f"import-{digest}.parquet"
-            write_parquet_atomic(part.drop("__day"), target)
+            parts.append((layout.landing_day(day) / f"import-{digest}.parquet", part.drop("__day")))
             report.days.add(day)
-            report.written.append(target)
+        report.written += map_in_threads(
+            lambda item: write_parquet_atomic(item[1], item[0]), parts, workers=IO_WORKERS
+        )
         hint = _order_line_hint(shaped, options, path=path)
         if hint:
             report.hints.append(hint)

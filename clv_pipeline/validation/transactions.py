@@ -117,10 +117,55 @@ def count_reasons(quarantine: pl.DataFrame) -> dict[str, int]:
     return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
 
 
+# ISO-8601 shapes polars parses natively (no chrono): whole seconds with ``Z``, or naive. A row of
+# such a shape that the native parser rejects (an invalid date, ...) goes through
+# ``parse_timestamps`` like any other row, so the result is the same (tests/unit/
+# test_validation_speed_paths.py compares both on random and edge-case strings).
+_NATIVE_TIMESTAMPS = (
+    (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$", "%Y-%m-%dT%H:%M:%SZ", True),
+    (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$", "%Y-%m-%dT%H:%M:%S", False),
+    (r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$", "%Y-%m-%d %H:%M:%S", False),
+)
+_UTC_US = pl.Datetime("us", "UTC")
+
+
+def _timestamps(values: pl.Series, *, naive_timezone: str) -> pl.Series:
+    """:func:`~clv_pipeline.parse.parse_timestamps` (same results), with the common whole-second
+    ISO-8601 shapes parsed natively by polars, several times faster than the chrono formats."""
+    text = values.str.strip_chars()
+    out = pl.Series(values.name, dtype=_UTC_US).extend_constant(None, len(values))
+    left = len(values)
+    for shape, fmt, aware in _NATIVE_TIMESTAMPS:
+        if not left:
+            break
+        mask = text.str.contains(shape)
+        hits = int(mask.sum())
+        if not hits:
+            continue
+        rows = text if hits == len(text) else text.filter(mask)
+        parsed = rows.str.to_datetime(fmt, strict=False, time_unit="us")
+        parsed = (
+            parsed.dt.replace_time_zone("UTC")
+            if aware
+            else parsed.dt.replace_time_zone(
+                naive_timezone, ambiguous="earliest", non_existent="null"
+            ).dt.convert_time_zone("UTC")
+        )
+        out = (
+            parsed.alias(values.name) if hits == len(text) else out.scatter(mask.arg_true(), parsed)
+        )
+        left -= hits
+    missing = (out.is_null() & values.is_not_null()).arg_true()
+    if len(missing):
+        rest = parse_timestamps(values.gather(missing), naive_timezone=naive_timezone)
+        out = out.scatter(missing, rest)
+    return out
+
+
 def _parse(raw: pl.DataFrame, rules: ValidationRules) -> pl.DataFrame:
-    present = lambda c: pl.col(c).str.strip_chars().str.len_chars().gt(0)  # noqa: E731
-    stamps = parse_timestamps(raw.get_column("occurred_at"), naive_timezone=rules.naive_timezone)
-    typed = raw.with_columns(
+    """Typed columns (``_tid``, ``_ts``, ...) next to the raw ones, plus ``_parse_reason``."""
+    stamps = _timestamps(raw.get_column("occurred_at"), naive_timezone=rules.naive_timezone)
+    typed = raw.lazy().with_columns(  # lazy: each column is stripped once (common subexpressions)
         clean_text("transaction_id").alias("_tid"),
         clean_text("customer_id").alias("_cid"),
         stamps.alias("_ts"),
@@ -129,17 +174,35 @@ def _parse(raw: pl.DataFrame, rules: ValidationRules) -> pl.DataFrame:
         clean_text("currency").str.to_uppercase().alias("_currency"),
         clean_text("status").str.to_lowercase().alias("_status"),
         clean_text("refund_of").alias("_refund_of"),
-    ).with_columns(event_date("_ts", timezone=rules.timezone).alias("_event_date"))
-    parse_problems = [
-        (present(column) & pl.col(parsed).is_null(), PARSE_REASONS[column])
-        for column, parsed in (("occurred_at", "_ts"), ("amount", "_amount"), ("quantity", "_qty"))
-    ]
+    )
+    frame = typed.with_columns(
+        event_date("_ts", timezone=rules.timezone).alias("_event_date")
+    ).collect()
+    return frame.with_columns(_parse_reasons(frame))
+
+
+def _parse_reasons(typed: pl.DataFrame) -> pl.Series:
+    """``_parse_reason``: the parse reasons of each row ("; "-joined), null when it has none.
+
+    Only rows with a null parsed value can have one, so the reasons are built for those rows."""
+    pairs = (("occurred_at", "_ts"), ("amount", "_amount"), ("quantity", "_qty"))
+    unparsed = typed.select(pl.any_horizontal(pl.col(p).is_null() for _, p in pairs)).to_series()
+    out = pl.Series("_parse_reason", dtype=pl.String).extend_constant(None, typed.height)
+    rows = unparsed.arg_true()
+    if not len(rows):
+        return out
+    present = lambda c: pl.col(c).str.strip_chars().str.len_chars().gt(0)  # noqa: E731
     reason = pl.concat_str(
-        [pl.when(cond).then(pl.lit(msg)) for cond, msg in parse_problems],
+        [
+            pl.when(present(column) & pl.col(parsed).is_null()).then(pl.lit(PARSE_REASONS[column]))
+            for column, parsed in pairs
+        ],
         separator="; ",
         ignore_nulls=True,
     )
-    return typed.with_columns(pl.when(reason != "").then(reason).alias("_parse_reason"))
+    columns = [c for pair in pairs for c in pair]
+    reasons = typed.select(columns)[rows].select(pl.when(reason != "").then(reason)).to_series()
+    return out.scatter(rows, reasons)
 
 
 def _merge(parse_reason: str | None, suite_reasons: list[str]) -> str | None:
@@ -198,33 +261,68 @@ def validate_transactions(
     typed = _parse(
         conform(raw.drop(DAY), RAW_TRANSACTIONS).with_columns(raw.get_column(DAY)), rules
     )
-    typed = typed.sort([DAY, "_source_file", "_source_row"]).with_columns(
-        pl.struct([*CONTRACT, "_row_digest"]).hash(seed=0).alias("_content")
+    order = [DAY, "_source_file", "_source_row"]
+    if not _is_sorted(typed, order):  # batches of landed days usually arrive in this order
+        typed = typed.sort(order)
+    # exact re-deliveries within a day: keep the first copy. Only a row whose id occurs more than
+    # once can be a copy, so the content of those rows only is hashed and compared. ``repeated``
+    # holds every such row (and, on a hash collision, a few more: harmless, they are compared too).
+    id_hash = typed.get_column("_tid").hash(seed=0)
+    repeated = (
+        id_hash.is_duplicated()
+        if id_hash.n_unique() < len(id_hash)  # (counting is cheaper than marking)
+        else pl.repeat(False, len(id_hash), eager=True)
     )
-    # exact re-deliveries within a day: keep the first copy
-    first_copy = pl.struct(DAY, "_tid", "_content").is_first_distinct()
-    dropped = typed.filter(~first_copy & pl.col("_tid").is_not_null())
-    typed = typed.filter(first_copy | pl.col("_tid").is_null())
-    # earliest day on which each id was delivered (history outside this batch + this batch)
-    seen = typed.select(pl.col("_tid").alias("transaction_id"), pl.col(DAY).alias("event_date"))
+    dropped = typed.clear()
+    if repeated.any():
+        rows = repeated.arg_true()
+        content = pl.struct([*CONTRACT, "_row_digest"]).hash(seed=0)
+        copy = (
+            typed[rows]
+            .select(
+                ~pl.struct(
+                    pl.col(DAY), pl.col("_tid"), content.alias("_content")
+                ).is_first_distinct()
+                & pl.col("_tid").is_not_null()
+            )
+            .to_series()
+        )
+        if copy.any():
+            keep = pl.repeat(True, typed.height, eager=True).scatter(rows.filter(copy), False)
+            dropped = typed.filter(~keep)
+            typed = typed.filter(keep)
+            repeated = repeated.filter(keep)
+    # earliest day on which each id was delivered, for the ids it can be earlier than the row's
+    # day for: ids of several rows in a batch of several days, and ids in the history
+    seen = typed.filter(repeated) if len(days) > 1 else typed.clear()
+    seen = seen.select(pl.col("_tid").alias("transaction_id"), pl.col(DAY).alias("event_date"))
     if earlier is not None:
-        ids = typed.get_column("_tid").drop_nulls().unique().to_frame("transaction_id")
-        # streams the history's ids: memory stays flat however long the history is
-        past = earlier.join(ids.lazy(), on="transaction_id", how="semi").collect(engine="streaming")
+        # streams the history's ids (memory stays flat however long the history is), keeping
+        # those whose hash is a batch id's hash; then the exact match on the few kept
+        maybe = earlier.filter(pl.col("transaction_id").hash(seed=0).is_in(id_hash.implode()))
+        ids = typed.select(pl.col("_tid").alias("transaction_id"))
+        past = maybe.collect(engine="streaming").join(ids, on="transaction_id", how="semi")
         seen = pl.concat([seen, past.select(seen.columns)], how="vertical_relaxed")
-    first_day = seen.group_by("transaction_id").agg(pl.col("event_date").min().alias("_first_day"))
     # a refund of its own order id (order lines) may follow the purchase it refunds
     own_refund = (pl.col("_refund_of") == pl.col("_tid")).fill_null(False) & (
         pl.col("_amount") < 0
     ).fill_null(False)
-    typed = typed.join(
-        first_day, left_on="_tid", right_on="transaction_id", how="left"
-    ).with_columns(
-        pl.when((pl.col("_first_day") < pl.col(DAY)) & ~own_refund)
-        .then(pl.col("_first_day").cast(pl.String))
-        .alias("_delivered_on"),
-        own_refund.alias("_own_refund"),
-    )
+    if seen.is_empty():  # no id can have an earlier day: nothing to join
+        typed = typed.with_columns(
+            pl.lit(None, pl.String).alias("_delivered_on"), own_refund.alias("_own_refund")
+        )
+    else:
+        first_day = seen.group_by("transaction_id").agg(
+            pl.col("event_date").min().alias("_first_day")
+        )
+        typed = typed.join(
+            first_day, left_on="_tid", right_on="transaction_id", how="left", maintain_order="left"
+        ).with_columns(
+            pl.when((pl.col("_first_day") < pl.col(DAY)) & ~own_refund)
+            .then(pl.col("_first_day").cast(pl.String))
+            .alias("_delivered_on"),
+            own_refund.alias("_own_refund"),
+        )
     view = typed.select(
         pl.col("_tid").alias("transaction_id"),
         pl.concat_str(
@@ -246,49 +344,73 @@ def validate_transactions(
         pl.col("_delivered_on"),
     )
     suite = run_suite(view, rules=rules, now=now or datetime.now(UTC))
-    parsed = typed.get_column("_parse_reason")
-    reasons = parsed.to_list()
-    for i in set(suite.row_reasons) | set(parsed.is_not_null().arg_true().to_list()):
-        reasons[i] = _merge(reasons[i], suite.row_reasons.get(i, []))
-    typed = typed.with_columns(pl.Series("reason", reasons, dtype=pl.String))
+    # reasons: the parse reasons merged with the suite's, for the rows that have any
+    reason = typed.get_column("_parse_reason").alias("reason")
+    flagged = sorted(set(suite.row_reasons) | set(reason.is_not_null().arg_true().to_list()))
+    if flagged:
+        merged = [
+            _merge(parse_reason, suite.row_reasons.get(i, []))
+            for i, parse_reason in zip(flagged, reason.gather(flagged).to_list(), strict=True)
+        ]
+        reason = reason.scatter(flagged, pl.Series(merged, dtype=pl.String))
+    typed = typed.with_columns(reason)
     non_revenue = rules.non_revenue_statuses
-    clean = typed.filter(pl.col("reason").is_null()).select(
-        pl.col(DAY),
-        pl.col("_tid").alias("transaction_id"),
-        pl.col("_cid").alias("customer_id"),
-        pl.col("_ts").alias("occurred_at"),
-        pl.col("_event_date").alias("event_date"),
-        pl.col("_amount").alias("amount"),
-        revenue_kind(pl.col("_status"), pl.col("_amount"), non_revenue, rules.zero_amount).alias(
-            "revenue_kind"
-        ),
-        pl.col("_currency").alias("currency"),
-        pl.col("_qty").alias("quantity"),
-        pl.col("_status").alias("status"),
-        clean_text("channel").alias("channel"),
-        clean_text("product_category").alias("product_category"),
-        pl.col("_refund_of").alias("refund_of"),
-        pl.col("_source_file"),
+    clean = (
+        typed.lazy()  # lazy: only the columns kept are filtered
+        .filter(pl.col("reason").is_null())
+        .select(
+            pl.col(DAY),
+            pl.col("_tid").alias("transaction_id"),
+            pl.col("_cid").alias("customer_id"),
+            pl.col("_ts").alias("occurred_at"),
+            pl.col("_event_date").alias("event_date"),
+            pl.col("_amount").alias("amount"),
+            revenue_kind(
+                pl.col("_status"), pl.col("_amount"), non_revenue, rules.zero_amount
+            ).alias("revenue_kind"),
+            pl.col("_currency").alias("currency"),
+            pl.col("_qty").alias("quantity"),
+            pl.col("_status").alias("status"),
+            clean_text("channel").alias("channel"),
+            clean_text("product_category").alias("product_category"),
+            pl.col("_refund_of").alias("refund_of"),
+            pl.col("_source_file"),
+        )
+        .collect()
     )
     bad = typed.filter(pl.col("reason").is_not_null())
+    rows_in = dict(raw.get_column(DAY).value_counts().iter_rows())
+    duplicates = dict(dropped.get_column(DAY).value_counts().iter_rows())
     results = {}
     for day in days:
         in_day = pl.col(DAY) == day
-        quarantine = conform(bad.filter(in_day), QUARANTINE_TRANSACTIONS)
-        kept = conform(clean.filter(in_day), VALIDATED_TRANSACTIONS)
-        rows_in = int(raw.select((pl.col(DAY) == day).sum()).item())
+        one = len(days) == 1  # every row is of this day
+        quarantine = conform(bad if one else bad.filter(in_day), QUARANTINE_TRANSACTIONS)
+        kept = conform(clean if one else clean.filter(in_day), VALIDATED_TRANSACTIONS)
         results[day] = DayResult(
             day,
             kept,
             quarantine,
             {
-                "rows_in": rows_in,
+                "rows_in": int(rows_in[day]),
                 "rows_valid": kept.height,
                 "rows_quarantined": quarantine.height,
-                "duplicates_dropped": int(dropped.select(in_day.sum()).item()),
+                "duplicates_dropped": int(duplicates.get(day, 0)),
             },
         )
     return ValidationResult(results, suite)
+
+
+def _is_sorted(frame: pl.DataFrame, keys: list[str]) -> bool:
+    """Whether ``frame`` is already in ascending order of ``keys`` (no nulls in them)."""
+    if frame.height < 2 or any(frame.get_column(k).null_count() for k in keys):
+        return frame.height < 2
+    ordered = pl.col(keys[-1]) >= pl.col(keys[-1]).shift(1)
+    for key in reversed(keys[:-1]):
+        ordered = (pl.col(key) > pl.col(key).shift(1)) | (
+            (pl.col(key) == pl.col(key).shift(1)) & ordered
+        )
+    return bool(frame.select(ordered.fill_null(True).all()).item())
 
 
 def validate_day(
