@@ -256,6 +256,9 @@ def _order_line_hint(shaped: pl.DataFrame, options: ReadOptions, *, path: Path) 
     """Advice when transaction ids repeat with other values: the file is one row per line."""
     if options.order_id:
         return None
+    ids = shaped.get_column("transaction_id").drop_nulls()
+    if ids.n_unique() == len(ids):  # the usual case, one pass instead of a group-by
+        return None
     repeated = (
         shaped.filter(pl.col("transaction_id").is_not_null())
         .group_by("transaction_id")
