@@ -25,6 +25,17 @@ What it does, in a data home of its own (``--home``, default ``/tmp/clv-bench/<s
    before + the day), with wall time and the peak RSS of the process.
 
 Prints one table with the machine's cores and memory; ``--json`` writes the figures.
+
+**Newcomer mode** (``--newcomer``): what a new user's first day costs. ``bench/models.py``'s
+seeded 1M-customer history (5.7M transactions over 730 days) is written as a CSV export
+(``order_id, customer_id, occurred_at, amount``), then, each in a fresh process, ``clv import``
+of that file into an empty data home and the first ``clv run --date`` of its last day (catch-up
+ingest of every day, validation, every table, the commit, the report). The reference is
+lifetimes' modelling alone on the same transactions in the same bench run (``bench/models.py``'s
+lifetimes worker under ``--lifetimes-python``: summary with ``freq="D"``, BG/NBD, Gamma-Gamma,
+P(alive), expected purchases, expected spend, discounted CLV; the sum of its timed stages, without
+its interpreter start or imports). Prints both sides, the ratio and each process's peak RSS, and
+the first run's Dagster steps.
 """
 
 from __future__ import annotations
@@ -285,6 +296,11 @@ def _stage_table(home: Path) -> list[dict[str, Any]]:
         lambda: pipeline.build_customer_state(full, AS_OF - timedelta(days=1)),
     )
     stage(
+        "cohort state full recompute (day before)",
+        lambda: history_rows,
+        lambda: pipeline.build_cohort_state(full, AS_OF - timedelta(days=1)),
+    )
+    stage(
         "raw_transactions (pull the day)",
         count("raw_transactions"),
         lambda: pipeline.pull_raw_transactions(config, AS_OF),
@@ -321,13 +337,160 @@ def _stage_table(home: Path) -> list[dict[str, Any]]:
         ("kpis", pipeline.build_kpis),
     ):
         stage(name, customers, lambda step=step: step(config, AS_OF))
-    stage("cohorts", lambda: history_rows, lambda: pipeline.build_cohorts(config, AS_OF))
+    stage(
+        "cohorts: full recompute",
+        lambda: history_rows,
+        lambda: pipeline.build_cohorts(full, AS_OF),
+    )
+    stage(
+        "cohorts: incremental",
+        count("validated_transactions"),
+        lambda: pipeline.build_cohorts(config, AS_OF),
+    )
     stage(
         "model_backtest", lambda: history_rows, lambda: pipeline.build_model_backtest(config, AS_OF)
     )
     stage("commit (DuckDB catalog)", customers, lambda: pipeline.commit_snapshot(config, AS_OF))
     stage("report (HTML)", customers, lambda: pipeline.build_report(config, AS_OF))
     return out
+
+
+# ----------------------------------------------------------------------------- newcomer
+def _timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``command`` as a fresh process: wall time and its peak RSS (``wait4``)."""
+    t0 = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env or dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    output = process.stdout.read().decode() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{output}")
+    return {"wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+def _newcomer_export(folder: Path, customers: int, seed_: int) -> tuple[Path, Path, dict]:
+    """bench/models.py's seeded history as ``.npz`` (for lifetimes) and a CSV export (for us)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import models as model_bench  # bench/models.py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    npz = folder / "history.npz"
+    info = model_bench.generate(customers, seed_, npz)
+    data = np.load(npz)
+    start = datetime.combine(model_bench.START, datetime.min.time())
+    frame = pl.DataFrame(
+        {
+            "customer_id": data["cust"],
+            "occurred_at": pl.Series(
+                np.datetime64(start, "us") + (data["t"] * 86_400e6).astype("timedelta64[us]")
+            ),
+            "amount": data["amount"],
+        }
+    ).select(
+        pl.format("O{}", pl.int_range(pl.len())).alias("order_id"),
+        pl.format("C{}", "customer_id").alias("customer_id"),
+        pl.col("occurred_at").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        pl.col("amount").round(2),
+    )
+    csv = folder / "orders.csv"
+    frame.write_csv(csv)
+    last = frame.select(pl.col("occurred_at").max().str.slice(0, 10)).item()
+    return npz, csv, {**info, "last_day": last, "csv_mb": round(csv.stat().st_size / 1e6)}
+
+
+def _run_steps(home: Path) -> list[dict[str, Any]]:
+    """Wall time of each Dagster step of the latest run in ``home``'s instance."""
+    from clv_pipeline.config import load_config
+    from clv_pipeline.runs.instance import get_instance
+
+    with get_instance(load_config(home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        started: dict[str, float] = {}
+        steps = []
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                started[event.step_key] = record.timestamp
+            elif event.event_type_value == "STEP_SUCCESS":
+                wall = record.timestamp - started[event.step_key]
+                steps.append({"step": event.step_key, "wall_s": round(wall, 2)})
+    return steps
+
+
+def newcomer(home: Path, customers: int, seed_: int, lifetimes_python: str | None) -> dict:
+    """``clv import`` + the first ``clv run`` vs lifetimes' modelling (see the module docstring)."""
+    if home.exists():
+        shutil.rmtree(home)
+    export = home.parent / f"{home.name}-export"
+    t0 = time.perf_counter()
+    npz, csv, info = _newcomer_export(export, customers, seed_)
+    info["generate_s"] = round(time.perf_counter() - t0, 1)
+    print(f"  export: {info}", flush=True)
+    clv = str(Path(sys.executable).parent / "clv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLV_")}
+    figures: dict[str, Any] = {"export": info}
+    figures["import"] = _timed(
+        [clv, "import", str(csv), "-c", "order_id=transaction_id", "--home", str(home)], env
+    )
+    print(f"  clv import: {figures['import']}", flush=True)
+    figures["first_run"] = _timed(
+        [clv, "run", "--date", info["last_day"], "--home", str(home)], env
+    )
+    print(f"  first clv run: {figures['first_run']}", flush=True)
+    figures["steps"] = _run_steps(home)
+    if lifetimes_python:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import models as model_bench
+
+        result = model_bench._worker(lifetimes_python, "lifetimes", npz, None)
+        if "times" not in result:
+            raise SystemExit(f"lifetimes worker failed: {result}")
+        # the stages of one modelling pass (bench/models.py also times "predict" and "clv"
+        # on their own; "predict_clv" is both together)
+        stages = ("features", "bgnbd_fit", "gg_fit", "predict_clv")
+        result["times"] = {k: result["times"][k] for k in stages}
+        modelling = sum(result["times"].values())
+        figures["lifetimes"] = {
+            "modelling_s": round(modelling, 1),
+            "times": {k: round(v, 2) for k, v in result["times"].items()},
+            "peak_rss_mb": round(result["peak_rss_mb"]),
+        }
+        print(f"  lifetimes modelling: {figures['lifetimes']}", flush=True)
+    return figures
+
+
+def render_newcomer(figures: dict[str, Any]) -> str:
+    m, nc = figures["machine"], figures["newcomer"]
+    ours = nc["import"]["wall_s"] + nc["first_run"]["wall_s"]
+    peak = max(nc["import"]["peak_rss_mb"], nc["first_run"]["peak_rss_mb"])
+    exp = nc["export"]
+    lines = [
+        f"newcomer: {exp['customers']:,.0f} customers, {exp['transactions']:,.0f} transactions "
+        f"({exp['csv_mb']} MB CSV) | {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu']}",
+        "",
+        "| side | wall s | peak RSS MB |",
+        "|---|---:|---:|",
+        f"| `clv import` (fresh process) | {nc['import']['wall_s']:.1f} | "
+        f"{nc['import']['peak_rss_mb']:,} |",
+        f"| first `clv run --date {exp['last_day']}` (fresh process) | "
+        f"{nc['first_run']['wall_s']:.1f} | {nc['first_run']['peak_rss_mb']:,} |",
+        f"| **ours: import + first run** | **{ours:.1f}** | **{peak:,}** |",
+    ]
+    if "lifetimes" in nc:
+        ref = nc["lifetimes"]
+        lines += [
+            f"| lifetimes modelling alone ({', '.join(f'{k} {v}' for k, v in ref['times'].items())})"
+            f" | {ref['modelling_s']:.1f} | {ref['peak_rss_mb']:,} |",
+            "",
+            f"ratio ours / lifetimes: **{ours / ref['modelling_s']:.2f}** (target <= 1.0)",
+        ]
+    lines += ["", "first run, Dagster steps:", "", "| step | wall s |", "|---|---:|"]
+    lines += [f"| {s['step']} | {s['wall_s']:.2f} |" for s in nc.get("steps", [])]
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- daily runs
@@ -363,6 +526,14 @@ def main() -> None:
     parser.add_argument("--skip-stages", action="store_true")
     parser.add_argument("--skip-runs", action="store_true")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--newcomer",
+        action="store_true",
+        help="clv import + first clv run of a 1M-customer CSV vs lifetimes' modelling",
+    )
+    parser.add_argument(
+        "--lifetimes-python", help="interpreter with lifetimes (see bench/README_models.md)"
+    )
     parser.add_argument("--_stages", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._stages:  # child process: the stage table
@@ -377,6 +548,21 @@ def main() -> None:
     )
     figures: dict[str, Any] = {"machine": machine(), "size": args.size, "as_of": str(AS_OF)}
     print(f"machine: {figures['machine']}")
+    if args.newcomer:
+        home = args.home or home.parent / "newcomer"
+        print(f"newcomer: export, clv import, first clv run in {home} ...", flush=True)
+        figures["newcomer"] = newcomer(
+            home,
+            args.customers or 1_000_000,
+            42 if args.seed == 7 else args.seed,
+            args.lifetimes_python,
+        )
+        print()
+        print(render_newcomer(figures))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(figures, indent=2))
+        return
     seed_file = home / "bench-seed.json"
     if not args.reuse:
         print(f"seeding {tx:,} transactions / {cust:,} customers in {home} ...", flush=True)

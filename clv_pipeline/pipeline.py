@@ -7,6 +7,7 @@ takes the typed :class:`~clv_pipeline.config.ClvConfig` and an explicit date.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -25,10 +26,27 @@ from clv_pipeline.features.customers import (
     merge_states,
     summarise_transactions,
 )
-from clv_pipeline.features.periods import period_rates, window_activity
-from clv_pipeline.features.state import StatePlan, plan_state
+from clv_pipeline.features.months import (
+    CohortState,
+    collect_state,
+    plan_months,
+    summarise_firsts,
+    summarise_state,
+)
+from clv_pipeline.features.months import merge_state as merge_month_state
+from clv_pipeline.features.months import read_state as read_month_state
+from clv_pipeline.features.months import write_state as write_month_state
+from clv_pipeline.features.periods import window_activity
+from clv_pipeline.features.state import StatePlan, fingerprints, plan_state
+from clv_pipeline.features.window_totals import (
+    rates_from_totals,
+    read_totals,
+    window_totals,
+    write_totals,
+)
 from clv_pipeline.models.diagnostics import DROPOUT_CHECK, GROUP_FIT_CHECK
 from clv_pipeline.models.seasonality import seasonality_diagnostics
+from clv_pipeline.parquet import IO_WORKERS, map_in_threads
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.catalog import (
     committed_file,
@@ -57,8 +75,7 @@ from clv_pipeline.report.html import (
 from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, TABLES, conform, with_added_columns
 from clv_pipeline.segments.churn import ChurnBasis, choose_churn_basis
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
-from clv_pipeline.segments.cohorts import build_cohorts as build_cohorts_table
-from clv_pipeline.segments.cohorts import first_purchases
+from clv_pipeline.segments.cohorts import cohorts_from_state, first_purchases
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
 from clv_pipeline.segments.lifecycle import LifecycleRules, purchase_gaps_from_state
 from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
@@ -79,6 +96,7 @@ from clv_pipeline.sources.sql import SqlSource
 from clv_pipeline.validation.parse import event_date, parse_timestamps
 from clv_pipeline.validation.rules import ValidationRules
 from clv_pipeline.validation.suite import SuiteResult
+from clv_pipeline.validation.suite import warm_up as warm_up_validation
 from clv_pipeline.validation.transactions import (
     DAY,
     DUPLICATE_ID_REASON,
@@ -164,17 +182,32 @@ def pull_raw_days(
     clv_pipeline.errors.DayFailures
         After every other day was published: each failed day with its own error.
     """
-    if config.source.kind == "landing":  # a timezone change needs a re-import, not a rerun
+    landing = config.source.kind == "landing"
+    if landing:  # a timezone change needs a re-import, not a rerun
         check_import_timezone(config.layout, config.timezone)
+    if len(days) >= WARM_UP_DAYS:
+        # a catch-up: import GX (seconds of Python) on a spare core while the days are read
+        threading.Thread(target=warm_up_validation, name="clv-gx-import", daemon=True).start()
     results: list[StepResult] = []
     failures: dict[date, str] = {}
-    for i, day in enumerate(days, start=1):
+
+    def pull(day: date) -> StepResult | Exception:
         try:
-            results.append(pull_raw_transactions(config, day))
+            return pull_raw_transactions(config, day)
         except (InputError, PublishError) as exc:
-            if isinstance(exc, PublishError) and not exc.checks:
-                raise  # I/O (disk full, permissions): every day would fail the same way
-            failures[day] = str(exc)
+            return exc
+
+    # local files: days are read and published by a few threads (file I/O, fsync and polars
+    # release the GIL; a first run catching up two years is ~730 small files); other sources
+    # (a database connection, S3 listings) are pulled one day at a time
+    outcomes = map_in_threads(pull, days, workers=IO_WORKERS if landing else 1)
+    for i, (day, outcome) in enumerate(zip(days, outcomes, strict=True), start=1):
+        if isinstance(outcome, PublishError) and not outcome.checks:
+            raise outcome  # I/O (disk full, permissions): every day would fail the same way
+        if isinstance(outcome, Exception):
+            failures[day] = str(outcome)
+        else:
+            results.append(outcome)
         if on_day is not None:
             on_day(i, day)
     if failures:
@@ -183,6 +216,7 @@ def pull_raw_days(
 
 
 MAX_BATCH_ROWS = 2_000_000  # rows validated per GX call when a run covers many days
+WARM_UP_DAYS = 30  # pulling this many days leaves time to import GX alongside
 
 
 def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
@@ -213,10 +247,18 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
         if not batch:
             return
         raw = pl.concat(batch, how="vertical")
-        in_batch = raw.get_column(DAY).unique().to_list()
+        in_batch = sorted(raw.get_column(DAY).unique().to_list())
         outcome = validate_transactions(raw, rules=rules, earlier=_ids_outside(layout, in_batch))
-        for day in sorted(in_batch):
-            record(outcome.day(day), outcome.suite.summary())
+        suite = outcome.suite.summary()
+        published = map_in_threads(
+            lambda day: _publish_validated(config, rules, outcome.day(day), suite),
+            in_batch,
+            workers=IO_WORKERS,
+        )
+        for day, (step, failure) in zip(in_batch, published, strict=True):
+            results.append(step)
+            if failure:
+                failures[day] = failure
         batch, batch_rows = [], 0
 
     for day in days:
@@ -412,10 +454,12 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
         holdout = calibration_holdout(
             history.collect(engine="streaming").lazy(), as_of=as_of, holdout_days=holdout_days
         ).collect()
+    inputs = fingerprints(config.layout, upto=as_of)  # what the activity below summarises
+    activity = period_activity(config, as_of)
     options: dict[str, Any] = {
         "gross_margin": config.models.gross_margin,
         "horizon_days": config.models.horizon_days,
-        "activity": period_activity(config, as_of),
+        "activity": activity,
         "window_days": config.segments.active_window_days,
         "currency": config.report_currency(),
         "model_options": config.model_options(),
@@ -441,6 +485,7 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
     params = publish_table(config.layout, "model_params", valuation.params, day=as_of)
     checks = publish_table(config.layout, "model_diagnostics", valuation.diagnostics, day=as_of)
     clv = publish_table(config.layout, "customer_clv", valuation.clv, day=as_of)
+    _store_period_totals(config, as_of, window_totals(activity.lazy()).collect(), inputs)
     flagged = valuation.diagnostics.filter(pl.col("status") != "ok")
     summary = _describe(config, valuation.params, features)
     stats: dict[str, object] = {
@@ -574,6 +619,14 @@ def _read(config: ClvConfig, table: str, as_of: date) -> pl.DataFrame:
     return frame
 
 
+def _scan(config: ClvConfig, table: str, as_of: date) -> pl.LazyFrame:
+    """:func:`_read` as a lazy scan: a step reads only the columns it uses."""
+    layout = config.layout
+    if not layout.partition_file(table, TABLES[table].partition_key, as_of).exists():
+        raise InputError(f"{table} for {as_of} is not published; run it first")
+    return scan_published(layout, table, days={as_of})
+
+
 def _history(config: ClvConfig, as_of: date) -> pl.LazyFrame:
     """Validated rows up to ``as_of``, fully refunded purchases marked ``cancelled``."""
     return apply_refund_ties(scan_published(config.layout, "validated_transactions", upto=as_of))
@@ -638,9 +691,35 @@ def lifecycle_rules(config: ClvConfig) -> LifecycleRules:
 
 def period_retention(config: ClvConfig, as_of: date) -> float | None:
     """The period retention of ``as_of`` (``kpis.retention_rate``; None when unknown)."""
-    return period_rates(
-        period_activity(config, as_of), window_days=config.segments.active_window_days
+    return rates_from_totals(
+        period_totals(config, as_of), window_days=config.segments.active_window_days
     ).retention
+
+
+def period_totals(config: ClvConfig, as_of: date) -> pl.DataFrame:
+    """:func:`~clv_pipeline.features.window_totals.window_totals` of :func:`period_activity`:
+    read back from what ``customer_clv`` stored when it still summarises the validated history,
+    else computed from the history (and stored)."""
+    inputs = fingerprints(config.layout, upto=as_of)
+    window_days = config.segments.active_window_days
+    stored = read_totals(config.layout, as_of, window_days=window_days, inputs=inputs)
+    if stored is not None:
+        return stored
+    totals = window_totals(period_activity(config, as_of).lazy()).collect()
+    return _store_period_totals(config, as_of, totals, inputs)
+
+
+def _store_period_totals(
+    config: ClvConfig, as_of: date, totals: pl.DataFrame, inputs: dict[str, str]
+) -> pl.DataFrame:
+    write_totals(
+        config.layout,
+        as_of,
+        totals,
+        window_days=config.segments.active_window_days,
+        inputs=inputs,
+    )
+    return totals
 
 
 def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
@@ -648,9 +727,9 @@ def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
     ``customer_churn``), micro-segment."""
     basis = churn_basis(config, as_of)
     segments = build_segments_table(
-        _read(config, "customer_features", as_of).lazy(),
-        _read(config, "customer_clv", as_of).lazy(),
-        purchase_gaps=purchase_gaps_from_state(_state(config, as_of), as_of=as_of),
+        _scan(config, "customer_features", as_of),
+        _scan(config, "customer_clv", as_of),
+        purchase_gaps=purchase_gaps_from_state(_scan(config, "customer_state", as_of), as_of=as_of),
         tiers=tuple(config.segments.value_tiers.items()),
         rules=lifecycle_rules(config),
         basis=basis,
@@ -666,8 +745,8 @@ def build_customer_churn(config: ClvConfig, as_of: date) -> StepResult:
     """Churn probability, percentile, risk band, days overdue and value at risk."""
     basis = churn_basis(config, as_of)
     churn = build_churn_table(
-        _read(config, "customer_features", as_of).lazy(),
-        _read(config, "customer_clv", as_of).lazy(),
+        _scan(config, "customer_features", as_of),
+        _scan(config, "customer_clv", as_of),
         risk_bands=tuple(config.segments.risk_bands.items()),
         rules=lifecycle_rules(config),
         basis=basis,
@@ -729,14 +808,45 @@ def build_segment_migration(config: ClvConfig, as_of: date) -> StepResult:
 
 
 def build_cohorts(config: ClvConfig, as_of: date) -> StepResult:
-    """Acquisition-month (and channel) cohorts: retention, revenue per customer, average CLV."""
-    cohorts = build_cohorts_table(
-        _history(config, as_of), _read(config, "customer_clv", as_of).lazy(), as_of=as_of
-    )
+    """Acquisition-month (and channel) cohorts: retention, revenue per customer, average CLV,
+    from the cohort state (:mod:`~clv_pipeline.features.months`)."""
+    state, plan = build_cohort_state(config, as_of)
+    cohorts = cohorts_from_state(state, _scan(config, "customer_clv", as_of), as_of=as_of)
     published = publish_table(
         config.layout, "cohorts", cohorts.collect(engine="streaming"), day=as_of
     )
-    return StepResult([published])
+    return StepResult([published], {"state_mode": plan.mode, "state_reason": plan.reason})
+
+
+def build_cohort_state(config: ClvConfig, as_of: date) -> tuple[CohortState, StatePlan]:
+    """The cohort state of ``as_of`` from the latest reusable one plus the days after it, or from
+    the whole history; stored for the next day (the rules of :func:`build_customer_state`)."""
+    layout = config.layout
+    every, rebuild = config.scale.state_full_every_days, config.scale.state_rebuild
+    plan = plan_months(layout, as_of, full_every_days=every, rebuild=rebuild)
+    refunded = _first_refunded_day(layout, plan)
+    if refunded is not None:  # a new refund cancels an older purchase: fold its day in again
+        plan = plan_months(layout, as_of, full_every_days=every, rebuild=rebuild, before=refunded)
+    if plan.base is None:
+        # history-wide: the streaming engine is faster and smaller; the first purchases once,
+        # then the closed months aggregated as they are read and the open month per customer
+        history = _history(config, as_of)
+        firsts = summarise_firsts(history).collect(engine="streaming").lazy()
+        state = summarise_state(history, as_of=as_of, firsts=firsts)
+        state = CohortState(
+            open=state.open.collect(engine="streaming").lazy(),
+            closed=state.closed.collect(engine="streaming").lazy(),
+            firsts=firsts,
+        )
+    else:
+        new_rows = apply_refund_ties(
+            scan_published(layout, "validated_transactions", days=set(plan.days))
+        ).collect()
+        state = collect_state(
+            merge_month_state(read_month_state(layout, plan.base), new_rows.lazy(), as_of=as_of)
+        )
+    write_month_state(layout, plan, state)
+    return state, plan
 
 
 def build_unit_economics(config: ClvConfig, as_of: date) -> StepResult:
@@ -774,15 +884,16 @@ def _per_channel_clv(config: ClvConfig, as_of: date) -> dict[str, float]:
 def build_kpis(config: ClvConfig, as_of: date) -> StepResult:
     """One row of KPIs for ``as_of`` with the change against the previous complete snapshot."""
     kpis = build_kpis_table(
-        _read(config, "customer_features", as_of).lazy(),
-        _read(config, "customer_clv", as_of).lazy(),
-        _read(config, "customer_segments", as_of).lazy(),
-        _history(config, as_of),
+        _scan(config, "customer_features", as_of),
+        _scan(config, "customer_clv", as_of),
+        _scan(config, "customer_segments", as_of),
+        None,
         as_of=as_of,
         previous=_previous(config, "kpis", as_of),
         active_window_days=config.segments.active_window_days,
         gross_margin=config.models.gross_margin,
-        churn_table=_read(config, "customer_churn", as_of).lazy(),
+        churn_table=_scan(config, "customer_churn", as_of),
+        totals=period_totals(config, as_of).lazy(),
     )
     return _publish(config, "kpis", kpis, as_of)
 

@@ -26,12 +26,15 @@ from datetime import date
 
 import polars as pl
 
-from clv_pipeline.numeric import FIXED, exact_mean
+from clv_pipeline.features.months import (
+    CohortState,
+    add_activity,
+    month_activity,
+    month_index,
+    summarise_state,
+)
+from clv_pipeline.numeric import exact_mean
 from clv_pipeline.schema import COHORTS, conform
-
-
-def _month_index(col: pl.Expr) -> pl.Expr:
-    return col.dt.year().cast(pl.Int64) * 12 + col.dt.month().cast(pl.Int64) - 1
 
 
 def month_observed(as_of: date) -> tuple[bool, int, int]:
@@ -42,8 +45,8 @@ def month_observed(as_of: date) -> tuple[bool, int, int]:
 
 def _observed(as_of: date) -> list[pl.Expr]:
     """``is_partial_month`` and ``days_observed`` of each row's calendar month."""
-    month = _month_index(pl.col("cohort_month")) + pl.col("months_since_acquisition")
-    current = month == _month_index(pl.lit(as_of))
+    month = month_index(pl.col("cohort_month")) + pl.col("months_since_acquisition")
+    current = month == month_index(pl.lit(as_of))
     partial, observed, _ = month_observed(as_of)
     start = pl.date(month // 12, month % 12 + 1, 1)
     return [
@@ -95,23 +98,22 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
         :data:`~clv_pipeline.schema.COHORTS` columns sorted by cohort_month, channel,
         months_since_acquisition.
     """
-    history = transactions.filter(pl.col("event_date") <= as_of).select(
-        "transaction_id",
-        "customer_id",
-        "occurred_at",
-        "event_date",
-        "amount",
-        "revenue_kind",
-        pl.col("channel").cast(pl.String),
-    )
-    purchases = history.filter(pl.col("revenue_kind") == "purchase")
+    history = transactions.filter(pl.col("event_date") <= as_of)
+    return cohorts_from_state(summarise_state(history, as_of=as_of), clv, as_of=as_of)
+
+
+def cohorts_from_state(state: CohortState, clv: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
+    """The ``cohorts`` table from the cohort state (:mod:`~clv_pipeline.features.months`) of the
+    rows up to ``as_of``: the same table as :func:`build_cohorts` of those rows, without reading
+    them."""
+    firsts = state.firsts
     first = (
-        first_purchases(purchases)
+        firsts.select("customer_id", "cohort_month", pl.col("channel").fill_null("unknown"))
         .join(clv.select("customer_id", "predicted_clv"), on="customer_id", how="left")
         .collect(engine="streaming")  # used four times below: computed once, not per use
         .lazy()
     )
-    any_channel = purchases.select(pl.col("channel").is_not_null().any().alias("_any"))
+    any_channel = firsts.select(pl.col("any_channel").any().alias("_any"))
     per_channel = (
         first.join(any_channel, how="cross")
         .filter(pl.col("_any"))
@@ -125,35 +127,22 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
         pl.len().cast(pl.Int64).alias("cohort_customers"),
         exact_mean(pl.col("predicted_clv").fill_nan(None)).alias("avg_predicted_clv"),
     )
-    as_of_index = _month_index(pl.lit(as_of))
+    as_of_index = month_index(pl.lit(as_of))
     grid = sizes.with_columns(
         pl.int_ranges(
-            0, as_of_index - _month_index(pl.col("cohort_month")) + 1, dtype=pl.Int64
+            0, as_of_index - month_index(pl.col("cohort_month")) + 1, dtype=pl.Int64
         ).alias("months_since_acquisition")
     ).explode("months_since_acquisition")
-    # one row per customer and calendar month first (bought at all?, net revenue in fixed
-    # point), then per cohort: counting customers is a sum, not a distinct count
-    per_month = (
-        history.filter(pl.col("revenue_kind").is_in(["purchase", "refund"]))
-        .group_by("customer_id", _month_index(pl.col("event_date")).alias("_month"))
-        .agg(
-            (pl.col("revenue_kind") == "purchase").any().alias("_bought"),
-            pl.col("amount").cast(FIXED).sum().alias("_revenue"),
-        )
+    # per cohort month, channel and month since acquisition: the closed months' activity plus
+    # the open months' customer rows; "all" sums the channels (every customer has one)
+    by_channel = add_activity(state.closed, month_activity(state.open, firsts))
+    everyone = by_channel.group_by("cohort_month", "months_since_acquisition").agg(
+        pl.col("active_customers").sum(), pl.col("revenue").sum()
     )
-    activity = (
-        per_month.join(members.select("customer_id", "cohort_month", "channel"), on="customer_id")
-        .with_columns(
-            (pl.col("_month") - _month_index(pl.col("cohort_month"))).alias(
-                "months_since_acquisition"
-            )
-        )
-        .group_by("cohort_month", "channel", "months_since_acquisition")
-        .agg(
-            pl.col("_bought").sum().cast(pl.Int64).alias("active_customers"),
-            pl.col("_revenue").sum().cast(pl.Float64).alias("revenue"),
-        )
-    )
+    activity = add_activity(  # summed again: a channel named "all" joins the "all" rows
+        by_channel.join(any_channel, how="cross").filter(pl.col("_any")).drop("_any"),
+        everyone.with_columns(pl.lit("all").alias("channel")),
+    ).with_columns(pl.col("revenue").cast(pl.Float64))
     out = (
         grid.join(
             activity,

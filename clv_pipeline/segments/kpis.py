@@ -41,6 +41,7 @@ from datetime import date
 import polars as pl
 
 from clv_pipeline.features.periods import window_activity
+from clv_pipeline.features.window_totals import window_totals
 from clv_pipeline.numeric import exact_mean, exact_sum
 from clv_pipeline.schema import KPI_NAMES, KPIS, conform, empty_frame
 
@@ -53,7 +54,7 @@ def build_kpis(
     features: pl.LazyFrame,
     clv: pl.LazyFrame,
     segments: pl.LazyFrame,
-    transactions: pl.LazyFrame,
+    transactions: pl.LazyFrame | None,
     *,
     as_of: date,
     previous: pl.LazyFrame | None = None,
@@ -62,6 +63,7 @@ def build_kpis(
     alive_threshold: float = 0.5,
     top_tiers: Sequence[str] = ("platinum",),
     churn_table: pl.LazyFrame | None = None,
+    totals: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One KPI row for ``as_of`` with changes versus ``previous``.
 
@@ -74,7 +76,8 @@ def build_kpis(
     segments
         ``customer_segments`` at as_of (``value_tier, total_revenue``).
     transactions
-        ``validated_transactions``; only ``as_of - W <= event_date <= as_of`` is used.
+        ``validated_transactions``; only ``as_of - 2W < event_date <= as_of`` is used. May be
+        None when ``totals`` are given.
     as_of
         Snapshot date.
     previous
@@ -91,6 +94,9 @@ def build_kpis(
         ``customer_churn`` of as_of: ``alive_customers`` then counts churn_probability <
         1 - alive_threshold on its basis (model or recency), the number the risk bands and
         lifecycle stages use; None: p_alive >= alive_threshold of customer_clv.
+    totals
+        :func:`~clv_pipeline.features.window_totals.window_totals` of the window activity of
+        ``transactions`` at ``as_of`` when already computed (the history is then not read).
 
     Returns
     -------
@@ -101,16 +107,17 @@ def build_kpis(
         raise ValueError("active_window_days must be >= 1")
     w = active_window_days
     feats = features.select(pl.len().cast(pl.Int64).alias("customers"))
-    activity = window_activity(transactions, as_of=as_of, window_days=w).select(
-        pl.col("active").sum().cast(pl.Int64).alias("active_customers"),
-        pl.col("previously_active").sum().cast(pl.Int64).alias("previous_active_customers"),
-        (pl.col("previously_active") & pl.col("active"))
-        .sum()
-        .cast(pl.Int64)
-        .alias("retained_customers"),
-        exact_sum(pl.col("window_revenue")).alias("_net"),
-        exact_sum(pl.col("window_purchase_amount")).alias("_gross"),
-        pl.col("window_orders").sum().alias("_orders"),
+    if totals is None:
+        if transactions is None:
+            raise ValueError("build_kpis needs transactions or totals")
+        totals = window_totals(window_activity(transactions, as_of=as_of, window_days=w))
+    activity = totals.select(
+        "active_customers",
+        "previous_active_customers",
+        "retained_customers",
+        pl.col("net_revenue").alias("_net"),
+        pl.col("purchase_amount").alias("_gross"),
+        pl.col("orders").alias("_orders"),
     )
     have = clv.collect_schema()
     units = clv.select(  # a customer_clv written before the unit columns: nulls
