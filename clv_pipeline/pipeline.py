@@ -261,18 +261,31 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
                 failures[day] = failure
         batch, batch_rows = [], 0
 
-    for day in days:
-        raw = read_published(layout, "raw_transactions", day)
+    def add(day: date, raw: pl.DataFrame | None) -> None:
+        nonlocal batch_rows
         if raw is None:
             failures[day] = f"raw_transactions {day} is not published; run raw_transactions first"
-            continue
+            return
         if raw.is_empty():
             record(empty_day_result(day), [])
-            continue
+            return
         batch.append(raw.with_columns(pl.lit(day).alias(DAY)))
         batch_rows += raw.height
         if batch_rows >= MAX_BATCH_ROWS:
             flush()
+
+    def read_raw(day: date) -> pl.DataFrame | None:
+        return read_published(layout, "raw_transactions", day)
+
+    # a catch-up reads hundreds of day files: a few at a time on threads (decoding parquet
+    # releases the GIL), a window of days at a time so memory stays that of one batch
+    window = 4 * IO_WORKERS
+    for start in range(0, len(days), window):
+        chunk = days[start : start + window]
+        for day, raw in zip(
+            chunk, map_in_threads(read_raw, chunk, workers=IO_WORKERS), strict=True
+        ):
+            add(day, raw)
     flush()
     ordered = sorted(results, key=lambda r: r.stats["day"])
     if failures:
