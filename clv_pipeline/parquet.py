@@ -40,15 +40,18 @@ def map_in_threads(work: Callable[[_T], _R], items: Sequence[_T], *, workers: in
         return list(pool.map(work, items))
 
 
-def write_parquet_atomic(frame: pl.DataFrame, target: Path) -> Path:
+def write_parquet_atomic(
+    frame: pl.DataFrame, target: Path, metadata: dict[str, str] | None = None
+) -> Path:
     """Write ``frame`` to ``target`` so readers see the old file or the new one, never a part.
 
-    zstd compression, column statistics on, row groups of 256k rows.
+    zstd compression, column statistics on, row groups of 256k rows; ``metadata`` goes in the
+    footer (replaced atomically with the data).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
-        write_parquet(frame, tmp)
+        write_parquet(frame, tmp, metadata)
         os.replace(tmp, target)
         fsync_dir(target.parent)
     finally:

@@ -36,14 +36,9 @@ from clv_pipeline.features.months import (
 from clv_pipeline.features.months import merge_state as merge_month_state
 from clv_pipeline.features.months import read_state as read_month_state
 from clv_pipeline.features.months import write_state as write_month_state
-from clv_pipeline.features.periods import window_activity
+from clv_pipeline.features.periods import rates_from_totals, window_activity, window_totals
 from clv_pipeline.features.state import StatePlan, fingerprints, plan_state
-from clv_pipeline.features.window_totals import (
-    rates_from_totals,
-    read_totals,
-    window_totals,
-    write_totals,
-)
+from clv_pipeline.features.window_totals import read_totals, write_totals
 from clv_pipeline.models.diagnostics import DROPOUT_CHECK, GROUP_FIT_CHECK
 from clv_pipeline.models.seasonality import seasonality_diagnostics
 from clv_pipeline.parquet import IO_WORKERS, map_in_threads

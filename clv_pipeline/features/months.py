@@ -27,26 +27,22 @@ full recompute. Only the latest :data:`KEEP` states are kept.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
-from clv_pipeline.features.state import StatePlan, fingerprints, last_anchor
+from clv_pipeline.features.state import StatePlan, choose_base, footer_record
 from clv_pipeline.numeric import FIXED
-from clv_pipeline.parquet import fsync_dir, write_parquet
+from clv_pipeline.parquet import write_parquet_atomic
 from clv_pipeline.paths import Layout
 
 FOLDER = "cohort_state"
 FILES = ("open.parquet", "closed.parquet", "firsts.parquet")  # the fields of CohortState
 VERSION = "1"  # bump when the columns or their rules change: older states are not reused
 META_KEY = b"clv.cohort_state"
-MAX_CANDIDATES = 60
 KEEP = 3  # states kept (the latest ones); an older base means a full recompute
 
 MONTH_COLUMNS = ("customer_id", "month", "bought", "revenue")
@@ -259,16 +255,6 @@ def state_days(layout: Layout) -> list[date]:
     return sorted(out)
 
 
-def _provenance(path: Path) -> dict[str, object] | None:
-    try:
-        record = json.loads((pq.read_metadata(path).metadata or {})[META_KEY])
-    except (OSError, KeyError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("version") != VERSION:
-        return None
-    return record
-
-
 def plan_months(
     layout: Layout,
     as_of: date,
@@ -279,38 +265,18 @@ def plan_months(
 ) -> StatePlan:
     """The latest reusable state before ``as_of`` (the rules of
     :func:`~clv_pipeline.features.state.plan_state`, on the cohort states)."""
-    inputs = fingerprints(layout, upto=as_of)
-    every_day = tuple(date.fromisoformat(d) for d in inputs)
-
-    def full(reason: str) -> StatePlan:
-        return StatePlan(as_of, None, every_day, reason, inputs)
-
-    if rebuild == "full":
-        return full("full recompute requested (CLV_STATE_REBUILD=full / --full-recompute)")
-    limit = min(as_of, before) if before else as_of
-    anchor = last_anchor(as_of, full_every_days)
-    earlier = [d for d in state_days(layout) if d < limit]
-    rejected = 0
-    for base in reversed(earlier[-MAX_CANDIDATES:]):
-        if anchor is not None and base < anchor:
-            return full(
-                f"periodic full recompute: the first state on or after {anchor} "
-                f"(CLV_STATE_FULL_EVERY_DAYS={full_every_days})"
-            )
-        folder = state_folder(layout, base)
-        covered = {d: fp for d, fp in inputs.items() if date.fromisoformat(d) <= base}
-        records = [_provenance(folder / name) for name in FILES]
-        if any(r is None or r.get("inputs") != covered for r in records):
-            rejected += 1
-            continue
-        days = tuple(d for d in every_day if d > base)
-        reason = f"cohort state of {base} + {len(days)} validated day(s)"
-        if rejected:
-            reason += f" ({rejected} later state(s) skipped: their inputs changed)"
-        return StatePlan(as_of, base, days, reason, inputs)
-    if earlier:
-        return full(f"no reusable cohort state among the {len(earlier[-MAX_CANDIDATES:])}")
-    return full("no earlier cohort state")
+    return choose_base(
+        layout,
+        as_of,
+        stored=state_days(layout),
+        provenance=lambda base: [
+            footer_record(state_folder(layout, base) / name, META_KEY, VERSION) for name in FILES
+        ],
+        label="cohort state",
+        full_every_days=full_every_days,
+        rebuild=rebuild,
+        before=before,
+    )
 
 
 def read_state(layout: Layout, day: date) -> CohortState:
@@ -330,14 +296,7 @@ def write_state(layout: Layout, plan: StatePlan, state: CohortState) -> Path:
     # same bytes (group-by output order is not deterministic)
     keys = (["customer_id", "month"], list(CLOSED_KEYS), ["customer_id"])
     for frame, name, key in zip((state.open, state.closed, state.firsts), FILES, keys, strict=True):
-        target = folder / name
-        tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
-        try:
-            write_parquet(frame.sort(key).collect(), tmp, metadata=metadata)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-    fsync_dir(folder)
+        write_parquet_atomic(frame.sort(key).collect(), folder / name, metadata=metadata)
     for old in state_days(layout)[:-KEEP]:
         shutil.rmtree(state_folder(layout, old), ignore_errors=True)
     return folder

@@ -98,17 +98,35 @@ def window_activity(transactions: pl.LazyFrame, *, as_of: date, window_days: int
 
 def period_rates(activity: pl.DataFrame, *, window_days: int) -> PeriodRates:
     """:class:`PeriodRates` from :func:`window_activity` (collected)."""
-    row = activity.select(
-        pl.col("previously_active").sum().alias("previous_active"),
-        (pl.col("previously_active") & pl.col("active")).sum().alias("retained"),
-        pl.col("active").sum().alias("active"),
+    return rates_from_totals(window_totals(activity.lazy()).collect(), window_days=window_days)
+
+
+def window_totals(activity: pl.LazyFrame) -> pl.LazyFrame:
+    """One row of totals of :func:`window_activity`: ``active_customers``,
+    ``previous_active_customers``, ``retained_customers`` (active in both windows),
+    ``net_revenue`` (net revenue in this window), ``purchase_amount`` (purchase amounts in this
+    window) and ``orders`` (purchase transactions in this window)."""
+    return activity.select(
+        pl.col("active").sum().cast(pl.Int64).alias("active_customers"),
+        pl.col("previously_active").sum().cast(pl.Int64).alias("previous_active_customers"),
+        (pl.col("previously_active") & pl.col("active"))
+        .sum()
+        .cast(pl.Int64)
+        .alias("retained_customers"),
         exact_sum(pl.col("window_revenue")).alias("net_revenue"),
-    ).row(0, named=True)
+        exact_sum(pl.col("window_purchase_amount")).alias("purchase_amount"),
+        pl.col("window_orders").sum().cast(pl.Int64).alias("orders"),
+    )
+
+
+def rates_from_totals(totals: pl.DataFrame, *, window_days: int) -> PeriodRates:
+    """:class:`PeriodRates` of a :func:`window_totals` row."""
+    row = totals.row(0, named=True)
     return PeriodRates(
         window_days=window_days,
-        previous_active=int(row["previous_active"] or 0),
-        retained=int(row["retained"] or 0),
-        active=int(row["active"] or 0),
+        previous_active=int(row["previous_active_customers"] or 0),
+        retained=int(row["retained_customers"] or 0),
+        active=int(row["active_customers"] or 0),
         net_revenue=float(row["net_revenue"] or 0.0),
     )
 

@@ -22,6 +22,7 @@ the file is the same bytes either way.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -88,12 +89,18 @@ def last_anchor(day: date, every_days: int) -> date | None:
 
 def read_provenance(path: Path) -> dict[str, object] | None:
     """The provenance record of a published state file (None when absent or unreadable)."""
+    return footer_record(path, META_KEY, STATE_VERSION)
+
+
+def footer_record(path: Path, key: bytes, version: str) -> dict[str, object] | None:
+    """The JSON record under ``key`` in the parquet footer of ``path``, when its ``version`` is
+    ``version`` (None when absent, unreadable or of another version)."""
     try:
         metadata = pq.read_metadata(path).metadata or {}
-        record = json.loads(metadata[META_KEY])
+        record = json.loads(metadata[key])
     except (OSError, KeyError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("version") != STATE_VERSION:
+    if not isinstance(record, dict) or record.get("version") != version:
         return None
     return record
 
@@ -111,6 +118,34 @@ def plan_state(
     ``before``: only a state dated before it may be reused (a refund among the new days cancels
     a purchase of that day, so the chain must fold that day in again).
     """
+    return choose_base(
+        layout,
+        as_of,
+        stored=layout.published_days("customer_state", "as_of"),
+        provenance=lambda base: [
+            read_provenance(layout.partition_file("customer_state", "as_of", base))
+        ],
+        label="state",
+        full_every_days=full_every_days,
+        rebuild=rebuild,
+        before=before,
+    )
+
+
+def choose_base(
+    layout: Layout,
+    as_of: date,
+    *,
+    stored: list[date],
+    provenance: Callable[[date], list[dict[str, object] | None]],
+    label: str,
+    full_every_days: int = 0,
+    rebuild: str = "auto",
+    before: date | None = None,
+) -> StatePlan:
+    """The rules of :func:`plan_state` for any incrementally kept state: ``stored`` are the days
+    with a stored state, ``provenance(day)`` the footer records of its files (each must cover
+    exactly the validated days up to ``day`` as they are now); ``label`` names it in reasons."""
     inputs = fingerprints(layout, upto=as_of)
     every_day = tuple(date.fromisoformat(d) for d in inputs)
 
@@ -121,26 +156,25 @@ def plan_state(
         return full("full recompute requested (CLV_STATE_REBUILD=full / --full-recompute)")
     limit = min(as_of, before) if before else as_of
     anchor = last_anchor(as_of, full_every_days)
-    earlier = [d for d in layout.published_days("customer_state", "as_of") if d < limit]
+    earlier = [d for d in stored if d < limit]
     rejected = 0
     for base in reversed(earlier[-MAX_CANDIDATES:]):
         if anchor is not None and base < anchor:
             return full(
-                f"periodic full recompute: the first state on or after {anchor} "
+                f"periodic full recompute: the first {label} on or after {anchor} "
                 f"(CLV_STATE_FULL_EVERY_DAYS={full_every_days})"
             )
-        record = read_provenance(layout.partition_file("customer_state", "as_of", base))
         covered = {d: fp for d, fp in inputs.items() if date.fromisoformat(d) <= base}
-        if record is None or record.get("inputs") != covered:
+        if any(r is None or r.get("inputs") != covered for r in provenance(base)):
             rejected += 1
             continue
         days = tuple(d for d in every_day if d > base)
-        reason = f"state of {base} + {len(days)} validated day(s)"
+        reason = f"{label} of {base} + {len(days)} validated day(s)"
         if rejected:
             reason += f" ({rejected} later state(s) skipped: their inputs changed)"
         return StatePlan(as_of, base, days, reason, inputs)
     if earlier:
         return full(
-            f"no reusable state among the {min(len(earlier), MAX_CANDIDATES)} before {as_of}"
+            f"no reusable {label} among the {min(len(earlier), MAX_CANDIDATES)} before {as_of}"
         )
-    return full("no earlier state")
+    return full(f"no earlier {label}")

@@ -17,53 +17,18 @@ older version) is not used: the totals are computed from the history again, exac
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from clv_pipeline.features.periods import PeriodRates
-from clv_pipeline.numeric import exact_sum
-from clv_pipeline.parquet import fsync_dir, write_parquet
+from clv_pipeline.parquet import write_parquet_atomic
 from clv_pipeline.paths import PART_FILE, Layout
 
 FOLDER = "window_totals"
 META_KEY = b"clv.window_totals"
 VERSION = "1"  # bump when the columns or their rules change: older files are not reused
-
-
-def window_totals(activity: pl.LazyFrame) -> pl.LazyFrame:
-    """One row of totals of :func:`~clv_pipeline.features.periods.window_activity`:
-    ``active_customers``, ``previous_active_customers``, ``retained_customers`` (active in both
-    windows), ``net_revenue`` (net revenue in this window), ``purchase_amount`` (purchase amounts
-    in this window) and ``orders`` (purchase transactions in this window)."""
-    return activity.select(
-        pl.col("active").sum().cast(pl.Int64).alias("active_customers"),
-        pl.col("previously_active").sum().cast(pl.Int64).alias("previous_active_customers"),
-        (pl.col("previously_active") & pl.col("active"))
-        .sum()
-        .cast(pl.Int64)
-        .alias("retained_customers"),
-        exact_sum(pl.col("window_revenue")).alias("net_revenue"),
-        exact_sum(pl.col("window_purchase_amount")).alias("purchase_amount"),
-        pl.col("window_orders").sum().cast(pl.Int64).alias("orders"),
-    )
-
-
-def rates_from_totals(totals: pl.DataFrame, *, window_days: int) -> PeriodRates:
-    """:class:`~clv_pipeline.features.periods.PeriodRates` of a :func:`window_totals` row (the
-    same figures as ``period_rates`` of the activity it summarises)."""
-    row = totals.row(0, named=True)
-    return PeriodRates(
-        window_days=window_days,
-        previous_active=int(row["previous_active_customers"] or 0),
-        retained=int(row["retained_customers"] or 0),
-        active=int(row["active_customers"] or 0),
-        net_revenue=float(row["net_revenue"] or 0.0),
-    )
 
 
 def totals_file(layout: Layout, as_of: date) -> Path:
@@ -80,16 +45,8 @@ def write_totals(
     layout: Layout, as_of: date, totals: pl.DataFrame, *, window_days: int, inputs: dict[str, str]
 ) -> Path:
     """Store ``totals`` of ``as_of`` atomically with what they summarise in the footer."""
-    target = totals_file(layout, as_of)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        write_parquet(totals, tmp, metadata={META_KEY.decode(): _record(window_days, inputs)})
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    metadata = {META_KEY.decode(): _record(window_days, inputs)}
+    return write_parquet_atomic(totals, totals_file(layout, as_of), metadata=metadata)
 
 
 def read_totals(

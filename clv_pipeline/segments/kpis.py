@@ -40,8 +40,7 @@ from datetime import date
 
 import polars as pl
 
-from clv_pipeline.features.periods import window_activity
-from clv_pipeline.features.window_totals import window_totals
+from clv_pipeline.features.periods import window_activity, window_totals
 from clv_pipeline.numeric import exact_mean, exact_sum
 from clv_pipeline.schema import KPI_NAMES, KPIS, conform, empty_frame
 

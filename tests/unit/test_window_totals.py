@@ -11,14 +11,14 @@ from polars.testing import assert_frame_equal
 
 from clv_pipeline import pipeline
 from clv_pipeline.config import ClvConfig, load_config
-from clv_pipeline.features.periods import period_rates, window_activity
-from clv_pipeline.features.state import fingerprints
-from clv_pipeline.features.window_totals import (
+from clv_pipeline.features.periods import (
+    period_rates,
     rates_from_totals,
-    read_totals,
-    totals_file,
+    window_activity,
     window_totals,
 )
+from clv_pipeline.features.state import fingerprints
+from clv_pipeline.features.window_totals import read_totals, totals_file
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import publish_table
 from clv_pipeline.schema import VALIDATED_TRANSACTIONS
