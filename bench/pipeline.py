@@ -502,14 +502,7 @@ def daily_run(home: Path, *, full: bool) -> dict[str, Any]:
         command.append("--full-recompute")
     env = {**os.environ, "CLV_START_DATE": str(HISTORY_START)}
     env.pop("CLV_STATE_REBUILD", None)
-    t0 = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - t0
-    log = process.stdout.read().decode() if process.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"clv run failed:\n{log}")
-    return {"wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    return _timed(command, env)
 
 
 def main() -> None:
