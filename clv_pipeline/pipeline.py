@@ -61,6 +61,7 @@ from clv_pipeline.publish.warehouse import (
 )
 from clv_pipeline.report.backtest import calibration_holdout, in_sample, run_backtest
 from clv_pipeline.report.html import (
+    REPORT_COLUMNS,
     UnitEconomicsInputs,
     publish_report,
     render_report,
@@ -102,6 +103,7 @@ from clv_pipeline.validation.transactions import (
 )
 from clv_pipeline.valuation import (
     ALL_GROUPS,
+    DESCRIBE_COLUMNS,
     ModelSummary,
     Valuation,
     describe_fit,
@@ -541,7 +543,7 @@ def customer_groups(config: ClvConfig, as_of: date, fit_by: str) -> pl.DataFrame
 def model_summary(config: ClvConfig, as_of: date) -> ModelSummary | None:
     """What the selected model of ``as_of`` says in plain words (None without one)."""
     params = read_published(config.layout, "model_params", as_of)
-    features = read_published(config.layout, "customer_features", as_of)
+    features = read_published(config.layout, "customer_features", as_of, DESCRIBE_COLUMNS)
     if params is None or features is None:
         return None
     return _describe(config, params, features)
@@ -551,8 +553,8 @@ def group_summaries(config: ClvConfig, as_of: date) -> dict[str, ModelSummary]:
     """With ``models.fit_by``: what each group's own fit says, for the groups it values (groups
     valued with the fit over everyone have none)."""
     params = read_published(config.layout, "model_params", as_of)
-    clv = read_published(config.layout, "customer_clv", as_of)
-    features = read_published(config.layout, "customer_features", as_of)
+    clv = read_published(config.layout, "customer_clv", as_of, ("customer_id", "fit_group"))
+    features = read_published(config.layout, "customer_features", as_of, DESCRIBE_COLUMNS)
     if params is None or clv is None or features is None or "fit_group" not in clv.columns:
         return {}
     summaries = {}
@@ -952,7 +954,7 @@ def build_report(
     """
     layout = config.layout
     tables = {
-        name: read_published(layout, name, as_of)
+        name: read_published(layout, name, as_of, REPORT_COLUMNS.get(name))
         for name in (
             "customer_clv",
             "customer_segments",
@@ -968,7 +970,7 @@ def build_report(
     if tables["customer_clv"] is None:
         raise InputError(f"snapshot {as_of} is not published; run `clv run --date {as_of}` first")
     kpis = scan_published(layout, "kpis", upto=as_of).collect()
-    features = read_published(layout, "customer_features", as_of)
+    features = read_published(layout, "customer_features", as_of, DESCRIBE_COLUMNS)
     summary = (
         _describe(config, tables["model_params"], features)
         if tables["model_params"] is not None and features is not None

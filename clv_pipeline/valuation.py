@@ -431,6 +431,10 @@ def selected_purchase_model(params: pl.DataFrame, fit_group: str = ALL_GROUPS) -
     return chosen[0] if chosen else None
 
 
+#: The ``customer_features`` columns :func:`describe_fit` reads.
+DESCRIBE_COLUMNS = ("customer_id", "frequency", "recency", "T")
+
+
 def describe_fit(
     params: pl.DataFrame,
     features: pl.DataFrame,

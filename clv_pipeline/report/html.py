@@ -91,6 +91,27 @@ GROSS_MARGIN_ENV = "CLV_GROSS_MARGIN"
 COST_TO_SERVE_ENV = "CLV_COST_TO_SERVE_PER_ORDER"
 CURRENCY_ENV = "CLV_CURRENCY"
 
+#: The columns :func:`render_report` reads of the per-customer tables; the report step reads
+#: only these (a whole ``customer_clv`` of 10M customers is gigabytes). A test renders the
+#: demo's report from these and from the whole tables and compares the bytes.
+REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customer_clv": (
+        "customer_id",
+        "predicted_clv",
+        "historic_clv",
+        "horizon_days",
+        "discount_rate",
+        "discount_period",
+        "gross_margin",
+        "currency",
+        "fit_group",
+        "data_sufficient",
+        "model",
+    ),
+    "customer_segments": ("value_tier", "rfm_segment", "segment_value"),
+    "customer_churn": ("risk_band", "value_at_risk"),
+}
+
 #: The headline cards, in order (kpis columns).
 _KPI_CARDS: tuple[str, ...] = (
     "customers",

@@ -126,3 +126,44 @@ def test_first_channel_needs_no_customers_file(
     groups = pipeline.customer_groups(config, END, "first_channel")
     assert set(groups["group"].unique()) == {"web", "app", "store"}
     assert groups["customer_id"].n_unique() == groups.height
+
+
+def test_report_reads_only_the_columns_it_shows(
+    home_with_channels: ClvConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report step reads ``REPORT_COLUMNS`` / ``DESCRIBE_COLUMNS`` of the per-customer
+    tables; the page is the same bytes as one rendered from the whole tables (a column the page
+    uses but the lists lack would change a chart, a card or a table)."""
+    config = home_with_channels
+    pipeline.build_customer_clv(config, END)
+    for step in (
+        pipeline.build_customer_segments,
+        pipeline.build_customer_churn,
+        pipeline.build_cohorts,
+        pipeline.build_unit_economics,
+        pipeline.build_kpis,
+        pipeline.build_model_backtest,
+    ):
+        step(config, END)
+    pruned = pipeline.build_report(
+        config, END, self_contained=True, output=tmp_path / "pruned.html"
+    ).path.read_bytes()
+    read_columns: list[tuple[str, tuple[str, ...]]] = []
+
+    def whole(layout: Layout, name: str, day: date, columns: object = None) -> object:
+        if columns is not None:
+            read_columns.append((name, tuple(columns)))  # type: ignore[arg-type]
+        return read_published(layout, name, day)
+
+    monkeypatch.setattr(pipeline, "read_published", whole)
+    full = pipeline.build_report(
+        config, END, self_contained=True, output=tmp_path / "full.html"
+    ).path.read_bytes()
+    assert {name for name, _ in read_columns} >= {
+        "customer_clv",
+        "customer_segments",
+        "customer_churn",
+        "customer_features",
+    }
+    assert b'id="table-group-fits"' in pruned and b"Value at risk" in pruned
+    assert pruned == full
