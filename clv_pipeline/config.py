@@ -340,6 +340,7 @@ class OperationsSettings(Section):
 
 
 class ScaleSettings(Section):
+    secrets: ClassVar[frozenset[str]] = frozenset({"celery_broker"})
     state_full_every_days: int = Field(
         default=28,
         ge=0,
@@ -360,6 +361,28 @@ class ScaleSettings(Section):
         ge=0,
         description="model_backtest and models.selection = holdout: customers scored at most "
         "(deterministic hash sample; 0 = all).",
+    )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Per-customer work split into N shards by a stable hash of customer_id, "
+        "each its own Dagster step; the fit reduces over the shards (docs/scaling.md).",
+    )
+    executor: Literal["in_process", "multiprocess", "celery", "k8s"] = Field(
+        default="in_process",
+        description="Dagster executor of the jobs: in_process (one process), multiprocess "
+        "(a process per step), celery (the `celery` extra + a broker), k8s (the `k8s` extra).",
+    )
+    max_concurrent: int = Field(
+        default=0,
+        ge=0,
+        description="multiprocess executor: steps at once (0 = the machine's cores).",
+    )
+    celery_broker: str = Field(
+        default="",
+        description="celery executor: the broker URL, e.g. redis://host:6379/0 (secret: env only; "
+        "empty = Celery's default, a local RabbitMQ).",
     )
 
 

@@ -6,14 +6,20 @@ takes the typed :class:`~clv_pipeline.config.ClvConfig` and an explicit date.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import pickle  # noqa: S403 - the sharded fit's own file (.work/shards), written by fit_shards
+import shutil
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
@@ -39,9 +45,11 @@ from clv_pipeline.features.months import write_state as write_month_state
 from clv_pipeline.features.periods import rates_from_totals, window_activity, window_totals
 from clv_pipeline.features.state import StatePlan, fingerprints, plan_state
 from clv_pipeline.features.window_totals import read_totals, write_totals
+from clv_pipeline.models.base import Patterns
+from clv_pipeline.models.clv import FitInputs, ModelFit, customer_arrays, fit_models
 from clv_pipeline.models.diagnostics import DROPOUT_CHECK, GROUP_FIT_CHECK
 from clv_pipeline.models.seasonality import seasonality_diagnostics
-from clv_pipeline.parquet import IO_WORKERS, map_in_threads
+from clv_pipeline.parquet import IO_WORKERS, map_in_threads, stored_digest
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.catalog import (
     committed_file,
@@ -77,6 +85,7 @@ from clv_pipeline.segments.lifecycle import LifecycleRules, purchase_gaps_from_s
 from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
+from clv_pipeline.shards import in_shard
 from clv_pipeline.sources.base import LandingSource, TransactionSource
 from clv_pipeline.sources.landing import (
     ACQUISITION_CHANNEL,
@@ -108,6 +117,9 @@ from clv_pipeline.valuation import (
     Valuation,
     describe_fit,
     fit_groups,
+    formula_basis,
+    holdout_split,
+    run_frames,
     selected_purchase_model,
     value_customers,
     value_customers_by_group,
@@ -466,15 +478,7 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
         ).collect()
     inputs = fingerprints(config.layout, upto=as_of)  # what the activity below summarises
     activity = period_activity(config, as_of)
-    options: dict[str, Any] = {
-        "gross_margin": config.models.gross_margin,
-        "horizon_days": config.models.horizon_days,
-        "activity": activity,
-        "window_days": config.segments.active_window_days,
-        "currency": config.report_currency(),
-        "model_options": config.model_options(),
-        "holdout_days": holdout_days,
-    }
+    options = _valuation_options(config, activity)
     fit_by = config.models.fit_by.strip()
     if fit_by:
         valuation = value_customers_by_group(
@@ -488,6 +492,20 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
         )
     else:
         valuation = value_customers(features, as_of=as_of, holdout=holdout, **options)
+    return _publish_valuation(config, as_of, valuation, activity, inputs, features)
+
+
+def _publish_valuation(
+    config: ClvConfig,
+    as_of: date,
+    valuation: Valuation,
+    activity: pl.DataFrame,
+    inputs: dict[str, str],
+    features: pl.DataFrame,
+) -> tuple[StepResult, Valuation]:
+    """Publish ``model_params``, ``model_diagnostics`` (+ the seasonality checks) and
+    ``customer_clv`` of ``valuation``; store the churn-window totals of ``activity``."""
+    fit_by = config.models.fit_by.strip()
     valuation = replace(
         valuation,
         diagnostics=pl.concat([valuation.diagnostics, _seasonality(config, as_of)], how="vertical"),
@@ -517,6 +535,247 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
             groups.select("fit_group", "status", "message"), rows=50
         )
     return StepResult([clv, params, checks], stats), valuation
+
+
+# --------------------------------------------------------------------------------------
+# Sharded valuation (scale.shards > 1): map (inputs per shard) -> reduce (fit) -> map (values
+# per shard) -> gather (publish). docs/scaling.md. Every file is internal: .work/shards/as_of=D/.
+# --------------------------------------------------------------------------------------
+#: The per-customer columns a shard reads of customer_features.
+SHARD_FEATURES = ("customer_id", "frequency", "recency", "T", "monetary_value")
+_ROW = "_row"
+
+
+def shard_dir(layout: Layout, as_of: date) -> Path:
+    """The sharded valuation's working files of ``as_of`` (removed once it is published)."""
+    return layout.work / "shards" / f"as_of={as_of.isoformat()}"
+
+
+def _features_basis(config: ClvConfig, as_of: date) -> str:
+    """Which customer_features the shard files of ``as_of`` were computed from (its digest)."""
+    path = config.layout.partition_file("customer_features", "as_of", as_of)
+    if not path.exists():
+        raise InputError(f"customer_features for {as_of} is not published; run it first")
+    return stored_digest(path) or str(path.stat().st_mtime_ns)
+
+
+def _shard_features(config: ClvConfig, as_of: date, shard: int) -> pl.DataFrame:
+    """The customers of ``shard`` (all of customer_features' columns), with their row in the
+    whole table (``_row``: the unsharded order, restored when the shards are gathered)."""
+    features = _read(config, "customer_features", as_of).with_row_index(_ROW)
+    return in_shard(features, shard, config.scale.shards)
+
+
+def _save_atomic(target: Path, write: Callable[[Path], object]) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _check_basis(found: str, expected: str, what: Path) -> None:
+    if found != expected:
+        raise InputError(
+            f"{what} was computed from another customer_features than the published one; "
+            "rerun the day's shard steps (clv run --date D reruns them all)"
+        )
+
+
+def build_shard_inputs(config: ClvConfig, as_of: date, shard: int) -> StepResult:
+    """Map: the fit inputs of one shard (weighted unique patterns, repeat customers' spend)."""
+    basis = _features_basis(config, as_of)
+    features = _shard_features(config, as_of, shard)
+    arrays = customer_arrays(
+        *(features.get_column(c).cast(pl.Float64).to_numpy() for c in SHARD_FEATURES[1:])
+    )
+    inputs = FitInputs.from_arrays(*arrays, order=features.get_column(_ROW).to_numpy())
+    pat = inputs.patterns
+    target = shard_dir(config.layout, as_of) / f"inputs-{shard}.npz"
+
+    def write(path: Path) -> None:
+        with path.open("wb") as handle:
+            np.savez(
+                handle,
+                x=pat.x,
+                tx=pat.tx,
+                T=pat.T,
+                weights=pat.weights,
+                spend_x=inputs.spend_x,
+                spend_m=inputs.spend_m,
+                order=inputs.order,
+                basis=np.array(basis),
+            )
+
+    _save_atomic(target, write)
+    return StepResult(
+        [],
+        {
+            "shard": shard,
+            "customers": features.height,
+            "patterns": pat.n_patterns,
+            "repeat_customers": inputs.n_repeat,
+            "path": str(target),
+        },
+    )
+
+
+def _load_inputs(path: Path, basis: str) -> FitInputs:
+    with np.load(path) as data:
+        _check_basis(str(data["basis"]), basis, path)
+        return FitInputs(
+            Patterns.from_arrays(data["x"], data["tx"], data["T"], data["weights"]),
+            data["spend_x"],
+            data["spend_m"],
+            data["order"],
+        )
+
+
+def fit_shards(config: ClvConfig, as_of: date) -> StepResult:
+    """Reduce: merge every shard's inputs and fit, check and select the models once (the same
+    fit as an unsharded run: the merged patterns and spend rows are the whole base's)."""
+    if config.models.fit_by.strip():
+        raise InputError(
+            "scale.shards > 1 does not combine with models.fit_by yet: set CLV_SHARDS=1 "
+            "(or unset CLV_FIT_BY)"
+        )
+    basis = _features_basis(config, as_of)
+    folder = shard_dir(config.layout, as_of)
+    shards = config.scale.shards
+    missing = [k for k in range(shards) if not (folder / f"inputs-{k}.npz").exists()]
+    if missing:
+        raise InputError(f"shard inputs {missing} of {as_of} are missing: run those shards first")
+    inputs = FitInputs.merge(
+        [_load_inputs(folder / f"inputs-{k}.npz", basis) for k in range(shards)]
+    )
+    holdout = None
+    if config.models.selection == "holdout":
+        share = _sample_share(config, inputs.n_customers)
+        history = _sampled(_history(config, as_of), share)
+        calibration = calibration_holdout(
+            history.collect(engine="streaming").lazy(),
+            as_of=as_of,
+            holdout_days=config.scale.backtest_holdout_days,
+        ).collect()
+        holdout = holdout_split(calibration, holdout_days=config.scale.backtest_holdout_days)
+    fit = fit_models(
+        inputs,
+        horizon_days=config.models.horizon_days,
+        gross_margin=config.models.gross_margin,
+        holdout=holdout,
+        days_on_patterns=False,
+        **config.model_options(),
+    )
+    fit = replace(fit, patterns=None, pattern_purchases=None)  # the shards predict their own
+    summarised = fingerprints(config.layout, upto=as_of)  # what the activity below summarises
+    activity = period_activity(config, as_of)
+    activity_path = folder / "activity.parquet"
+    write_parquet_atomic(activity, activity_path, metadata={"clv.basis": basis})
+    target = _save_atomic(
+        folder / "fit.pickle",
+        lambda path: path.write_bytes(pickle.dumps((basis, fit, summarised), protocol=5)),
+    )
+    return StepResult(
+        [],
+        {
+            "shards": shards,
+            "customers": inputs.n_customers,
+            "patterns": inputs.patterns.n_patterns,
+            "model": fit.chosen.model if fit.chosen else "none",
+            "path": str(target),
+        },
+    )
+
+
+def _load_fit(config: ClvConfig, as_of: date, basis: str) -> tuple[ModelFit, dict[str, str]]:
+    """The reduced fit of ``as_of`` and the fingerprints of the history its activity read."""
+    path = shard_dir(config.layout, as_of) / "fit.pickle"
+    if not path.exists():
+        raise InputError(f"the sharded fit of {as_of} is missing: run clv_fit first")
+    found, fit, summarised = pickle.loads(path.read_bytes())  # noqa: S301 - written by fit_shards
+    _check_basis(found, basis, path)
+    return cast(ModelFit, fit), cast(dict[str, str], summarised)
+
+
+def _valuation_options(config: ClvConfig, activity: pl.DataFrame) -> dict[str, Any]:
+    return {
+        "gross_margin": config.models.gross_margin,
+        "horizon_days": config.models.horizon_days,
+        "activity": activity,
+        "window_days": config.segments.active_window_days,
+        "currency": config.report_currency(),
+        "model_options": config.model_options(),
+        "holdout_days": config.scale.backtest_holdout_days,
+    }
+
+
+def value_shard(config: ClvConfig, as_of: date, shard: int) -> StepResult:
+    """Map: the customer_clv rows of one shard from the reduced fit."""
+    basis = _features_basis(config, as_of)
+    fit, _ = _load_fit(config, as_of, basis)
+    folder = shard_dir(config.layout, as_of)
+    activity = pl.read_parquet(folder / "activity.parquet")
+    features = _shard_features(config, as_of, shard)
+    valuation = value_customers(
+        features.drop(_ROW), as_of=as_of, fit=fit, **_valuation_options(config, activity)
+    )
+    frame = valuation.clv.with_columns(features.get_column(_ROW))
+    target = write_parquet_atomic(
+        frame,
+        folder / f"clv-{shard}.parquet",
+        metadata={"clv.basis": basis, "clv.messages": json.dumps(list(valuation.messages))},
+    )
+    return StepResult([], {"shard": shard, "customers": frame.height, "path": str(target)})
+
+
+def publish_sharded_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valuation]:
+    """Gather: the shards' customer_clv rows in the unsharded order, with the fit's
+    model_params and model_diagnostics, published like :func:`build_customer_clv`'s."""
+    basis = _features_basis(config, as_of)
+    fit, summarised = _load_fit(config, as_of, basis)
+    folder = shard_dir(config.layout, as_of)
+    activity = pl.read_parquet(folder / "activity.parquet")
+    period, _, formula = formula_basis(
+        activity,
+        window_days=config.segments.active_window_days,
+        horizon_days=config.models.horizon_days,
+        model_options=config.model_options(),
+    )
+    run = fit.outcome or fit.summary_run()
+    messages = [formula, *run.messages]
+    parts = []
+    for k in range(config.scale.shards):
+        path = folder / f"clv-{k}.parquet"
+        if not path.exists():
+            raise InputError(f"customer_clv shard {k} of {as_of} is missing: run it first")
+        metadata = pq.read_metadata(path).metadata or {}
+        _check_basis(metadata.get(b"clv.basis", b"").decode(), basis, path)
+        for message in json.loads(metadata.get(b"clv.messages", b"[]")):
+            if message not in messages:  # e.g. a spend fallback some shard's customers needed
+                messages.append(message)
+        parts.append(pl.read_parquet(path))
+    clv = pl.concat(parts, how="vertical").sort(_ROW).drop(_ROW)
+    params, diagnostics = run_frames(run, as_of)
+    sufficient = bool(run.data_sufficient and run.selected_model is not None)
+    valuation = Valuation(
+        clv=clv,
+        params=params,
+        selected_model=run.selected_model if sufficient else None,
+        data_sufficient=sufficient,
+        period=period,
+        messages=tuple(messages),
+        diagnostics=diagnostics,
+        selection_reason=run.selection_reason,
+    )
+    features = read_published(config.layout, "customer_features", as_of, DESCRIBE_COLUMNS)
+    if features is None:
+        raise InputError(f"customer_features for {as_of} is not published; run it first")
+    result = _publish_valuation(config, as_of, valuation, activity, summarised, features)
+    shutil.rmtree(folder, ignore_errors=True)  # published: the shard files are spent
+    return result
 
 
 def period_activity(config: ClvConfig, as_of: date) -> pl.DataFrame:

@@ -27,6 +27,7 @@ import polars as pl
 
 from clv_pipeline.features.periods import PeriodRates, formula_clv_factor, period_rates
 from clv_pipeline.models import TRANSACTION_MODELS, Holdout, fit_and_predict
+from clv_pipeline.models.clv import ModelFit, ModelRun, customer_arrays, predict_customers
 from clv_pipeline.models.diagnostics import ALL_MODELS, GROUP_FIT_CHECK, Diagnostic
 from clv_pipeline.models.summary import (
     SummaryLine,
@@ -96,8 +97,13 @@ def value_customers(
     model_options: Mapping[str, Any] | None = None,
     holdout: pl.DataFrame | None = None,
     holdout_days: float = 90.0,
+    fit: ModelFit | None = None,
 ) -> Valuation:
     """Fit the purchase and spend models on ``features`` and value every customer.
+
+    ``fit``: the models already fitted over a whole customer base of which ``features`` is a
+    part (one shard, :func:`~clv_pipeline.models.clv.fit_models`): only the per-customer
+    predictions are computed here, and they equal the unsharded run's.
 
     ``model_options`` go to :func:`clv_pipeline.models.fit_and_predict` (discount rate and period,
     models, selection, penalizer, minimum customers). ``holdout`` is the calibration frame for
@@ -110,15 +116,10 @@ def value_customers(
     options = dict(model_options or {})
     discount_rate = float(options.get("discount_rate", 0.10))
     discount_period = str(options.get("discount_period", "annual"))
-    period = None if activity is None else period_rates(activity, window_days=window_days)
-    factor = formula_clv_factor(
-        None if period is None else period.retention,
-        window_days=window_days,
-        horizon_days=horizon_days,
-        discount_rate=discount_rate,
-        discount_period=discount_period,
+    period, factor, formula = formula_basis(
+        activity, window_days=window_days, horizon_days=horizon_days, model_options=options
     )
-    messages = [_formula_message(period, factor)]
+    messages = [formula]
     if activity is None:
         window_revenue = pl.Series("window_revenue", [0.0] * features.height, pl.Float64)
     else:
@@ -137,16 +138,24 @@ def value_customers(
         name: features.get_column(name).cast(pl.Float64).to_numpy()
         for name in ("frequency", "recency", "T", "monetary_value")
     }
-    run = fit_and_predict(
-        arrays["frequency"],
-        arrays["recency"],
-        arrays["T"],
-        arrays["monetary_value"],
-        horizon_days=horizon_days,
-        gross_margin=gross_margin,
-        holdout=None if holdout is None else holdout_split(holdout, holdout_days=holdout_days),
-        **options,
-    )
+    if fit is None:
+        run = fit_and_predict(
+            arrays["frequency"],
+            arrays["recency"],
+            arrays["T"],
+            arrays["monetary_value"],
+            horizon_days=horizon_days,
+            gross_margin=gross_margin,
+            holdout=None if holdout is None else holdout_split(holdout, holdout_days=holdout_days),
+            **options,
+        )
+    else:
+        run = predict_customers(
+            fit,
+            *customer_arrays(
+                arrays["frequency"], arrays["recency"], arrays["T"], arrays["monetary_value"]
+            ),
+        )
     messages.extend(run.messages)
     n = features.height
     sufficient = bool(run.data_sufficient and run.selected_model is not None)
@@ -184,6 +193,21 @@ def value_customers(
             "expected_next_purchase_at"
         ),
     )
+    params, diagnostics = run_frames(run, as_of)
+    return Valuation(
+        clv=clv.select(CUSTOMER_CLV.names),
+        params=params,
+        selected_model=run.selected_model if sufficient else None,
+        data_sufficient=sufficient,
+        period=period,
+        messages=tuple(messages),
+        diagnostics=diagnostics,
+        selection_reason=run.selection_reason,
+    )
+
+
+def run_frames(run: ModelRun, as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``model_params`` and ``model_diagnostics`` rows of ``run`` (the fit over everyone)."""
     rows = run.params_rows()
     params = (
         pl.DataFrame(
@@ -198,15 +222,9 @@ def value_customers(
         [{"as_of": as_of, **row, "fit_group": ALL_GROUPS} for row in checks],
         schema=MODEL_DIAGNOSTICS.schema,
     )
-    return Valuation(
-        clv=clv.select(CUSTOMER_CLV.names),
-        params=params.with_columns(pl.col("std_error").fill_nan(None)).select(MODEL_PARAMS.names),
-        selected_model=run.selected_model if sufficient else None,
-        data_sufficient=sufficient,
-        period=period,
-        messages=tuple(messages),
-        diagnostics=diagnostics.select(MODEL_DIAGNOSTICS.names),
-        selection_reason=run.selection_reason,
+    return (
+        params.with_columns(pl.col("std_error").fill_nan(None)).select(MODEL_PARAMS.names),
+        diagnostics.select(MODEL_DIAGNOSTICS.names),
     )
 
 
@@ -223,6 +241,27 @@ def _distrusted(valuation: Valuation) -> str | None:
         "check"
     ].to_list()
     return f"its selected {model} did not pass its diagnostics: {', '.join(failed) or 'converged'}"
+
+
+def formula_basis(
+    activity: pl.DataFrame | None,
+    *,
+    window_days: int,
+    horizon_days: float,
+    model_options: Mapping[str, Any] | None = None,
+) -> tuple[PeriodRates | None, float | None, str]:
+    """The formula CLV's period rates over everyone in ``activity``, its factor and the
+    message saying what it is (the first of :func:`value_customers`' messages)."""
+    options = dict(model_options or {})
+    period = None if activity is None else period_rates(activity, window_days=window_days)
+    factor = formula_clv_factor(
+        None if period is None else period.retention,
+        window_days=window_days,
+        horizon_days=horizon_days,
+        discount_rate=float(options.get("discount_rate", 0.10)),
+        discount_period=str(options.get("discount_period", "annual")),
+    )
+    return period, factor, _formula_message(period, factor)
 
 
 def _formula_message(period: PeriodRates | None, factor: float | None) -> str:

@@ -264,11 +264,10 @@ def _validate_data(
 
 
 def _data_sufficient(
-    x: FloatArray, min_customers: int, min_repeat_customers: int, messages: list[str]
+    n: int, n_rep: int, min_customers: int, min_repeat_customers: int, messages: list[str]
 ) -> bool:
-    """Whether there are enough (repeat) customers to fit; appends the reasons if not."""
-    n = int(x.shape[0])
-    n_rep = int(np.count_nonzero(x > 0))
+    """Whether there are enough (``n_rep`` repeat of ``n``) customers to fit; appends the
+    reasons if not."""
     if n < min_customers:
         messages.append(f"only {n} customers (< {min_customers}): predictive CLV disabled")
     if n_rep < min_repeat_customers:
@@ -491,6 +490,51 @@ class _Purchases:
     days_next: FloatArray | None
 
 
+def _pattern_purchases(
+    model: TransactionModel,
+    params: Params,
+    pat: Patterns,
+    schedule: tuple[FloatArray, FloatArray],
+    *,
+    discount_rate: float,
+    horizon_days: float,
+    next_purchase: bool,
+) -> _Purchases:
+    """Predictions once per unique pattern of ``pat`` (pattern order; each pattern's values
+    depend on it and ``params`` alone); ``schedule`` is
+    :func:`~clv_pipeline.models.discount.discount_schedule`'s output."""
+    px, ptx, pT = pat.x, pat.tx, pat.T
+    ends, factors = schedule
+    with np.errstate(all="ignore"):
+        alive_pat = model.probability_alive(params, px, ptx, pT)
+        disc_pat, exp_purch = discounted_purchases_and_total(
+            model, params, px, ptx, pT, ends, factors, discount_rate, p_alive=alive_pat
+        )
+        prob_active = model.purchase_probability(params, px, ptx, pT, horizon_days=horizon_days)
+        days_next = (
+            model.expected_days_to_next_purchase(params, px, ptx, pT) if next_purchase else None
+        )
+    return _Purchases(
+        p_alive=alive_pat,
+        expected=exp_purch,
+        prob_active=prob_active,
+        discounted=disc_pat,
+        days_next=days_next,
+    )
+
+
+def _scatter(per_pattern: _Purchases, pat: Patterns) -> _Purchases:
+    """Per-pattern predictions back to the customers of ``pat`` (input order)."""
+    inv = pat.inverse
+    return _Purchases(
+        p_alive=per_pattern.p_alive[inv],
+        expected=per_pattern.expected[inv],
+        prob_active=per_pattern.prob_active[inv],
+        discounted=per_pattern.discounted[inv],
+        days_next=None if per_pattern.days_next is None else per_pattern.days_next[inv],
+    )
+
+
 def _predict_purchases(
     model: TransactionModel,
     params: Params,
@@ -501,40 +545,27 @@ def _predict_purchases(
     horizon_days: float,
     next_purchase: bool,
 ) -> _Purchases:
-    """Predictions computed once per unique pattern and scattered back to the customers;
-    ``schedule`` is :func:`~clv_pipeline.models.discount.discount_schedule`'s output."""
-    px, ptx, pT = pat.x, pat.tx, pat.T
-    inv = pat.inverse
-    ends, factors = schedule
-    with np.errstate(all="ignore"):
-        alive_pat = model.probability_alive(params, px, ptx, pT)
-        p_alive = alive_pat[inv]
-        disc_pat, exp_purch = discounted_purchases_and_total(
-            model, params, px, ptx, pT, ends, factors, discount_rate, p_alive=alive_pat
-        )
-        prob_active = model.purchase_probability(params, px, ptx, pT, horizon_days=horizon_days)
-        days_next = (
-            model.expected_days_to_next_purchase(params, px, ptx, pT)[inv]
-            if next_purchase
-            else None
-        )
-    return _Purchases(
-        p_alive=p_alive,
-        expected=exp_purch[inv],
-        prob_active=prob_active[inv],
-        discounted=disc_pat[inv],
-        days_next=days_next,
+    """Predictions computed once per unique pattern and scattered back to the customers."""
+    per_pattern = _pattern_purchases(
+        model,
+        params,
+        pat,
+        schedule,
+        discount_rate=discount_rate,
+        horizon_days=horizon_days,
+        next_purchase=next_purchase,
     )
+    return _scatter(per_pattern, pat)
 
 
 def _expected_spend(
-    params: Params, x: FloatArray, m: FloatArray, keep: NDArray[np.bool_], messages: list[str]
+    params: Params, x: FloatArray, m: FloatArray, fallback: float, messages: list[str]
 ) -> FloatArray:
     """Gamma-Gamma expected spend per customer. Fallback: where it is undefined (q <= 1,
-    customers without repeat purchases) the observed mean spend of the ``keep`` customers."""
+    customers without repeat purchases) ``fallback``, the observed mean spend of the repeat
+    customers with spend > 0 of the whole base."""
     avg_value = GAMMA_GAMMA.expected_customer_spend(params, x, m)
     if not np.all(np.isfinite(avg_value)):
-        fallback = float(np.mean(m[keep]))
         messages.append(
             "Gamma-Gamma q <= 1 (population mean spend undefined): customers without "
             f"repeat purchases get the observed mean repeat spend {fallback:.4g}"
@@ -543,13 +574,337 @@ def _expected_spend(
     return avg_value
 
 
-def _non_finite(purchases: _Purchases) -> int:
-    """Customers with a non-finite purchase prediction (the next-purchase date may be NaN)."""
+def _non_finite(purchases: _Purchases, weights: FloatArray) -> int:
+    """Customers (``weights`` per pattern) with a non-finite purchase prediction (the
+    next-purchase date may be NaN)."""
     bad = np.zeros(purchases.p_alive.shape[0], dtype=bool)
     for values in (purchases.p_alive, purchases.expected, purchases.prob_active):
         bad |= ~np.isfinite(values)
     bad |= ~np.isfinite(purchases.discounted)
-    return int(np.count_nonzero(bad))
+    return round(float(weights[bad].sum()))
+
+
+def customer_arrays(
+    frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, monetary_value: np.ndarray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Validated float copies ``(x, t_x, T, m)`` of per-customer features (``ValueError``
+    naming the violated rule), as :func:`fit_and_predict` takes them."""
+    return _validate_data(frequency, recency, T, monetary_value)
+
+
+@dataclasses.dataclass(frozen=True)
+class FitInputs:
+    """What the fit needs of a customer base, and nothing per customer beyond it: the weighted
+    unique ``(x, t_x, T)`` patterns (every purchase model) and the repeat customers' ``(x, m)``
+    (Gamma-Gamma and the spend correlation), with each repeat customer's position in the whole
+    base (``order``) so that shards merge back into the unsharded order, bit for bit.
+
+    Sharded runs build one per shard (:meth:`from_arrays` with the shard's positions) and
+    :meth:`merge` them: the merged patterns, weights and spend rows are those of the whole
+    base, so the fit is the unsharded fit.
+    """
+
+    patterns: Patterns
+    spend_x: FloatArray
+    spend_m: FloatArray
+    order: NDArray[np.int64]
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x: FloatArray,
+        tx: FloatArray,
+        t_obs: FloatArray,
+        m: FloatArray,
+        order: NDArray[np.int64] | None = None,
+    ) -> FitInputs:
+        """From validated arrays (:func:`_validate_data`); ``order``: each customer's
+        position in the whole base (default: ``0 .. n - 1``)."""
+        rep = x > 0
+        positions = np.arange(x.shape[0], dtype=np.int64) if order is None else order
+        return cls(Patterns.from_arrays(x, tx, t_obs), x[rep], m[rep], positions[rep])
+
+    @classmethod
+    def merge(cls, parts: Sequence[FitInputs]) -> FitInputs:
+        """The inputs of the union of disjoint customer sets (the shards of one base)."""
+        pats = [p.patterns for p in parts]
+        order = np.concatenate([p.order for p in parts])
+        sort = np.argsort(order, kind="stable")
+        return cls(
+            Patterns.from_arrays(
+                np.concatenate([p.x for p in pats]),
+                np.concatenate([p.tx for p in pats]),
+                np.concatenate([p.T for p in pats]),
+                np.concatenate([p.weights for p in pats]),
+            ),
+            np.concatenate([p.spend_x for p in parts])[sort],
+            np.concatenate([p.spend_m for p in parts])[sort],
+            order[sort],
+        )
+
+    @property
+    def n_customers(self) -> int:
+        return round(self.patterns.n_customers)
+
+    @property
+    def n_repeat(self) -> int:
+        return int(self.spend_x.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFit:
+    """The fit half of :func:`fit_and_predict` (:func:`fit_models`): everything decided over
+    the whole customer base, before any per-customer prediction (:func:`predict_customers`).
+
+    ``outcome`` is the final :class:`ModelRun` when no prediction follows (insufficient data,
+    no usable model); else None and ``chosen`` is the selected purchase model's fit.
+    """
+
+    outcome: ModelRun | None
+    messages: list[str]
+    diagnostics: list[Diagnostic]
+    fits: list[FitResult]
+    corr: float | None
+    chosen: FitResult | None = None
+    reason: str | None = None
+    gg_params: Params | None = None
+    spend_fallback: float = math.nan
+    schedule: tuple[FloatArray, FloatArray] | None = None
+    horizon_days: float = 365.0
+    discount_rate: float = 0.10
+    gross_margin: float = 1.0
+    next_purchase: bool = True
+    #: The chosen model's predictions per pattern of ``patterns`` (reused by an unsharded run).
+    pattern_purchases: _Purchases | None = None
+    patterns: Patterns | None = None
+
+    def summary_run(self) -> ModelRun:
+        """The run's fits, diagnostics and messages without per-customer arrays (its
+        ``model_params`` and ``model_diagnostics`` rows)."""
+        if self.outcome is not None:
+            return self.outcome
+        return ModelRun(
+            selected_model=self.chosen.model if self.chosen else None,
+            data_sufficient=True,
+            messages=list(self.messages),
+            fits=self.fits,
+            gamma_gamma_corr=self.corr,
+            p_alive=None,
+            expected_purchases=None,
+            prob_active_in_horizon=None,
+            expected_avg_value=None,
+            predicted_clv=None,
+            expected_days_to_next_purchase=None,
+            horizon_days=self.horizon_days,
+            diagnostics=tuple(self.diagnostics),
+            selection_reason=self.reason,
+        )
+
+
+def fit_models(
+    inputs: FitInputs,
+    *,
+    horizon_days: float = 365.0,
+    discount_rate: float = 0.10,
+    discount_period: DiscountPeriod = "annual",
+    gross_margin: float = 1.0,
+    models: Sequence[str] = ("bgnbd", "pareto_nbd"),
+    selection: str = "bic",
+    penalizer: float = 0.0,
+    min_customers: int = 50,
+    min_repeat_customers: int = 20,
+    next_purchase: bool = True,
+    holdout: Holdout | None = None,
+    days_on_patterns: bool = True,
+) -> ModelFit:
+    """Fit, check and select over ``inputs`` (see :func:`fit_and_predict` for the options).
+
+    The selected model's predictions are checked for finiteness on the unique patterns (a
+    customer count: the patterns' weights); ``days_on_patterns=False`` leaves out the
+    next-purchase root search there (a sharded run predicts per shard).
+    """
+    names = _check_options(
+        models,
+        selection,
+        horizon_days,
+        gross_margin,
+        penalizer,
+        min_customers,
+        min_repeat_customers,
+    )
+    schedule = discount_schedule(
+        horizon_days, discount_rate=discount_rate, discount_period=discount_period
+    )
+    n, n_rep = inputs.n_customers, inputs.n_repeat
+    diagnostics = data_diagnostics(
+        n, n_rep, min_customers=min_customers, min_repeat_customers=min_repeat_customers
+    )
+    if n == 0:
+        why = "no customers: predictive CLV disabled"
+        outcome = _insufficient(
+            [why], [], None, [*diagnostics, selection_diagnostic(None, "fail", why)]
+        )
+        return ModelFit(outcome, outcome.messages, list(outcome.diagnostics), [], None)
+    messages: list[str] = []
+    corr = _spend_correlation(inputs.spend_x, inputs.spend_m, messages)
+    before = len(messages)
+    if not _data_sufficient(n, n_rep, min_customers, min_repeat_customers, messages):
+        why = "; ".join(messages[before:])
+        diagnostics.append(selection_diagnostic(None, "fail", why))
+        outcome = _insufficient(messages, [], corr, diagnostics)
+        return ModelFit(outcome, messages, diagnostics, [], corr)
+
+    # fit and check the candidates, rank them; fit the spend model
+    pat = inputs.patterns
+    fits = _fit_candidates(pat, names, penalizer, messages)
+    ranking = _rank(
+        fits,
+        selection,
+        history_days=float(pat.T.max()) + 1.0,  # the oldest customer's first day .. as_of
+        holdout=holdout,
+        penalizer=penalizer,
+        min_customers=min_customers,
+        min_repeat_customers=min_repeat_customers,
+    )
+    diagnostics += [d for f in fits for d in fit_diagnostics(f)]
+    diagnostics += ranking.diagnostics
+    keep = inputs.spend_m > 0
+    gg_fit = _fit_spend(inputs.spend_x, inputs.spend_m, keep, penalizer, messages)
+    if gg_fit is not None:
+        diagnostics += fit_diagnostics(gg_fit)
+        if not gg_fit.converged:
+            messages.append(f"gamma_gamma: {_distrust(gg_fit)}")
+    diagnostics.append(spend_diagnostic(corr, GG_CORR_WARN))
+
+    # predict with the first candidate whose predictions are all finite
+    chosen: FitResult | None = None
+    purchases: _Purchases | None = None
+    skipped: list[str] = []
+    for candidate in ranking.order:
+        attempt = _pattern_purchases(
+            TRANSACTION_MODELS[candidate.model],
+            candidate.params,
+            pat,
+            schedule,
+            discount_rate=discount_rate,
+            horizon_days=horizon_days,
+            next_purchase=next_purchase and days_on_patterns,
+        )
+        bad = _non_finite(attempt, pat.weights)
+        diagnostics.append(predictions_diagnostic(candidate.model, bad, n))
+        if not bad:
+            chosen, purchases = candidate, attempt
+            break
+        skipped.append(candidate.model)
+        messages.append(f"{candidate.model} produced non-finite predictions for {bad} customers")
+    reasons = _reasons(ranking, chosen, skipped)
+    fits = [
+        dataclasses.replace(f, selected=f is chosen, selection_reason=reasons.get(f.model))
+        for f in fits
+    ]
+    gg_used = gg_fit is not None and gg_fit.converged and chosen is not None
+    if gg_fit is not None:
+        fits.append(
+            dataclasses.replace(
+                gg_fit,
+                selected=gg_used,
+                selection_reason="spend model, used with the selected purchase model"
+                if gg_used
+                else f"not used: {_distrust(gg_fit)}"
+                if not gg_fit.converged
+                else "not used: no purchase model was selected",
+            )
+        )
+    if chosen is None or purchases is None:
+        if skipped:
+            what = "every candidate produced non-finite predictions"
+        elif selection in TRANSACTION_MODELS:
+            what = f"{selection} did not converge"
+        else:
+            what = "no model converged"
+        messages.append(f"{what}: predictive CLV disabled")
+        diagnostics.append(selection_diagnostic(None, "fail", f"{what}: predictive CLV disabled"))
+        outcome = _insufficient(messages, fits, corr, diagnostics)
+        return ModelFit(outcome, messages, diagnostics, fits, corr)
+    reason = reasons[chosen.model]
+    messages.append(f"selected {chosen.model}: {reason}")
+    status: Status = "ok" if chosen.converged and not skipped else "warn"
+    diagnostics.append(selection_diagnostic(chosen.model, status, reason))
+    if not (gg_used and gg_fit is not None):
+        messages.append("expected_avg_value and predicted_clv unavailable (Gamma-Gamma failed)")
+    return ModelFit(
+        None,
+        messages,
+        diagnostics,
+        fits,
+        corr,
+        chosen=chosen,
+        reason=reason,
+        gg_params=gg_fit.params if gg_used and gg_fit is not None else None,
+        spend_fallback=float(np.mean(inputs.spend_m[keep])) if np.any(keep) else math.nan,
+        schedule=schedule,
+        horizon_days=float(horizon_days),
+        discount_rate=discount_rate,
+        gross_margin=gross_margin,
+        next_purchase=next_purchase,
+        pattern_purchases=purchases if next_purchase == (purchases.days_next is not None) else None,
+        patterns=pat,
+    )
+
+
+def predict_customers(
+    fit: ModelFit,
+    x: FloatArray,
+    tx: FloatArray,
+    t_obs: FloatArray,
+    m: FloatArray,
+    patterns: Patterns | None = None,
+) -> ModelRun:
+    """The per-customer half of :func:`fit_and_predict`: ``fit``'s selected model over the
+    customers ``x, tx, t_obs, m`` (validated arrays; all of the base or one shard; each
+    customer's values depend only on its own row and the fit). ``patterns``: theirs, when
+    already built (``fit.patterns`` itself reuses the fit's own predictions)."""
+    if fit.outcome is not None:
+        return fit.outcome
+    chosen = fit.chosen
+    if chosen is None or fit.schedule is None:  # fit_models sets both when outcome is None
+        raise ValueError("a ModelFit without an outcome needs its chosen model and schedule")
+    pat = Patterns.from_arrays(x, tx, t_obs) if patterns is None else patterns
+    per_pattern = fit.pattern_purchases if pat is fit.patterns else None
+    if per_pattern is None:
+        per_pattern = _pattern_purchases(
+            TRANSACTION_MODELS[chosen.model],
+            chosen.params,
+            pat,
+            fit.schedule,
+            discount_rate=fit.discount_rate,
+            horizon_days=fit.horizon_days,
+            next_purchase=fit.next_purchase,
+        )
+    purchases = _scatter(per_pattern, pat)
+    messages = list(fit.messages)
+    # without a converged spend model the value columns stay None
+    avg_value: FloatArray | None = None
+    clv: FloatArray | None = None
+    if fit.gg_params is not None:
+        avg_value = _expected_spend(fit.gg_params, x, m, fit.spend_fallback, messages)
+        clv = purchases.discounted * avg_value * fit.gross_margin
+    return ModelRun(
+        selected_model=chosen.model,
+        data_sufficient=True,
+        messages=messages,
+        fits=fit.fits,
+        gamma_gamma_corr=fit.corr,
+        p_alive=purchases.p_alive,
+        expected_purchases=purchases.expected,
+        prob_active_in_horizon=purchases.prob_active,
+        expected_avg_value=avg_value,
+        predicted_clv=clv,
+        expected_days_to_next_purchase=purchases.days_next,
+        horizon_days=fit.horizon_days,
+        diagnostics=tuple(fit.diagnostics),
+        selection_reason=fit.reason,
+    )
 
 
 def fit_and_predict(
@@ -589,7 +944,7 @@ def fit_and_predict(
     ``next_purchase=False`` skips ``expected_days_to_next_purchase`` (a root search per
     pattern; None in the result).
     """
-    names = _check_options(
+    _check_options(
         models,
         selection,
         horizon_days,
@@ -598,126 +953,21 @@ def fit_and_predict(
         min_customers,
         min_repeat_customers,
     )
-    schedule = discount_schedule(
-        horizon_days, discount_rate=discount_rate, discount_period=discount_period
-    )
+    discount_schedule(horizon_days, discount_rate=discount_rate, discount_period=discount_period)
     x, tx, t_obs, m = _validate_data(frequency, recency, T, monetary_value)
-    diagnostics = data_diagnostics(
-        int(x.shape[0]),
-        int(np.count_nonzero(x > 0)),
-        min_customers=min_customers,
-        min_repeat_customers=min_repeat_customers,
-    )
-    if x.shape[0] == 0:
-        why = "no customers: predictive CLV disabled"
-        return _insufficient(
-            [why], [], None, [*diagnostics, selection_diagnostic(None, "fail", why)]
-        )
-    messages: list[str] = []
-    corr = _spend_correlation(x, m, messages)
-    before = len(messages)
-    if not _data_sufficient(x, min_customers, min_repeat_customers, messages):
-        why = "; ".join(messages[before:])
-        diagnostics.append(selection_diagnostic(None, "fail", why))
-        return _insufficient(messages, [], corr, diagnostics)
-
-    # fit and check the candidates, rank them; fit the spend model
-    pat = Patterns.from_arrays(x, tx, t_obs)
-    fits = _fit_candidates(pat, names, penalizer, messages)
-    ranking = _rank(
-        fits,
-        selection,
-        history_days=float(t_obs.max()) + 1.0,  # the oldest customer's first day .. as_of
-        holdout=holdout,
+    inputs = FitInputs.from_arrays(x, tx, t_obs, m)
+    fit = fit_models(
+        inputs,
+        horizon_days=horizon_days,
+        discount_rate=discount_rate,
+        discount_period=discount_period,
+        gross_margin=gross_margin,
+        models=models,
+        selection=selection,
         penalizer=penalizer,
         min_customers=min_customers,
         min_repeat_customers=min_repeat_customers,
+        next_purchase=next_purchase,
+        holdout=holdout,
     )
-    diagnostics += [d for f in fits for d in fit_diagnostics(f)]
-    diagnostics += ranking.diagnostics
-    keep = (x > 0) & (m > 0)
-    gg_fit = _fit_spend(x, m, keep, penalizer, messages)
-    if gg_fit is not None:
-        diagnostics += fit_diagnostics(gg_fit)
-        if not gg_fit.converged:
-            messages.append(f"gamma_gamma: {_distrust(gg_fit)}")
-    diagnostics.append(spend_diagnostic(corr, GG_CORR_WARN))
-
-    # predict with the first candidate whose predictions are all finite
-    chosen: FitResult | None = None
-    purchases: _Purchases | None = None
-    skipped: list[str] = []
-    for candidate in ranking.order:
-        attempt = _predict_purchases(
-            TRANSACTION_MODELS[candidate.model],
-            candidate.params,
-            pat,
-            schedule,
-            discount_rate=discount_rate,
-            horizon_days=horizon_days,
-            next_purchase=next_purchase,
-        )
-        bad = _non_finite(attempt)
-        diagnostics.append(predictions_diagnostic(candidate.model, bad, int(x.shape[0])))
-        if not bad:
-            chosen, purchases = candidate, attempt
-            break
-        skipped.append(candidate.model)
-        messages.append(f"{candidate.model} produced non-finite predictions for {bad} customers")
-    reasons = _reasons(ranking, chosen, skipped)
-    fits = [
-        dataclasses.replace(f, selected=f is chosen, selection_reason=reasons.get(f.model))
-        for f in fits
-    ]
-    gg_used = gg_fit is not None and gg_fit.converged and chosen is not None
-    if gg_fit is not None:
-        fits.append(
-            dataclasses.replace(
-                gg_fit,
-                selected=gg_used,
-                selection_reason="spend model, used with the selected purchase model"
-                if gg_used
-                else f"not used: {_distrust(gg_fit)}"
-                if not gg_fit.converged
-                else "not used: no purchase model was selected",
-            )
-        )
-    if chosen is None or purchases is None:
-        if skipped:
-            what = "every candidate produced non-finite predictions"
-        elif selection in TRANSACTION_MODELS:
-            what = f"{selection} did not converge"
-        else:
-            what = "no model converged"
-        messages.append(f"{what}: predictive CLV disabled")
-        diagnostics.append(selection_diagnostic(None, "fail", f"{what}: predictive CLV disabled"))
-        return _insufficient(messages, fits, corr, diagnostics)
-    reason = reasons[chosen.model]
-    messages.append(f"selected {chosen.model}: {reason}")
-    status: Status = "ok" if chosen.converged and not skipped else "warn"
-    diagnostics.append(selection_diagnostic(chosen.model, status, reason))
-
-    # without a converged spend model the value columns stay None
-    avg_value: FloatArray | None = None
-    clv: FloatArray | None = None
-    if gg_used and gg_fit is not None:
-        avg_value = _expected_spend(gg_fit.params, x, m, keep, messages)
-        clv = purchases.discounted * avg_value * gross_margin
-    else:
-        messages.append("expected_avg_value and predicted_clv unavailable (Gamma-Gamma failed)")
-    return ModelRun(
-        selected_model=chosen.model,
-        data_sufficient=True,
-        messages=messages,
-        fits=fits,
-        gamma_gamma_corr=corr,
-        p_alive=purchases.p_alive,
-        expected_purchases=purchases.expected,
-        prob_active_in_horizon=purchases.prob_active,
-        expected_avg_value=avg_value,
-        predicted_clv=clv,
-        expected_days_to_next_purchase=purchases.days_next,
-        horizon_days=float(horizon_days),
-        diagnostics=tuple(diagnostics),
-        selection_reason=reason,
-    )
+    return predict_customers(fit, x, tx, t_obs, m, inputs.patterns)

@@ -1,0 +1,114 @@
+"""Customer-hash shards (``scale.shards``): the sharded valuation (map inputs -> reduce fit ->
+map values -> gather) publishes what the unsharded one does, and the shard of a customer is a
+specified hash (FNV-1a 64), stable across versions."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from clv_pipeline import pipeline
+from clv_pipeline.config import ClvConfig, load_config
+from clv_pipeline.errors import InputError
+from clv_pipeline.paths import Layout
+from clv_pipeline.publish.warehouse import read_published
+from clv_pipeline.shards import fnv1a64, in_shard, shard_of
+from tests.conftest import land_demo_history
+
+END = date(2024, 6, 30)
+DAYS = 200
+CLV_TABLES = ("customer_clv", "model_params", "model_diagnostics")
+
+
+def test_fnv1a64_reference_values() -> None:
+    # the FNV-1a 64 test vectors (www.isthe.com/chongo/tech/comp/fnv), and UTF-8 bytes
+    got = fnv1a64(pl.Series(["", "a", "foobar", None, "é"]))
+    assert [hex(int(v)) for v in got[:3]] == [
+        "0xcbf29ce484222325",
+        "0xaf63dc4c8601ec8c",
+        "0x85944171f73967e8",
+    ]
+    assert got[3] == got[0]  # null hashes as ""
+    assert int(got[4]) == _fnv_reference("é".encode())
+
+
+def _fnv_reference(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) % 2**64
+    return h
+
+
+def test_shards_partition_the_customers() -> None:
+    ids = pl.Series([f"C{i}" for i in range(5000)] + ["ü-7", "a-much-longer-customer-id-0042"])
+    shards = shard_of(ids, 4).to_numpy()
+    assert set(np.unique(shards)) == {0, 1, 2, 3}
+    assert all(int(h) % 4 == s for h, s in zip(fnv1a64(ids), shards, strict=True))
+    assert [_fnv_reference(i.encode()) % 4 for i in ids[:50]] == shards[:50].tolist()
+    frame = pl.DataFrame({"customer_id": ids, "n": range(ids.len())})
+    parts = [in_shard(frame, k, 4) for k in range(4)]
+    assert sum(p.height for p in parts) == frame.height
+    assert_frame_equal(pl.concat(parts).sort("n"), frame)
+    assert shard_of(ids, 1).unique().to_list() == [0]
+
+
+def _home(root: Path, monkeypatch: pytest.MonkeyPatch, shards: int, tmp: Path) -> ClvConfig:
+    layout = Layout(root)
+    land_demo_history(layout, tmp, n_customers=800, days=DAYS, end=END, seed=23)
+    monkeypatch.setenv("CLV_SHARDS", str(shards))
+    config = load_config(root)
+    days = [END - timedelta(days=i) for i in range(DAYS + 1)][::-1]
+    pipeline.pull_raw_days(config, days)
+    pipeline.validate_days(config, days)
+    pipeline.build_customer_state(config, END)
+    pipeline.build_customer_features(config, END)
+    return config
+
+
+@pytest.mark.parametrize("selection", ["bic", "holdout"])
+def test_sharded_valuation_equals_unsharded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, selection: str
+) -> None:
+    monkeypatch.setenv("CLV_SELECTION", selection)
+    one = _home(tmp_path / "one", monkeypatch, 1, tmp_path)
+    pipeline.build_customer_clv(one, END)
+    four = _home(tmp_path / "four", monkeypatch, 4, tmp_path)
+    sizes = [pipeline.build_shard_inputs(four, END, k).stats["customers"] for k in range(4)]
+    features = read_published(four.layout, "customer_features", END)
+    assert features is not None
+    assert sum(sizes) == features.height and min(sizes) > 0
+    pipeline.fit_shards(four, END)
+    for k in range(4):
+        pipeline.value_shard(four, END, k)
+    _, valuation = pipeline.publish_sharded_clv(four, END)
+    assert valuation.selected_model is not None
+    for table in CLV_TABLES:
+        a = read_published(one.layout, table, END)
+        b = read_published(four.layout, table, END)
+        assert a is not None and b is not None
+        assert_frame_equal(a, b, check_exact=True)  # same rows, order, values bit for bit
+    assert not pipeline.shard_dir(four.layout, END).exists()  # spent once published
+
+
+def test_a_stale_shard_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _home(tmp_path / "two", monkeypatch, 2, tmp_path)
+    for k in range(2):
+        pipeline.build_shard_inputs(config, END, k)
+    pipeline.fit_shards(config, END)
+    pipeline.value_shard(config, END, 0)
+    with pytest.raises(InputError, match="customer_clv shard 1 .* is missing"):
+        pipeline.publish_sharded_clv(config, END)
+    # customer_features rebuilt from other data: every shard file is refused, not mixed in
+    monkeypatch.setenv("CLV_STATE_REBUILD", "full")
+    state = read_published(config.layout, "customer_features", END)
+    assert state is not None
+    from clv_pipeline.publish.warehouse import publish_table
+
+    publish_table(config.layout, "customer_features", state.head(700), day=END)
+    with pytest.raises(InputError, match="another customer_features"):
+        pipeline.value_shard(config, END, 1)
