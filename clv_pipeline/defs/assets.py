@@ -35,6 +35,12 @@ from clv_pipeline.validation.suite import SUITE_VERSION
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 INGEST = "ingest"
+SHARDS = "shards"
+SHARD_FIT = "clv_fit"
+CLV_DESCRIPTION = (
+    "Fit and check BG/NBD / Pareto/NBD + Gamma-Gamma, select by holdout error; "
+    "per-customer historic, formula, predicted CLV."
+)
 CATALOG_CHECK = "catalog_serves_the_day"
 REPORT_CHECK = "report_written"
 SNAPSHOT = "snapshot"
@@ -192,8 +198,83 @@ def _snapshot_asset(
     return _asset
 
 
-def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """Every asset of the pipeline over ``partitions`` (ingest group first, then snapshot)."""
+def _shard_asset(
+    partitions: dg.PartitionsDefinition,
+    name: str,
+    step: Callable[[ClvConfig, date], StepResult],
+    deps: list[Any],
+    description: str,
+) -> dg.AssetsDefinition:
+    """A step of the sharded valuation: internal files under ``.work/shards/`` (no table, so no
+    table checks); its own Dagster step, run wherever the executor puts it."""
+
+    @dg.asset(
+        name=name,
+        group_name=SHARDS,
+        partitions_def=partitions,
+        deps=deps,
+        kinds={"numpy", "parquet"},
+        description=description,
+    )
+    def _asset(context: dg.AssetExecutionContext, clv: ClvSettings) -> dg.MaterializeResult:
+        result = step(clv, _as_of(context))
+        return dg.MaterializeResult(metadata=dagster_metadata(result.stats))
+
+    return _asset
+
+
+def _of_shard(
+    step: Callable[[ClvConfig, date, int], StepResult], shard: int
+) -> Callable[[ClvConfig, date], StepResult]:
+    def run(config: ClvConfig, as_of: date) -> StepResult:
+        return step(config, as_of, shard)
+
+    return run
+
+
+def _sharded_valuation(
+    partitions: dg.PartitionsDefinition, shards: int, features: Any, validated: Any
+) -> list[dg.AssetsDefinition]:
+    """``clv_shard_<k>_inputs`` (map) -> ``clv_fit`` (reduce) -> ``clv_shard_<k>_values``
+    (map); ``customer_clv`` gathers them (docs/scaling.md)."""
+    inputs = [
+        _shard_asset(
+            partitions,
+            f"clv_shard_{k}_inputs",
+            _of_shard(pipeline.build_shard_inputs, k),
+            [features],
+            f"Shard {k} of {shards}: its customers' weighted unique (frequency, recency, T) "
+            "patterns and repeat customers' spend, the fit's sufficient statistics.",
+        )
+        for k in range(shards)
+    ]
+    fit = _shard_asset(
+        partitions,
+        SHARD_FIT,
+        pipeline.fit_shards,
+        # the holdout selection and the formula's churn-window activity read the history
+        [*inputs, validated],
+        "The models fitted, checked and selected once over every shard's statistics (the "
+        "unsharded fit), and the churn-window activity.",
+    )
+    values = [
+        _shard_asset(
+            partitions,
+            f"clv_shard_{k}_values",
+            _of_shard(pipeline.value_shard, k),
+            [fit],
+            f"Shard {k} of {shards}: its customers' customer_clv rows from the shared fit.",
+        )
+        for k in range(shards)
+    ]
+    return [*inputs, fit, *values]
+
+
+def build_assets(
+    partitions: dg.PartitionsDefinition, *, shards: int = 1
+) -> list[dg.AssetsDefinition]:
+    """Every asset of the pipeline over ``partitions`` (ingest group first, then snapshot);
+    with ``shards`` > 1 the valuation's per-customer work runs as one step per shard."""
 
     @dg.asset(
         group_name=INGEST,
@@ -333,6 +414,13 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         "Per-customer frequency, recency, T (days) and spend as of the partition date.",
     )
 
+    sharded = (
+        _sharded_valuation(partitions, shards, customer_features, validated_transactions)
+        if shards > 1
+        else []
+    )
+    build_clv = pipeline.publish_sharded_clv if sharded else pipeline.build_customer_clv
+
     @dg.multi_asset(
         group_name=SNAPSHOT,
         partitions_def=partitions,
@@ -340,20 +428,19 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             # the holdout selection reads the validated history (calibration/holdout split)
             dg.AssetSpec(
                 name,
-                deps=["customer_features", validated_transactions],
+                deps=[a.key for a in sharded[shards + 1 :]]
+                if sharded
+                else ["customer_features", validated_transactions],
                 kinds={"scipy", "parquet"},
                 description=TABLES[name].description,  # one description per table
             )
             for name in CLV_TABLES
         ],
         check_specs=[spec for name in CLV_TABLES for spec in table_check_specs(name)],
-        description="Fit and check BG/NBD / Pareto/NBD + Gamma-Gamma, select by holdout error; "
-        "per-customer historic, formula, predicted CLV.",
+        description=CLV_DESCRIPTION + (f" Gathered from {shards} shards." if sharded else ""),
     )
     def customer_clv(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
-        yield from _published(
-            context, "customer_clv", lambda: pipeline.build_customer_clv(clv, _as_of(context))[0]
-        )
+        yield from _published(context, "customer_clv", lambda: build_clv(clv, _as_of(context))[0])
 
     CLV = dg.AssetKey("customer_clv")
     customer_segments = _snapshot_asset(
@@ -513,6 +600,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     snapshot_assets = [
         customer_state,
         customer_features,
+        *sharded,
         customer_clv,
         *SNAPSHOT_TABLE_ASSETS,
         model_backtest,

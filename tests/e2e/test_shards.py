@@ -4,20 +4,28 @@ specified hash (FNV-1a 64), stable across versions."""
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from clv_pipeline import pipeline
-from clv_pipeline.config import ClvConfig, load_config
+from clv_pipeline.config import ClvConfig, load_config, save_settings
+from clv_pipeline.defs.jobs import DAILY_JOB
+from clv_pipeline.demo import generate_history
 from clv_pipeline.errors import InputError
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
+from clv_pipeline.runs.execute import execute
+from clv_pipeline.runs.instance import get_instance
+from clv_pipeline.schema import TABLES
 from clv_pipeline.shards import fnv1a64, in_shard, shard_of
+from clv_pipeline.sources.landing import import_files
 from tests.conftest import land_demo_history
 
 END = date(2024, 6, 30)
@@ -112,3 +120,67 @@ def test_a_stale_shard_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     publish_table(config.layout, "customer_features", state.head(700), day=END)
     with pytest.raises(InputError, match="another customer_features"):
         pipeline.value_shard(config, END, 1)
+
+
+def _run_home(home: Path, export: Path, settings: dict[str, object]) -> dict[str, bytes]:
+    """Import ``export``, run the daily job for END with ``settings`` in clv.toml (worker
+    processes read them there too); the bytes of every snapshot table file."""
+    import_files([export], Layout(home))
+    save_settings(home, {**SMALL, **settings})
+    config = load_config(home, environ={})
+    outcome = execute(config, DAILY_JOB, partition=END)
+    assert outcome.success, outcome
+    layout = Layout(home)
+    files = {}
+    for name, table in TABLES.items():
+        if table.partition_key == "as_of":
+            for day in layout.published_days(name, "as_of"):
+                files[f"{name} {day}"] = layout.partition_file(name, "as_of", day).read_bytes()
+    return files
+
+
+SMALL = {
+    "start_date": END - timedelta(days=DAYS),
+    "scale.backtest_holdout_days": 30,
+    "models.min_customers": 20,
+    "models.min_repeat_customers": 5,
+}
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "history.parquet"
+    generate_history(n_customers=600, days=DAYS, end=END, seed=31).write_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_shard(export: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    return _run_home(tmp_path_factory.mktemp("one") / "home", export, {})
+
+
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+def test_four_shards_publish_the_bytes_of_one(
+    export: Path,
+    one_shard: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    executor: str,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("CLV_")]:
+        monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("CLV_HOME", str(home))  # worker processes find the data home here
+    four = _run_home(home, export, {"scale.shards": 4, "scale.executor": executor})
+    assert sorted(four) == sorted(one_shard)
+    tables = {key.split()[0] for key in four}
+    assert {"customer_clv", "customer_segments", "customer_churn", "cohorts", "kpis"} <= tables
+    assert [k for k in four if four[k] != one_shard[k]] == []
+    instance = get_instance(load_config(home, environ={}))
+    steps = {
+        e.step_key
+        for e in instance.all_logs(
+            instance.get_runs(limit=1)[0].run_id, of_type=dg.DagsterEventType.STEP_SUCCESS
+        )
+    }
+    assert {f"clv_shard_{k}_values" for k in range(4)} <= steps and "clv_fit" in steps
