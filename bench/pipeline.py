@@ -505,6 +505,81 @@ def daily_run(home: Path, *, full: bool) -> dict[str, Any]:
     return _timed(command, env)
 
 
+def shard_runs(home: Path, plans: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """``clv run --date AS_OF`` of the seeded home once per (shards, executor) plan, each a fresh
+    process: wall time, the peak RSS of the biggest process of the run (``wait4`` counts the
+    step processes the run waited for), the valuation's Dagster steps with each step process's
+    own peak RSS (``process_peak_rss_mb``), and a digest of customer_clv (the same in every
+    plan)."""
+    from clv_pipeline.config import load_config
+    from clv_pipeline.paths import Layout
+    from clv_pipeline.runs.instance import get_instance
+
+    clv = Path(sys.executable).parent / "clv"
+    command = [str(clv), "run", "--date", str(AS_OF), "--home", str(home)]
+    out = []
+    for shards, executor in plans:
+        env = {
+            **os.environ,
+            "CLV_START_DATE": str(HISTORY_START),
+            "CLV_SHARDS": str(shards),
+            "CLV_EXECUTOR": executor,
+            "CLV_HOME": str(home),
+        }
+        env.pop("CLV_STATE_REBUILD", None)
+        print(f"  {shards} shard(s), {executor} ...", flush=True)
+        figures: dict[str, Any] = {"shards": shards, "executor": executor, **_timed(command, env)}
+        steps = {s["step"]: s["wall_s"] for s in _run_steps(home)}
+        valuation = [s for s in steps if s.startswith("clv_") or s == "customer_clv"]
+        figures["valuation_steps"] = {s: steps[s] for s in valuation}
+        figures["steps_s"] = round(sum(steps.values()), 1)
+        with get_instance(load_config(home)) as instance:
+            peaks = {}
+            for step in valuation:
+                event = instance.get_latest_materialization_event(dg_key(step))
+                meta = (
+                    event.asset_materialization.metadata
+                    if event and event.asset_materialization
+                    else {}
+                )
+                if "process_peak_rss_mb" in meta:
+                    peaks[step] = meta["process_peak_rss_mb"].value
+            figures["step_peak_rss_mb"] = peaks
+        clv_file = Layout(home).partition_file("customer_clv", "as_of", AS_OF)
+        figures["customer_clv_sha256"] = _sha256(clv_file)[:16]
+        print(f"    {figures}", flush=True)
+        out.append(figures)
+    return out
+
+
+def dg_key(step: str) -> Any:
+    import dagster as dg
+
+    return dg.AssetKey("customer_clv" if step == "customer_clv" else step)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def render_shards(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| shards | executor | run wall s | peak RSS MB (biggest process) | valuation steps (s) | "
+        "step process peak RSS MB | customer_clv sha256 |",
+        "|---:|---|---:|---:|---|---|---|",
+    ]
+    for r in runs:
+        steps = ", ".join(f"{k} {v}" for k, v in r["valuation_steps"].items())
+        peaks = ", ".join(f"{k} {v:.0f}" for k, v in r["step_peak_rss_mb"].items()) or "-"
+        lines.append(
+            f"| {r['shards']} | {r['executor']} | {r['wall_s']} | {r['peak_rss_mb']:,} | "
+            f"{steps} | {peaks} | {r['customer_clv_sha256']} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -526,6 +601,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--lifetimes-python", help="interpreter with lifetimes (see bench/README_models.md)"
+    )
+    parser.add_argument(
+        "--shards",
+        help="with --reuse: rerun AS_OF once per plan SHARDS:EXECUTOR, e.g. "
+        "1:in_process,2:in_process,2:multiprocess (issue 23)",
     )
     parser.add_argument("--_stages", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -552,6 +632,16 @@ def main() -> None:
         )
         print()
         print(render_newcomer(figures))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(figures, indent=2))
+        return
+    if args.shards:
+        plans = [(int(p.split(":")[0]), p.split(":")[1]) for p in args.shards.split(",")]
+        print(f"shard plans on {home}: {plans}", flush=True)
+        figures["shard_runs"] = shard_runs(home, plans)
+        print()
+        print(render_shards(figures["shard_runs"]))
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(figures, indent=2))

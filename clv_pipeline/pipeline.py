@@ -544,6 +544,7 @@ def _publish_valuation(
 #: The per-customer columns a shard reads of customer_features.
 SHARD_FEATURES = ("customer_id", "frequency", "recency", "T", "monetary_value")
 _ROW = "_row"
+SHARD_READ_BATCH = 1 << 20  # rows of customer_features a shard step filters at a time
 
 
 def shard_dir(layout: Layout, as_of: date) -> Path:
@@ -561,9 +562,23 @@ def _features_basis(config: ClvConfig, as_of: date) -> str:
 
 def _shard_features(config: ClvConfig, as_of: date, shard: int) -> pl.DataFrame:
     """The customers of ``shard`` (all of customer_features' columns), with their row in the
-    whole table (``_row``: the unsharded order, restored when the shards are gathered)."""
-    features = _read(config, "customer_features", as_of).with_row_index(_ROW)
-    return in_shard(features, shard, config.scale.shards)
+    whole table (``_row``: the unsharded order, restored when the shards are gathered).
+
+    Read a batch at a time and filtered as it goes: a shard's process holds its own customers,
+    never the whole table.
+    """
+    path = config.layout.partition_file("customer_features", "as_of", as_of)
+    if not path.exists():
+        raise InputError(f"customer_features for {as_of} is not published; run it first")
+    parts, offset = [], 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=SHARD_READ_BATCH):
+        frame = pl.DataFrame(pl.from_arrow(batch)).with_row_index(_ROW, offset=offset)
+        offset += frame.height
+        parts.append(in_shard(frame, shard, config.scale.shards))
+    features = pl.concat(parts, how="vertical") if parts else pl.read_parquet(path).head(0)
+    if not parts:
+        features = features.with_row_index(_ROW)
+    return with_added_columns(features, TABLES["customer_features"])
 
 
 def _save_atomic(target: Path, write: Callable[[Path], object]) -> Path:

@@ -3,6 +3,7 @@
 :func:`build_assets` declares them over the data home's daily partitions.
 """
 
+import resource
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -218,7 +219,14 @@ def _shard_asset(
     )
     def _asset(context: dg.AssetExecutionContext, clv: ClvSettings) -> dg.MaterializeResult:
         result = step(clv, _as_of(context))
-        return dg.MaterializeResult(metadata=dagster_metadata(result.stats))
+        # the step process's peak so far: its own with a process per step (sizing workers)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return dg.MaterializeResult(
+            metadata={
+                **dagster_metadata(result.stats),
+                "process_peak_rss_mb": dg.MetadataValue.float(round(peak, 1)),
+            }
+        )
 
     return _asset
 

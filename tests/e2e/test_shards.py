@@ -83,6 +83,7 @@ def test_sharded_valuation_equals_unsharded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, selection: str
 ) -> None:
     monkeypatch.setenv("CLV_SELECTION", selection)
+    monkeypatch.setattr(pipeline, "SHARD_READ_BATCH", 97)  # shards read many batches
     one = _home(tmp_path / "one", monkeypatch, 1, tmp_path)
     pipeline.build_customer_clv(one, END)
     four = _home(tmp_path / "four", monkeypatch, 4, tmp_path)
