@@ -681,10 +681,9 @@ def fit_shards(config: ClvConfig, as_of: date) -> StepResult:
         horizon_days=config.models.horizon_days,
         gross_margin=config.models.gross_margin,
         holdout=holdout,
-        days_on_patterns=False,
         **config.model_options(),
     )
-    fit = replace(fit, patterns=None, pattern_purchases=None)  # the shards predict their own
+    fit = replace(fit, patterns=None)  # the shards look their patterns' predictions up
     summarised = fingerprints(config.layout, upto=as_of)  # what the activity below summarises
     activity = period_activity(config, as_of)
     activity_path = folder / "activity.parquet"

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import polars as pl
 from numpy.typing import ArrayLike, NDArray
 
 from clv_pipeline.models.base import (
@@ -674,8 +675,10 @@ class ModelFit:
     discount_rate: float = 0.10
     gross_margin: float = 1.0
     next_purchase: bool = True
-    #: The chosen model's predictions per pattern of ``patterns`` (reused by an unsharded run).
+    #: The chosen model's predictions per unique pattern of the whole base, the patterns'
+    #: ``(x, t_x, T)`` and the base's :class:`Patterns` (dropped before a fit is stored).
     pattern_purchases: _Purchases | None = None
+    pattern_keys: tuple[FloatArray, FloatArray, FloatArray] | None = None
     patterns: Patterns | None = None
 
     def summary_run(self) -> ModelRun:
@@ -715,13 +718,12 @@ def fit_models(
     min_repeat_customers: int = 20,
     next_purchase: bool = True,
     holdout: Holdout | None = None,
-    days_on_patterns: bool = True,
 ) -> ModelFit:
     """Fit, check and select over ``inputs`` (see :func:`fit_and_predict` for the options).
 
-    The selected model's predictions are checked for finiteness on the unique patterns (a
-    customer count: the patterns' weights); ``days_on_patterns=False`` leaves out the
-    next-purchase root search there (a sharded run predicts per shard).
+    The selected model's predictions are computed once per unique pattern and checked for
+    finiteness there (a customer count: the patterns' weights); :func:`predict_customers`
+    looks every customer's up.
     """
     names = _check_options(
         models,
@@ -788,7 +790,7 @@ def fit_models(
             schedule,
             discount_rate=discount_rate,
             horizon_days=horizon_days,
-            next_purchase=next_purchase and days_on_patterns,
+            next_purchase=next_purchase,
         )
         bad = _non_finite(attempt, pat.weights)
         diagnostics.append(predictions_diagnostic(candidate.model, bad, n))
@@ -847,8 +849,35 @@ def fit_models(
         discount_rate=discount_rate,
         gross_margin=gross_margin,
         next_purchase=next_purchase,
-        pattern_purchases=purchases if next_purchase == (purchases.days_next is not None) else None,
+        pattern_purchases=purchases,
+        pattern_keys=(pat.x, pat.tx, pat.T),
         patterns=pat,
+    )
+
+
+def _looked_up(
+    table: _Purchases, keys: tuple[FloatArray, FloatArray, FloatArray], pat: Patterns
+) -> _Purchases:
+    """``table`` (per pattern of ``keys``) at each pattern of ``pat`` (all must be in it)."""
+    index = (
+        pl.DataFrame({"x": pat.x, "tx": pat.tx, "T": pat.T})
+        .join(
+            pl.DataFrame({"x": keys[0], "tx": keys[1], "T": keys[2]}).with_row_index("_i"),
+            on=["x", "tx", "T"],
+            how="left",
+            maintain_order="left",
+        )
+        .get_column("_i")
+    )
+    if index.null_count():
+        raise ValueError("a pattern of these customers is not in the fit's base")
+    at = index.to_numpy().astype(np.intp)
+    return _Purchases(
+        p_alive=table.p_alive[at],
+        expected=table.expected[at],
+        prob_active=table.prob_active[at],
+        discounted=table.discounted[at],
+        days_next=None if table.days_next is None else table.days_next[at],
     )
 
 
@@ -861,9 +890,14 @@ def predict_customers(
     patterns: Patterns | None = None,
 ) -> ModelRun:
     """The per-customer half of :func:`fit_and_predict`: ``fit``'s selected model over the
-    customers ``x, tx, t_obs, m`` (validated arrays; all of the base or one shard; each
-    customer's values depend only on its own row and the fit). ``patterns``: theirs, when
-    already built (``fit.patterns`` itself reuses the fit's own predictions)."""
+    customers ``x, tx, t_obs, m`` (validated arrays; all of the base or one shard).
+    ``patterns``: theirs, when already built.
+
+    The purchase predictions are the fit's own per-pattern ones, looked up by pattern, when the
+    fit has them: some are not computed element by element (Pareto/NBD's P(alive) sums its
+    series until the whole array has converged), so recomputed over one shard's patterns they
+    could differ from the whole base's in the 15th digit; looked up they are the same bits.
+    """
     if fit.outcome is not None:
         return fit.outcome
     chosen = fit.chosen
@@ -871,6 +905,8 @@ def predict_customers(
         raise ValueError("a ModelFit without an outcome needs its chosen model and schedule")
     pat = Patterns.from_arrays(x, tx, t_obs) if patterns is None else patterns
     per_pattern = fit.pattern_purchases if pat is fit.patterns else None
+    if per_pattern is None and fit.pattern_purchases is not None and fit.pattern_keys is not None:
+        per_pattern = _looked_up(fit.pattern_purchases, fit.pattern_keys, pat)
     if per_pattern is None:
         per_pattern = _pattern_purchases(
             TRANSACTION_MODELS[chosen.model],

@@ -78,7 +78,7 @@ def _home(root: Path, monkeypatch: pytest.MonkeyPatch, shards: int, tmp: Path) -
     return config
 
 
-@pytest.mark.parametrize("selection", ["bic", "holdout"])
+@pytest.mark.parametrize("selection", ["bic", "holdout", "pareto_nbd"])
 def test_sharded_valuation_equals_unsharded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, selection: str
 ) -> None:
