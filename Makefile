@@ -17,9 +17,10 @@ $(BIN)/clv: pyproject.toml
 
 setup: $(BIN)/clv  ## create .venv with the package and dev tools
 
-# the Spark reader test (tests/e2e/test_readers.py) needs pyspark; only `make test` installs it
+# the Spark reader test (tests/e2e/test_readers.py) needs pyspark and the Celery executor test
+# (tests/integration/test_celery.py) dagster-celery + redis; only `make test` installs them
 $(VENV)/.spark: $(BIN)/clv
-	$(PYTHON) -m uv pip install --quiet --compile-bytecode --python $(VENV)/bin/python -e ".[dev,spark]"
+	$(PYTHON) -m uv pip install --quiet --compile-bytecode --python $(VENV)/bin/python -e ".[dev,spark,celery]"
 	touch $(VENV)/.spark
 
 demo: setup  ## synthetic 20k-customer history -> import -> run yesterday -> summary

@@ -191,7 +191,7 @@ def _column_map(config: ClvConfig, column: list[str] | None) -> dict[str, str]:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")  # e.g. pip install 'clv-pipeline[k8s]'
     return typer.Exit(code)
 
 

@@ -21,6 +21,7 @@ POINTS = (
     "catalog:after_manifest",
     "commit:{table}:shown",
     "catalog:after_commit",
+    "shard:{shard}:values",
 )
 
 

@@ -18,9 +18,11 @@ from clv_pipeline.defs.sensors import build_failure_sensor, build_freshness_sens
 
 def build_defs(config: ClvConfig) -> dg.Definitions:
     """Every Dagster definition of the data home ``config.home``."""
-    assets = owned_and_referenced(build_assets(build_partitions(config)), config.operations.owners)
+    assets = owned_and_referenced(
+        build_assets(build_partitions(config), shards=config.scale.shards), config.operations.owners
+    )
     freshness = build_freshness_checks(config)
-    jobs, schedule = build_jobs()
+    jobs, schedule = build_jobs(config)
     return dg.Definitions(
         assets=assets,
         asset_checks=freshness,

@@ -1,8 +1,18 @@
-"""Run Dagster jobs in process against the data home's instance, with progress.
+"""Run Dagster jobs against the data home's instance, with progress (in process by default).
 
 The ``clv`` CLI uses this instead of ``dagster asset materialize`` (which spawns a process per step
 and cannot run a partition range without the daemon). One run per data home at a time: the
 warehouse lock is held for the whole run.
+
+With ``scale.executor`` other than ``in_process`` the job runs through :func:`dagster.execute_job`
+on that executor: the steps run in child processes (``multiprocess``), Celery workers (``celery``)
+or Kubernetes Jobs (``k8s``), each of which rebuilds the definitions itself with
+:func:`job_of_home` from the data home's ``clv.toml`` and the ``CLV_*`` environment of the
+process running the step: inherited from this one for ``multiprocess``, but a Celery worker's or
+a pod's own otherwise (secrets such as ``CLV_CELERY_BROKER`` included), so give the workers the
+same settings. The run's command-line flags (settings whose origin is "flag") travel with the
+job's address; nothing else of this process does. This process still holds the warehouse lock,
+reports progress and summarizes the run.
 
 Runs started here are never retried by Dagster: only the daemon retries runs (``run_retries`` in
 ``dagster.yaml``), and it can only relaunch runs it can load from a code location, which a run
@@ -12,15 +22,18 @@ failed one ``dagster/will_retry=false``) and the CLI prints the command that rer
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import dagster as dg
 from dagster._core.storage.tags import MAX_RETRIES_TAG
 from dagster._core.utils import make_new_run_id
 
-from clv_pipeline.config import ClvConfig, load_config
+from clv_pipeline.config import SETTINGS, ClvConfig, _flatten, load_config
 from clv_pipeline.defs import build_defs
 from clv_pipeline.defs.jobs import DAILY_JOB
 from clv_pipeline.faults import failpoint
@@ -32,6 +45,8 @@ WAREHOUSE_LOCK = "warehouse"
 Progress = Callable[[str, int, int], None]  # (message, steps done, steps total)
 #: Tags of every run the CLI executes: no automatic retry is promised (see the module docstring).
 CLI_RUN_TAGS = {MAX_RETRIES_TAG: "0"}
+#: Tag that finds a run started through ``dg.execute_job`` (it does not take a run id)
+SUBMISSION_TAG = "clv/submission"
 
 
 def _console_log(level: str) -> dict[str, object]:
@@ -52,14 +67,16 @@ def execute(
 
     Events always go to the instance (``clv status``, the Dagster UI); ``log_level`` only sets what
     the console logger prints. ``config`` is bound as the ``clv`` resource, so a long-lived
-    process always runs with the settings it was given.
+    process always runs with the settings it was given; on an executor other than in_process
+    the steps run with the settings their own processes load (see the module docstring).
     """
     failpoint("run:start")
     job = build_defs(config).resolve_job_def(job_name)
     instance = instance or get_instance(config)
     run_id = make_new_run_id()
     total = len(job.nodes_in_topological_order)
-    box: dict[str, dg.ExecuteInProcessResult | BaseException] = {}
+    box: dict[str, dg.ExecuteInProcessResult | dg.JobExecutionResult | BaseException] = {}
+    token = ""
 
     def work() -> None:
         try:
@@ -74,21 +91,75 @@ def execute(
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             box["error"] = exc
 
+    def work_on_executor() -> None:
+        args: tuple[Any, ...] = (str(config.home), job_name, flag_overrides(config))
+        recon = dg.build_reconstructable_job(
+            __name__, job_of_home.__name__, reconstructable_args=args
+        )
+        tags = partition_tags(partition=partition, span=partition_range)
+        try:
+            with dg.execute_job(
+                recon,
+                instance=instance,
+                run_config=_console_log(log_level),
+                tags={**tags, **CLI_RUN_TAGS, SUBMISSION_TAG: token},
+                raise_on_error=False,
+            ) as result:
+                box["result"] = result
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            box["error"] = exc
+
+    target = work
+    if config.scale.executor != "in_process":
+        target, token, run_id = work_on_executor, uuid.uuid4().hex, ""
     with partition_lock(config.layout, WAREHOUSE_LOCK):
-        thread = threading.Thread(target=work, name=f"clv-{job_name}", daemon=True)
+        thread = threading.Thread(target=target, name=f"clv-{job_name}", daemon=True)
         thread.start()
         done = 0
         cursor: str | None = None
         while thread.is_alive():
             thread.join(0.5)
-            if progress is not None:
+            if token and not run_id:
+                run_id = _submitted_run(instance, token)
+            if progress is not None and run_id:
                 events, cursor = _step_events(instance, run_id, cursor)
                 for event in events:
                     done += 1
                     progress(f"{event.step_key} {event.event_type_value.lower()}", done, total)
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
+    if token:
+        run_id = box["result"].run_id  # type: ignore[union-attr]
     return summarize(instance, run_id)
+
+
+def flag_overrides(config: ClvConfig) -> str:
+    """The settings ``config`` got from command-line flags, as JSON (no secrets; ``{}`` when
+    none): what a step process needs besides the data home and its own environment."""
+    values = dict(_flatten(config.model_dump(mode="json")))
+    flags = {
+        path: values[path]
+        for path, setting in SETTINGS.items()
+        if path != "home" and not setting.secret and config.origin(path) == "flag"
+    }
+    return json.dumps(flags, sort_keys=True)
+
+
+def job_of_home(home: str, job_name: str, flags: str = "{}") -> dg.JobDefinition:
+    """Job ``job_name`` of the data home ``home`` with the command-line ``flags`` (JSON) of the
+    run that started it: what Dagster reconstructs, by this name and these args, in each
+    step process of a run on another executor."""
+    config = load_config(home, overrides=json.loads(flags))
+    return build_defs(config).resolve_job_def(job_name)
+
+
+def _submitted_run(instance: dg.DagsterInstance, token: str) -> str:
+    """The id of the run tagged ``token`` by :func:`execute` ("" until Dagster has created it)."""
+    try:
+        ids = instance.get_run_ids(dg.RunsFilter(tags={SUBMISSION_TAG: token}), limit=1)
+    except Exception:  # noqa: BLE001 - storage busy; try again on the next tick
+        return ""
+    return ids[0] if ids else ""
 
 
 def _step_events(
