@@ -48,10 +48,16 @@ def write_parquet_atomic(
     zstd compression, column statistics on, row groups of 256k rows; ``metadata`` goes in the
     footer (replaced atomically with the data).
     """
+    return replace_atomically(target, lambda tmp: write_parquet(frame, tmp, metadata))
+
+
+def replace_atomically(target: Path, write: Callable[[Path], object]) -> Path:
+    """``write`` a hidden temp file beside ``target``, then ``os.replace`` it onto ``target``
+    (readers see the old file or the new one, never a part); the temp never outlives a failure."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
-        write_parquet(frame, tmp, metadata)
+        write(tmp)
         os.replace(tmp, target)
         fsync_dir(target.parent)
     finally:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import pickle  # noqa: S403 - the sharded fit's own file (.work/shards), written by fit_shards
 import shutil
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -50,7 +48,7 @@ from clv_pipeline.models.base import Patterns
 from clv_pipeline.models.clv import FitInputs, ModelFit, customer_arrays, fit_models
 from clv_pipeline.models.diagnostics import DROPOUT_CHECK, GROUP_FIT_CHECK
 from clv_pipeline.models.seasonality import seasonality_diagnostics
-from clv_pipeline.parquet import IO_WORKERS, map_in_threads, stored_digest
+from clv_pipeline.parquet import IO_WORKERS, map_in_threads, replace_atomically, stored_digest
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.catalog import (
     committed_file,
@@ -582,17 +580,6 @@ def _shard_features(config: ClvConfig, as_of: date, shard: int) -> pl.DataFrame:
     return with_added_columns(features, TABLES["customer_features"])
 
 
-def _save_atomic(target: Path, write: Callable[[Path], object]) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
 def _check_basis(found: str, expected: str, what: Path) -> None:
     if found != expected:
         raise InputError(
@@ -626,7 +613,7 @@ def build_shard_inputs(config: ClvConfig, as_of: date, shard: int) -> StepResult
                 basis=np.array(basis),
             )
 
-    _save_atomic(target, write)
+    replace_atomically(target, write)
     return StepResult(
         [],
         {
@@ -689,7 +676,7 @@ def fit_shards(config: ClvConfig, as_of: date) -> StepResult:
     activity = period_activity(config, as_of)
     activity_path = folder / "activity.parquet"
     write_parquet_atomic(activity, activity_path, metadata={"clv.basis": basis})
-    target = _save_atomic(
+    target = replace_atomically(
         folder / "fit.pickle",
         lambda path: path.write_bytes(pickle.dumps((basis, fit, summarised), protocol=5)),
     )

@@ -21,6 +21,7 @@ from clv_pipeline.demo import generate_history
 from clv_pipeline.errors import InputError
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
+from clv_pipeline.runs import operations
 from clv_pipeline.runs.execute import execute
 from clv_pipeline.runs.instance import get_instance
 from clv_pipeline.schema import TABLES
@@ -185,3 +186,45 @@ def test_four_shards_publish_the_bytes_of_one(
         )
     }
     assert {f"clv_shard_{k}_values" for k in range(4)} <= steps and "clv_fit" in steps
+
+
+def test_a_failed_shard_is_rerun_alone(
+    export: Path,
+    one_shard: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On-call: one shard's step fails (disk full while it writes), `clv rerun <run>` re-executes
+    that shard and what follows it only, and the day publishes the bytes of one shard."""
+    for name in [n for n in os.environ if n.startswith("CLV_")]:
+        monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("CLV_HOME", str(home))
+    monkeypatch.setenv("CLV_FAILPOINT", "oserror:shard:2:values")  # step processes inherit it
+    import_files([export], Layout(home))
+    save_settings(home, {**SMALL, "scale.shards": 4, "scale.executor": "multiprocess"})
+    config = load_config(home, environ={})
+    failed = execute(config, DAILY_JOB, partition=END)
+    assert not failed.success
+    instance = get_instance(config)
+
+    def steps(run_id: str, kind: dg.DagsterEventType) -> set[str]:
+        return {e.step_key for e in instance.all_logs(run_id, of_type=kind) if e.step_key}
+
+    assert steps(failed.run_id, dg.DagsterEventType.STEP_FAILURE) == {"clv_shard_2_values"}
+    assert "clv_shard_3_values" in steps(failed.run_id, dg.DagsterEventType.STEP_SUCCESS)
+    assert "customer_clv" not in steps(failed.run_id, dg.DagsterEventType.STEP_SUCCESS)
+    monkeypatch.delenv("CLV_FAILPOINT")
+    rerun = operations.rerun_run(config, failed.run_id)
+    assert rerun.success
+    done = steps(rerun.run_id, dg.DagsterEventType.STEP_SUCCESS)
+    assert {"clv_shard_2_values", "customer_clv", "clv_snapshot"} <= done
+    assert not done & {"clv_fit", "clv_shard_0_values", "clv_shard_0_inputs", "customer_state"}
+    files = {}
+    layout = Layout(home)
+    for name, table in TABLES.items():
+        if table.partition_key == "as_of":
+            for day in layout.published_days(name, "as_of"):
+                files[f"{name} {day}"] = layout.partition_file(name, "as_of", day).read_bytes()
+    assert [k for k in files if files[k] != one_shard.get(k)] == []
+    assert sorted(files) == sorted(one_shard)

@@ -1,7 +1,8 @@
 """The daily job on Dagster's Celery executor (issue 23): a real Redis server as broker and result
 backend, two dagster-celery workers (one step at a time each), the run started by
-``clv_pipeline.runs.execute.execute`` with ``CLV_EXECUTOR=celery``. Both workers execute steps, and
-the published tables equal those of an in-process run of the same history.
+``clv_pipeline.runs.execute.execute`` with ``CLV_EXECUTOR=celery`` and ``CLV_SHARDS=2``. Both workers
+execute steps, and the published tables equal those of an in-process, unsharded run of the same
+history.
 
 Without ``redis-server`` (Debian package ``redis-server``; ``.ci/run`` installs it) or the
 ``celery`` extra the test is skipped, except under CI, where it fails.
@@ -116,6 +117,10 @@ class Workers:
         return "\n".join(f"== {p}\n{p.read_text(errors='replace')}" for p in self.logs)
 
 
+#: The valuation's shards in the Celery run (the in-process reference has one).
+SHARDS = 2
+
+
 def worker_command(name: str, url: str, log: Path) -> list[str]:
     """A dagster-celery worker running one step at a time (what docs/scaling.md shows)."""
     return [
@@ -135,7 +140,12 @@ def workers(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
     root = tmp_path_factory.mktemp("celery")
     home = root / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLV_", "DAGSTER_HOME"))}
-    env |= {"CLV_HOME": str(home), "CLV_EXECUTOR": "celery", "CLV_CELERY_BROKER": redis_url}
+    env |= {
+        "CLV_HOME": str(home),
+        "CLV_EXECUTOR": "celery",
+        "CLV_CELERY_BROKER": redis_url,
+        "CLV_SHARDS": str(SHARDS),
+    }
     logs = tuple(root / f"{name}.log" for name in WORKERS)
     processes = []
     try:
@@ -198,6 +208,7 @@ def test_daily_job_on_two_celery_workers(
 
     monkeypatch.setenv("CLV_EXECUTOR", "celery")
     monkeypatch.setenv("CLV_CELERY_BROKER", redis_url)
+    monkeypatch.setenv("CLV_SHARDS", str(SHARDS))  # the valuation's shards spread over workers
     started = time.monotonic()
     outcome = run_daily(workers.home, export)
     seconds = time.monotonic() - started
@@ -207,6 +218,7 @@ def test_daily_job_on_two_celery_workers(
     by_step = step_workers(workers.home, outcome.run_id)
     steps = {node.name for node in job.nodes_in_topological_order}
     assert set(by_step) == steps, workers.log_text()
+    assert {f"clv_shard_{k}_values" for k in range(SHARDS)} | {"clv_fit"} <= steps
     assert set(by_step.values()) == set(workers.names), (by_step, workers.log_text())
     for name, log in zip(workers.names, workers.logs, strict=True):
         assert "execute_plan" in log.read_text(), f"{name} received no step"
