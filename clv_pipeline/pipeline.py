@@ -639,7 +639,8 @@ def _load_inputs(path: Path, basis: str) -> FitInputs:
 
 def fit_shards(config: ClvConfig, as_of: date) -> StepResult:
     """Reduce: merge every shard's inputs and fit, check and select the models once (the same
-    fit as an unsharded run: the merged patterns and spend rows are the whole base's)."""
+    fit as an unsharded run: the merged patterns and spend rows are the whole base's), and
+    predict once per unique pattern."""
     if config.models.fit_by.strip():
         raise InputError(
             "scale.shards > 1 does not combine with models.fit_by yet: set CLV_SHARDS=1 "
@@ -672,13 +673,9 @@ def fit_shards(config: ClvConfig, as_of: date) -> StepResult:
         **config.model_options(),
     )
     fit = replace(fit, patterns=None)  # the shards look their patterns' predictions up
-    summarised = fingerprints(config.layout, upto=as_of)  # what the activity below summarises
-    activity = period_activity(config, as_of)
-    activity_path = folder / "activity.parquet"
-    write_parquet_atomic(activity, activity_path, metadata={"clv.basis": basis})
     target = replace_atomically(
         folder / "fit.pickle",
-        lambda path: path.write_bytes(pickle.dumps((basis, fit, summarised), protocol=5)),
+        lambda path: path.write_bytes(pickle.dumps((basis, fit), protocol=5)),
     )
     return StepResult(
         [],
@@ -692,14 +689,41 @@ def fit_shards(config: ClvConfig, as_of: date) -> StepResult:
     )
 
 
-def _load_fit(config: ClvConfig, as_of: date, basis: str) -> tuple[ModelFit, dict[str, str]]:
-    """The reduced fit of ``as_of`` and the fingerprints of the history its activity read."""
+def _load_fit(config: ClvConfig, as_of: date, basis: str) -> ModelFit:
+    """The reduced fit of ``as_of``."""
     path = shard_dir(config.layout, as_of) / "fit.pickle"
     if not path.exists():
         raise InputError(f"the sharded fit of {as_of} is missing: run clv_fit first")
-    found, fit, summarised = pickle.loads(path.read_bytes())  # noqa: S301 - written by fit_shards
+    found, fit = pickle.loads(path.read_bytes())  # noqa: S301 - written by fit_shards
     _check_basis(found, basis, path)
-    return cast(ModelFit, fit), cast(dict[str, str], summarised)
+    return cast(ModelFit, fit)
+
+
+def build_shard_activity(config: ClvConfig, as_of: date) -> StepResult:
+    """The churn-window activity of everyone (the formula CLV's rates and each customer's window
+    revenue), for the shards; a step of its own, beside the fit (it scans the history)."""
+    basis = _features_basis(config, as_of)
+    summarised = fingerprints(config.layout, upto=as_of)  # what the activity below summarises
+    activity = period_activity(config, as_of)
+    target = write_parquet_atomic(
+        activity,
+        shard_dir(config.layout, as_of) / "activity.parquet",
+        metadata={"clv.basis": basis, "clv.summarised": json.dumps(summarised, sort_keys=True)},
+    )
+    return StepResult([], {"rows": activity.height, "path": str(target)})
+
+
+def _load_activity(
+    config: ClvConfig, as_of: date, basis: str
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The activity of ``as_of`` and the fingerprints of the history it summarises."""
+    path = shard_dir(config.layout, as_of) / "activity.parquet"
+    if not path.exists():
+        raise InputError(f"the churn-window activity of {as_of} is missing: run clv_activity")
+    metadata = pq.read_metadata(path).metadata or {}
+    _check_basis(metadata.get(b"clv.basis", b"").decode(), basis, path)
+    summarised = json.loads(metadata.get(b"clv.summarised", b"{}"))
+    return pl.read_parquet(path), cast(dict[str, str], summarised)
 
 
 def _valuation_options(config: ClvConfig, activity: pl.DataFrame) -> dict[str, Any]:
@@ -717,9 +741,9 @@ def _valuation_options(config: ClvConfig, activity: pl.DataFrame) -> dict[str, A
 def value_shard(config: ClvConfig, as_of: date, shard: int) -> StepResult:
     """Map: the customer_clv rows of one shard from the reduced fit."""
     basis = _features_basis(config, as_of)
-    fit, _ = _load_fit(config, as_of, basis)
+    fit = _load_fit(config, as_of, basis)
     folder = shard_dir(config.layout, as_of)
-    activity = pl.read_parquet(folder / "activity.parquet")
+    activity, _ = _load_activity(config, as_of, basis)
     features = _shard_features(config, as_of, shard)
     valuation = value_customers(
         features.drop(_ROW), as_of=as_of, fit=fit, **_valuation_options(config, activity)
@@ -738,9 +762,9 @@ def publish_sharded_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Val
     """Gather: the shards' customer_clv rows in the unsharded order, with the fit's
     model_params and model_diagnostics, published like :func:`build_customer_clv`'s."""
     basis = _features_basis(config, as_of)
-    fit, summarised = _load_fit(config, as_of, basis)
+    fit = _load_fit(config, as_of, basis)
     folder = shard_dir(config.layout, as_of)
-    activity = pl.read_parquet(folder / "activity.parquet")
+    activity, summarised = _load_activity(config, as_of, basis)
     period, _, formula = formula_basis(
         activity,
         window_days=config.segments.active_window_days,

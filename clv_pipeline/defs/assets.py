@@ -38,6 +38,7 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.Bet
 INGEST = "ingest"
 SHARDS = "shards"
 SHARD_FIT = "clv_fit"
+SHARD_ACTIVITY = "clv_activity"
 CLV_DESCRIPTION = (
     "Fit and check BG/NBD / Pareto/NBD + Gamma-Gamma, select by holdout error; "
     "per-customer historic, formula, predicted CLV."
@@ -244,7 +245,7 @@ def _sharded_valuation(
     partitions: dg.PartitionsDefinition, shards: int, features: Any, validated: Any
 ) -> list[dg.AssetsDefinition]:
     """``clv_shard_<k>_inputs`` (map) -> ``clv_fit`` (reduce) -> ``clv_shard_<k>_values``
-    (map); ``customer_clv`` gathers them (docs/scaling.md)."""
+    (map, also after ``clv_activity``); ``customer_clv`` gathers them (docs/scaling.md)."""
     inputs = [
         _shard_asset(
             partitions,
@@ -260,22 +261,29 @@ def _sharded_valuation(
         partitions,
         SHARD_FIT,
         pipeline.fit_shards,
-        # the holdout selection and the formula's churn-window activity read the history
-        [*inputs, validated],
+        [*inputs, validated],  # the holdout selection reads the history
         "The models fitted, checked and selected once over every shard's statistics (the "
-        "unsharded fit), and the churn-window activity.",
+        "unsharded fit), and their predictions per unique pattern.",
+    )
+    activity = _shard_asset(
+        partitions,
+        SHARD_ACTIVITY,
+        pipeline.build_shard_activity,
+        [features, validated],
+        "Who bought in this churn window and the previous one, and their window revenue: the "
+        "formula CLV's inputs (a history scan, beside the fit).",
     )
     values = [
         _shard_asset(
             partitions,
             f"clv_shard_{k}_values",
             _of_shard(pipeline.value_shard, k),
-            [fit],
+            [fit, activity],
             f"Shard {k} of {shards}: its customers' customer_clv rows from the shared fit.",
         )
         for k in range(shards)
     ]
-    return [*inputs, fit, *values]
+    return [*inputs, fit, activity, *values]
 
 
 def build_assets(
@@ -436,7 +444,7 @@ def build_assets(
             # the holdout selection reads the validated history (calibration/holdout split)
             dg.AssetSpec(
                 name,
-                deps=[a.key for a in sharded[shards + 1 :]]
+                deps=[a.key for a in sharded[shards + 2 :]]
                 if sharded
                 else ["customer_features", validated_transactions],
                 kinds={"scipy", "parquet"},

@@ -93,6 +93,7 @@ def test_sharded_valuation_equals_unsharded(
     assert features is not None
     assert sum(sizes) == features.height and min(sizes) > 0
     pipeline.fit_shards(four, END)
+    pipeline.build_shard_activity(four, END)
     for k in range(4):
         pipeline.value_shard(four, END, k)
     _, valuation = pipeline.publish_sharded_clv(four, END)
@@ -110,6 +111,9 @@ def test_a_stale_shard_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for k in range(2):
         pipeline.build_shard_inputs(config, END, k)
     pipeline.fit_shards(config, END)
+    with pytest.raises(InputError, match="activity of .* is missing"):
+        pipeline.value_shard(config, END, 0)
+    pipeline.build_shard_activity(config, END)
     pipeline.value_shard(config, END, 0)
     with pytest.raises(InputError, match="customer_clv shard 1 .* is missing"):
         pipeline.publish_sharded_clv(config, END)
