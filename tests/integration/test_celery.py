@@ -34,7 +34,7 @@ from tests.e2e.test_executors import assert_same_tables, export_history, run_dai
 pytestmark = [
     pytest.mark.timeout(900),
     # dagster-celery registers its execute_plan task again for each step it submits (same body)
-    pytest.mark.filterwarnings("ignore:.*The new callable was not registered.*"),
+    pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered"),
 ]
 WORKERS = ("clv-w1", "clv-w2")
 READY_SECONDS = 120
