@@ -482,13 +482,23 @@ def _fit_spend(
 
 @dataclasses.dataclass(frozen=True)
 class _Purchases:
-    """Purchase predictions of the selected model per customer (input order)."""
+    """Purchase predictions of the selected model per customer (input order), or per pattern."""
 
     p_alive: FloatArray
     expected: FloatArray
     prob_active: FloatArray
     discounted: FloatArray
     days_next: FloatArray | None
+
+    def take(self, index: NDArray[np.intp]) -> _Purchases:
+        """The predictions at ``index`` (e.g. each customer's pattern)."""
+        return _Purchases(
+            p_alive=self.p_alive[index],
+            expected=self.expected[index],
+            prob_active=self.prob_active[index],
+            discounted=self.discounted[index],
+            days_next=None if self.days_next is None else self.days_next[index],
+        )
 
 
 def _pattern_purchases(
@@ -524,18 +534,6 @@ def _pattern_purchases(
     )
 
 
-def _scatter(per_pattern: _Purchases, pat: Patterns) -> _Purchases:
-    """Per-pattern predictions back to the customers of ``pat`` (input order)."""
-    inv = pat.inverse
-    return _Purchases(
-        p_alive=per_pattern.p_alive[inv],
-        expected=per_pattern.expected[inv],
-        prob_active=per_pattern.prob_active[inv],
-        discounted=per_pattern.discounted[inv],
-        days_next=None if per_pattern.days_next is None else per_pattern.days_next[inv],
-    )
-
-
 def _predict_purchases(
     model: TransactionModel,
     params: Params,
@@ -556,7 +554,7 @@ def _predict_purchases(
         horizon_days=horizon_days,
         next_purchase=next_purchase,
     )
-    return _scatter(per_pattern, pat)
+    return per_pattern.take(pat.inverse)
 
 
 def _expected_spend(
@@ -871,14 +869,7 @@ def _looked_up(
     )
     if index.null_count():
         raise ValueError("a pattern of these customers is not in the fit's base")
-    at = index.to_numpy().astype(np.intp)
-    return _Purchases(
-        p_alive=table.p_alive[at],
-        expected=table.expected[at],
-        prob_active=table.prob_active[at],
-        discounted=table.discounted[at],
-        days_next=None if table.days_next is None else table.days_next[at],
-    )
+    return table.take(index.to_numpy().astype(np.intp))
 
 
 def predict_customers(
@@ -917,7 +908,7 @@ def predict_customers(
             horizon_days=fit.horizon_days,
             next_purchase=fit.next_purchase,
         )
-    purchases = _scatter(per_pattern, pat)
+    purchases = per_pattern.take(pat.inverse)
     messages = list(fit.messages)
     # without a converged spend model the value columns stay None
     avg_value: FloatArray | None = None
