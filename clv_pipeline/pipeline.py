@@ -118,7 +118,7 @@ from clv_pipeline.valuation import (
     fit_groups,
     formula_basis,
     holdout_split,
-    run_frames,
+    run_valuation,
     selected_purchase_model,
     value_customers,
     value_customers_by_group,
@@ -787,18 +787,7 @@ def publish_sharded_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Val
     # each shard is in the whole table's order: merged, not sorted (10M customers: one copy of
     # the table in memory instead of 2.5)
     clv = functools.reduce(lambda a, b: a.merge_sorted(b, _ROW), parts).drop(_ROW).collect()
-    params, diagnostics = run_frames(run, as_of)
-    sufficient = bool(run.data_sufficient and run.selected_model is not None)
-    valuation = Valuation(
-        clv=clv,
-        params=params,
-        selected_model=run.selected_model if sufficient else None,
-        data_sufficient=sufficient,
-        period=period,
-        messages=tuple(messages),
-        diagnostics=diagnostics,
-        selection_reason=run.selection_reason,
-    )
+    valuation = run_valuation(run, clv, as_of=as_of, period=period, messages=messages)
     features = read_published(config.layout, "customer_features", as_of, DESCRIBE_COLUMNS)
     if features is None:
         raise InputError(f"customer_features for {as_of} is not published; run it first")

@@ -17,7 +17,7 @@ is unknown (nobody bought in the previous window).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -193,21 +193,22 @@ def value_customers(
             "expected_next_purchase_at"
         ),
     )
-    params, diagnostics = run_frames(run, as_of)
-    return Valuation(
-        clv=clv.select(CUSTOMER_CLV.names),
-        params=params,
-        selected_model=run.selected_model if sufficient else None,
-        data_sufficient=sufficient,
-        period=period,
-        messages=tuple(messages),
-        diagnostics=diagnostics,
-        selection_reason=run.selection_reason,
+    return run_valuation(
+        run, clv.select(CUSTOMER_CLV.names), as_of=as_of, period=period, messages=messages
     )
 
 
-def run_frames(run: ModelRun, as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``model_params`` and ``model_diagnostics`` rows of ``run`` (the fit over everyone)."""
+def run_valuation(
+    run: ModelRun,
+    clv: pl.DataFrame,
+    *,
+    as_of: date,
+    period: PeriodRates | None,
+    messages: Sequence[str],
+) -> Valuation:
+    """The :class:`Valuation` of ``run`` (the fit over everyone) with its ``customer_clv`` rows
+    ``clv``: ``model_params`` and ``model_diagnostics`` rows from the run's fits and checks."""
+    sufficient = bool(run.data_sufficient and run.selected_model is not None)
     rows = run.params_rows()
     params = (
         pl.DataFrame(
@@ -222,9 +223,15 @@ def run_frames(run: ModelRun, as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
         [{"as_of": as_of, **row, "fit_group": ALL_GROUPS} for row in checks],
         schema=MODEL_DIAGNOSTICS.schema,
     )
-    return (
-        params.with_columns(pl.col("std_error").fill_nan(None)).select(MODEL_PARAMS.names),
-        diagnostics.select(MODEL_DIAGNOSTICS.names),
+    return Valuation(
+        clv=clv,
+        params=params.with_columns(pl.col("std_error").fill_nan(None)).select(MODEL_PARAMS.names),
+        selected_model=run.selected_model if sufficient else None,
+        data_sufficient=sufficient,
+        period=period,
+        messages=tuple(messages),
+        diagnostics=diagnostics.select(MODEL_DIAGNOSTICS.names),
+        selection_reason=run.selection_reason,
     )
 
 
