@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from clv_pipeline.config import ClvConfig
 from clv_pipeline.paths import Layout
 from clv_pipeline.schema import RAW_TRANSACTIONS
 
@@ -82,3 +83,15 @@ def land_demo_history(
     history.write_parquet(export)
     import_files([export], layout)
     return history
+
+
+def build_through_features(config: ClvConfig, end: date, days: int) -> None:
+    """Ingest the ``days`` + 1 landed days up to ``end``, then its state and features (the
+    pipeline's steps in order, without Dagster)."""
+    from clv_pipeline import pipeline
+
+    span = [end - timedelta(days=i) for i in range(days + 1)][::-1]
+    pipeline.pull_raw_days(config, span)
+    pipeline.validate_days(config, span)
+    pipeline.build_customer_state(config, end)
+    pipeline.build_customer_features(config, end)

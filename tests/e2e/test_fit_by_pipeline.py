@@ -3,7 +3,7 @@ the published tables, per-channel new-customer CLV in unit_economics, the report
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +15,7 @@ from clv_pipeline.errors import InputError
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
 from clv_pipeline.schema import TABLES
-from tests.conftest import land_demo_history
+from tests.conftest import build_through_features, land_demo_history
 
 END = date(2024, 8, 31)
 DAYS = 240
@@ -55,11 +55,7 @@ def home_with_channels(
     monkeypatch.setenv("CLV_FIT_BY_MIN_REPEAT_CUSTOMERS", "60")
     monkeypatch.setenv("CLV_MODELS", "bgnbd")
     config = load_config(layout.home)
-    days = [END - timedelta(days=i) for i in range(DAYS + 1)][::-1]
-    pipeline.pull_raw_days(config, days)
-    pipeline.validate_days(config, days)
-    pipeline.build_customer_state(config, END)
-    pipeline.build_customer_features(config, END)
+    build_through_features(config, END, DAYS)
     return config
 
 

@@ -27,7 +27,7 @@ from clv_pipeline.runs.instance import get_instance
 from clv_pipeline.schema import TABLES
 from clv_pipeline.shards import fnv1a64, in_shard, shard_of
 from clv_pipeline.sources.landing import import_files
-from tests.conftest import land_demo_history
+from tests.conftest import build_through_features, land_demo_history
 
 END = date(2024, 6, 30)
 DAYS = 200
@@ -71,11 +71,7 @@ def _home(root: Path, monkeypatch: pytest.MonkeyPatch, shards: int, tmp: Path) -
     land_demo_history(layout, tmp, n_customers=800, days=DAYS, end=END, seed=23)
     monkeypatch.setenv("CLV_SHARDS", str(shards))
     config = load_config(root)
-    days = [END - timedelta(days=i) for i in range(DAYS + 1)][::-1]
-    pipeline.pull_raw_days(config, days)
-    pipeline.validate_days(config, days)
-    pipeline.build_customer_state(config, END)
-    pipeline.build_customer_features(config, END)
+    build_through_features(config, END, DAYS)
     return config
 
 
