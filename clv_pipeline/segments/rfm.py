@@ -112,35 +112,55 @@ def rfm_segment_map() -> pl.LazyFrame:
     )
 
 
-def score_quantile(value: pl.Expr, *, n_bins: int = N_BINS, over: str = "as_of") -> pl.Expr:
-    """Dense quantile score 1..n_bins within ``over`` (module docstring); higher value = higher.
+def score_levels(
+    values: pl.LazyFrame, *, n_bins: int = N_BINS, over: str = "as_of", one_time_rule: bool = False
+) -> pl.LazyFrame:
+    """The dense quantile score (module docstring) of each distinct value, per ``over``.
 
-    Nulls score 1 and are not ranked (``n`` counts non-null values).
+    ``values`` has the columns ``over`` and ``value`` (one row per customer; nulls are not
+    ranked). Returns one row per ``(over, value)`` with ``score`` 1..n_bins, higher value = higher
+    score. The score depends only on a value's place among the distinct values and on how many
+    customers are below it, so it is computed on the distinct values (a few hundred for R and F)
+    rather than with ranks over every customer. ``one_time_rule``: the F rule, where a value
+    above 1 scores at least 2 when the snapshot has one-time buyers (value 1).
     """
-    n = value.is_not_null().sum().over(over).cast(pl.Int64)
-    below = (value.rank("min").over(over).cast(pl.Int64) - 1).fill_null(0)
+    count = pl.col("_count")
+    value = pl.col("value")
+    distinct = (
+        values.drop_nulls("value")
+        .group_by(over, "value")
+        .agg(pl.len().cast(pl.Int64).alias("_count"))
+        .sort(over, "value")
+    )
+    n = count.sum().over(over)
+    below = count.cum_sum().over(over) - count
     quantile = 1 + (below * n_bins) // n.clip(1)
     k = value.rank("dense").over(over).cast(pl.Int64)
-    distinct = k.max().over(over)
-    # U_k = k + cumulative min of (q_j - j) over the distinct values in ascending order; rows with
-    # equal values share (q - k), so the order among them never matters.
-    upward = k + (quantile - k).cum_min().over(over, order_by=value)
-    room = k - (distinct - n_bins).clip(0)
+    # U_k = k + cumulative min of (q_j - j) over the distinct values in ascending order
+    upward = k + (quantile - k).cum_min().over(over)
+    room = k - (k.max().over(over) - n_bins).clip(0)
     score = pl.max_horizontal(upward, room).clip(1, n_bins)
-    return pl.when(value.is_null()).then(1).otherwise(score).cast(pl.Int64)
+    if one_time_rule and n_bins >= 2:
+        has_one_time = (value == 1).any().over(over)
+        score = pl.when(has_one_time & (value > 1)).then(pl.max_horizontal(score, 2)).otherwise(score)
+    return distinct.select(over, "value", score.cast(pl.Int64).alias("score"))
 
 
-def score_frequency(
-    n_purchase_days: pl.Expr, *, n_bins: int = N_BINS, over: str = "as_of"
-) -> pl.Expr:
-    """:func:`score_quantile` of purchase-days, with F = 1 exactly the one-time buyers if any."""
-    score = score_quantile(n_purchase_days, n_bins=n_bins, over=over)
-    if n_bins < 2:
-        return score
-    has_one_time = (n_purchase_days == 1).any().over(over)
-    repeat = n_purchase_days > 1
-    return (pl.when(has_one_time & repeat).then(pl.max_horizontal(score, 2)).otherwise(score)).cast(
-        pl.Int64
+def score_quantile(
+    frame: pl.LazyFrame,
+    value: pl.Expr,
+    name: str,
+    *,
+    n_bins: int = N_BINS,
+    over: str = "as_of",
+    one_time_rule: bool = False,
+) -> pl.LazyFrame:
+    """One column ``name``, row by row with ``frame``: :func:`score_levels` of ``value`` within
+    ``over`` (nulls score 1). Only the key columns are joined, never the whole frame."""
+    keys = frame.select(over, value.alias("value"))
+    levels = score_levels(keys, n_bins=n_bins, over=over, one_time_rule=one_time_rule)
+    return keys.join(levels, on=[over, "value"], how="left", maintain_order="left").select(
+        pl.col("score").fill_null(1).alias(name)
     )
 
 
@@ -162,11 +182,14 @@ def score_rfm(features: pl.LazyFrame, *, n_bins: int = N_BINS) -> pl.LazyFrame:
     """
     if n_bins < 1:
         raise ValueError("n_bins must be >= 1")
-    scored = features.with_columns(
-        score_quantile(-pl.col("days_since_last_purchase"), n_bins=n_bins).alias("r_score"),
-        score_frequency(pl.col("n_purchase_days"), n_bins=n_bins).alias("f_score"),
-        score_quantile(pl.col("total_revenue"), n_bins=n_bins).alias("m_score"),
-    ).with_columns(
+    scores = [
+        score_quantile(features, -pl.col("days_since_last_purchase"), "r_score", n_bins=n_bins),
+        score_quantile(
+            features, pl.col("n_purchase_days"), "f_score", n_bins=n_bins, one_time_rule=True
+        ),
+        score_quantile(features, pl.col("total_revenue"), "m_score", n_bins=n_bins),
+    ]
+    scored = pl.concat([features, *scores], how="horizontal").with_columns(
         ((pl.col("f_score") + pl.col("m_score") + 1) // 2).cast(pl.Int64).alias("fm_score"),
         pl.concat_str(
             pl.col("r_score").cast(pl.String),

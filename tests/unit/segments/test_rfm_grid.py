@@ -155,7 +155,7 @@ def test_scores_are_dense_over_the_values_present(
     values: list[int], old: list[int], new: list[int]
 ) -> None:
     frame = pl.DataFrame({"as_of": [1] * len(values), "v": values})
-    got = frame.with_columns(score_quantile(pl.col("v")).alias("s"))
+    got = frame.hstack(score_quantile(frame.lazy(), pl.col("v"), "s").collect())
     per_value = got.group_by("v").agg(pl.col("s").unique()).sort("v")
     assert per_value["s"].to_list() == [[s] for s in new]
     # the rule replaced (issue 20): 1 + floor(5 x (rank_min - 1) / n)
@@ -166,7 +166,7 @@ def test_scores_are_dense_over_the_values_present(
 
 def test_nulls_score_one_and_are_not_ranked() -> None:
     frame = pl.DataFrame({"as_of": [1, 1, 1], "v": [1.0, None, 2.0]})
-    assert frame.select(score_quantile(pl.col("v")).alias("s"))["s"].to_list() == [1, 1, 2]
+    assert score_quantile(frame.lazy(), pl.col("v"), "s").collect()["s"].to_list() == [1, 1, 2]
 
 
 @FAST
@@ -237,3 +237,42 @@ def test_audit_rejects_a_one_time_buyer_in_a_repeat_segment() -> None:
         pl.lit(1, pl.Int64).alias("n_purchase_days"), pl.lit("loyal").alias("rfm_segment")
     )
     assert audit_table(bad, CUSTOMER_SEGMENTS, day=as_of)[check]
+
+
+def _ranked_score(value: pl.Expr, *, n_bins: int = 5, over: str = "as_of") -> pl.Expr:
+    """The score as first written: ranks over every customer (the oracle of score_levels)."""
+    n = value.is_not_null().sum().over(over).cast(pl.Int64)
+    below = (value.rank("min").over(over).cast(pl.Int64) - 1).fill_null(0)
+    quantile = 1 + (below * n_bins) // n.clip(1)
+    k = value.rank("dense").over(over).cast(pl.Int64)
+    upward = k + (quantile - k).cum_min().over(over, order_by=value)
+    room = k - (k.max().over(over) - n_bins).clip(0)
+    score = pl.max_horizontal(upward, room).clip(1, n_bins)
+    return pl.when(value.is_null()).then(1).otherwise(score).cast(pl.Int64)
+
+
+SPECIAL = st.sampled_from([0.0, -0.0, float("nan"), None, 1e300, -1e300])
+
+
+@FAST
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.one_of(st.integers(-5, 40).map(float), SPECIAL),
+        ),
+        min_size=0,
+        max_size=80,
+    ),
+    st.integers(1, 6),
+)
+def test_scores_on_distinct_values_equal_ranks_over_every_row(
+    rows: list[tuple[int, float | None]], n_bins: int
+) -> None:
+    frame = pl.DataFrame(
+        {"as_of": [r[0] for r in rows], "v": [r[1] for r in rows]},
+        schema={"as_of": pl.Int64, "v": pl.Float64},
+    )
+    got = frame.hstack(score_quantile(frame.lazy(), pl.col("v"), "s", n_bins=n_bins).collect())
+    want = frame.with_columns(_ranked_score(pl.col("v"), n_bins=n_bins).alias("s"))
+    assert got.equals(want)
