@@ -80,7 +80,12 @@ from clv_pipeline.segments.churn import ChurnBasis, choose_churn_basis
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import cohorts_from_state, first_purchases
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
-from clv_pipeline.segments.lifecycle import LifecycleRules, purchase_gaps_from_state
+from clv_pipeline.segments.lifecycle import (
+    GAP_COLUMNS,
+    LifecycleRules,
+    purchase_gaps_from_state,
+    side_by_side,
+)
 from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
@@ -1013,10 +1018,17 @@ def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
     """RFM scores and map, value tier, lifecycle stage (banded on the churn probability of
     ``customer_churn``), micro-segment."""
     basis = churn_basis(config, as_of)
+    gaps = purchase_gaps_from_state(_scan(config, "customer_state", as_of), as_of=as_of)
+    customers = _customers_side_by_side(
+        config,
+        as_of,
+        ["p_alive", "predicted_clv", "historic_clv"],
+        gaps.select("customer_id", *GAP_COLUMNS),
+    )
     segments = build_segments_table(
-        _scan(config, "customer_features", as_of),
+        customers,
         _scan(config, "customer_clv", as_of),
-        purchase_gaps=purchase_gaps_from_state(_scan(config, "customer_state", as_of), as_of=as_of),
+        purchase_gaps=gaps,
         tiers=tuple(config.segments.value_tiers.items()),
         rules=lifecycle_rules(config),
         basis=basis,
@@ -1032,7 +1044,9 @@ def build_customer_churn(config: ClvConfig, as_of: date) -> StepResult:
     """Churn probability, percentile, risk band, days overdue and value at risk."""
     basis = churn_basis(config, as_of)
     churn = build_churn_table(
-        _scan(config, "customer_features", as_of),
+        _customers_side_by_side(
+            config, as_of, ["p_alive", "predicted_clv", "expected_next_purchase_at"]
+        ),
         _scan(config, "customer_clv", as_of),
         risk_bands=tuple(config.segments.risk_bands.items()),
         rules=lifecycle_rules(config),
@@ -1048,6 +1062,19 @@ def build_customer_churn(config: ClvConfig, as_of: date) -> StepResult:
         churn_basis=basis.kind,
         churn_basis_reason=basis.reason,
     )
+
+
+def _customers_side_by_side(
+    config: ClvConfig, as_of: date, clv_columns: list[str], *more: pl.LazyFrame
+) -> pl.LazyFrame:
+    """The day's ``customer_features`` with ``clv_columns`` of ``customer_clv`` (and the columns
+    of ``more``, which carry ``customer_id``) put side by side when they list the same customers
+    in the same order, as the day's tables do (:func:`side_by_side`; else features alone, and the
+    stages join). Saves a join on 10M string keys per table (~2 s each)."""
+    features = _scan(config, "customer_features", as_of).collect()
+    others = [_scan(config, "customer_clv", as_of).select("customer_id", *clv_columns)]
+    others += more
+    return side_by_side(features, *(frame.collect() for frame in others)).lazy()
 
 
 def churn_basis(config: ClvConfig, as_of: date) -> ChurnBasis:

@@ -38,7 +38,12 @@ from collections.abc import Sequence
 import polars as pl
 
 from clv_pipeline.schema import CUSTOMER_CHURN, conform
-from clv_pipeline.segments.lifecycle import ChurnBasis, LifecycleRules, churn_scores
+from clv_pipeline.segments.lifecycle import (
+    ChurnBasis,
+    LifecycleRules,
+    attach,
+    churn_scores,
+)
 from clv_pipeline.segments.tiers import check_bounds, label_by_bounds
 
 DEFAULT_RISK_BANDS: tuple[tuple[str, float], ...] = (
@@ -125,11 +130,8 @@ def build_customer_churn(
         rules=rules,
         period_retention=period_retention,
         window_days=window_days,
-    ).join(
-        clv.select("customer_id", "predicted_clv", "expected_next_purchase_at"),
-        on="customer_id",
-        how="left",
     )
+    joined = attach(joined, clv, ["predicted_clv", "expected_next_purchase_at"])
     due = (
         pl.col("as_of")
         - pl.duration(days=pl.col("days_since_last_purchase"))

@@ -60,6 +60,7 @@ is published for reference
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -70,6 +71,8 @@ from clv_pipeline.features.customers import summarise_transactions
 from clv_pipeline.schema import PURCHASE_GAPS, conform
 
 _DAY = pl.duration(days=1)
+#: What the lifecycle stage takes from :func:`find_purchase_gaps`.
+GAP_COLUMNS = ("previous_purchase_day", "last_gap_days", "prior_interval_days")
 STAGES = ("new", "active", "cooling", "at_risk", "lost", "reactivated")
 
 
@@ -145,6 +148,30 @@ def purchase_gaps_from_state(state: pl.LazyFrame, *, as_of: date) -> pl.LazyFram
         ),
         PURCHASE_GAPS,
     ).sort("customer_id")
+
+
+def attach(frame: pl.LazyFrame, other: pl.LazyFrame, columns: Sequence[str]) -> pl.LazyFrame:
+    """``frame`` plus ``columns`` of ``other`` by ``customer_id`` (a left join in ``frame``'s row
+    order). Columns ``frame`` already has are not joined again: the pipeline puts them side by
+    side beforehand when the tables list the same customers in the same order
+    (:func:`side_by_side`), which saves a join on 10M string keys per table."""
+    missing = [c for c in columns if c not in frame.collect_schema().names()]
+    if not missing:
+        return frame
+    return frame.join(
+        other.select("customer_id", *missing), on="customer_id", how="left", maintain_order="left"
+    )
+
+
+def side_by_side(base: pl.DataFrame, *others: pl.DataFrame) -> pl.DataFrame:
+    """``base`` with the columns of ``others`` when every one lists exactly ``base``'s
+    ``customer_id`` values in the same order (the day's features, customer_clv and state do:
+    each is sorted by customer_id over the same customers), else ``base`` unchanged, and the
+    stages join as usual (:func:`attach`)."""
+    ids = base.get_column("customer_id")
+    if not all(o.get_column("customer_id").equals(ids) for o in others):
+        return base
+    return base.hstack([c for o in others for c in o.drop("customer_id").get_columns()])
 
 
 def population_interval(rules: LifecycleRules) -> pl.Expr:
@@ -266,8 +293,7 @@ def churn_scores(
     from the period retention: :func:`dropout_per_day`). The one churn probability behind
     ``customer_churn`` (risk band, value at risk) and the lifecycle stage."""
     with_rhythm = estimate_purchase_interval(
-        features.join(clv.select("customer_id", "p_alive"), on="customer_id", how="left"),
-        rules=rules,
+        attach(features, clv, ["p_alive"]), rules=rules
     ).with_columns(pl.col("p_alive").fill_nan(None))
     recency = 1.0 - recency_alive(
         pl.col("days_since_last_purchase").cast(pl.Float64),
@@ -312,9 +338,7 @@ def assign_lifecycle(
     """
     rules = rules or LifecycleRules()
     gaps = (
-        purchase_gaps.select(
-            "customer_id", "previous_purchase_day", "last_gap_days", "prior_interval_days"
-        )
+        purchase_gaps
         if purchase_gaps is not None
         else pl.LazyFrame(
             schema={
@@ -327,7 +351,7 @@ def assign_lifecycle(
     )
     basis = basis or ChurnBasis("model", "")
     scored = churn_scores(
-        features.join(gaps, on="customer_id", how="left"),
+        attach(features, gaps, GAP_COLUMNS),
         clv,
         basis=basis,
         rules=rules,

@@ -142,7 +142,9 @@ def score_levels(
     score = pl.max_horizontal(upward, room).clip(1, n_bins)
     if one_time_rule and n_bins >= 2:
         has_one_time = (value == 1).any().over(over)
-        score = pl.when(has_one_time & (value > 1)).then(pl.max_horizontal(score, 2)).otherwise(score)
+        score = (
+            pl.when(has_one_time & (value > 1)).then(pl.max_horizontal(score, 2)).otherwise(score)
+        )
     return distinct.select(over, "value", score.cast(pl.Int64).alias("score"))
 
 

@@ -128,9 +128,6 @@ def build_customer_segments(
     pl.LazyFrame
         :data:`~clv_pipeline.schema.CUSTOMER_SEGMENTS` columns, sorted by customer_id.
     """
-    valued = assign_value_tiers(
-        clv.select("customer_id", "as_of", "predicted_clv", "historic_clv"), tiers=tiers
-    ).drop("as_of")
     staged = assign_lifecycle(
         score_rfm(features),
         clv,
@@ -140,7 +137,16 @@ def build_customer_segments(
         period_retention=period_retention,
         window_days=window_days,
     )
-    out = staged.join(valued, on="customer_id", how="left").with_columns(
+    value_columns = ("predicted_clv", "historic_clv")
+    if set(value_columns) <= set(staged.collect_schema().names()):
+        # put side by side with features (side_by_side): the same customers, ranked in place
+        out = assign_value_tiers(staged, tiers=tiers)
+    else:
+        valued = assign_value_tiers(
+            clv.select("customer_id", "as_of", *value_columns), tiers=tiers
+        ).drop("as_of")
+        out = staged.join(valued, on="customer_id", how="left", maintain_order="left")
+    out = out.with_columns(
         pl.concat_str(pl.col("value_tier"), pl.lit("__"), pl.col("lifecycle_stage")).alias(
             "micro_segment"
         )
