@@ -9,10 +9,13 @@ from datetime import date
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clv_pipeline.errors import PublishError
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish import catalog
+from clv_pipeline.publish.audit import audit_table, has_duplicates
 from clv_pipeline.publish.warehouse import publish_table, read_published
 from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
 
@@ -133,3 +136,28 @@ def test_views_only_show_complete_snapshots(layout: Layout) -> None:
         ).fetchone() == (7, nxt)
         assert con.execute("SELECT count(*) FROM customer_segments").fetchone() == (9,)
     assert catalog.complete_dates(layout) == [DAY, nxt]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "e"])), max_size=12),
+    st.booleans(),
+)
+def test_has_duplicates_agrees_with_is_duplicated(values: list[str | None], ordered: bool) -> None:
+    """The uniqueness audit (sorted adjacent values) says what polars' is_duplicated says."""
+    series = pl.Series("customer_id", values, dtype=pl.String)
+    if ordered:
+        series = series.sort()
+    assert has_duplicates(series) == bool(series.is_duplicated().any())
+    ints = pl.Series("n", [None if v is None else ord(v) for v in values], dtype=pl.Int64)
+    assert has_duplicates(ints) == bool(ints.is_duplicated().any())
+
+
+def test_duplicate_customer_is_refused_in_a_sorted_table() -> None:
+    day = date(2024, 1, 31)
+    table = TABLES["customer_features"]
+    ids = pl.Series("customer_id", ["a", "b", "b", "c"])
+    assert has_duplicates(ids) and has_duplicates(ids.reverse())
+    assert not has_duplicates(ids.unique().sort())
+    frame = pl.DataFrame(schema=table.schema)
+    assert audit_table(frame, table, day=day)["unique_customer_id"] == []
