@@ -81,6 +81,7 @@ from clv_pipeline.segments.churn import build_customer_churn as build_churn_tabl
 from clv_pipeline.segments.cohorts import cohorts_from_state, first_purchases
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
 from clv_pipeline.segments.lifecycle import (
+    FEATURE_COLUMNS,
     GAP_COLUMNS,
     LifecycleRules,
     purchase_gaps_from_state,
@@ -1067,11 +1068,12 @@ def build_customer_churn(config: ClvConfig, as_of: date) -> StepResult:
 def _customers_side_by_side(
     config: ClvConfig, as_of: date, clv_columns: list[str], *more: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """The day's ``customer_features`` with ``clv_columns`` of ``customer_clv`` (and the columns
-    of ``more``, which carry ``customer_id``) put side by side when they list the same customers
-    in the same order, as the day's tables do (:func:`side_by_side`; else features alone, and the
-    stages join). Saves a join on 10M string keys per table (~2 s each)."""
-    features = _scan(config, "customer_features", as_of).collect()
+    """The day's ``customer_features`` (the columns segments and churn use) with ``clv_columns``
+    of ``customer_clv`` and the columns of ``more`` (which carry ``customer_id``) put side by
+    side when they list the same customers in the same order, as the day's tables do
+    (:func:`side_by_side`; else features alone, and the stages join). Saves a join on 10M
+    string keys per table (~2 s each)."""
+    features = _scan(config, "customer_features", as_of).select(FEATURE_COLUMNS).collect()
     others = [_scan(config, "customer_clv", as_of).select("customer_id", *clv_columns)]
     others += more
     return side_by_side(features, *(frame.collect() for frame in others)).lazy()

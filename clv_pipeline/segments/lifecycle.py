@@ -71,6 +71,17 @@ from clv_pipeline.features.customers import summarise_transactions
 from clv_pipeline.schema import PURCHASE_GAPS, conform
 
 _DAY = pl.duration(days=1)
+#: What segments (RFM, lifecycle) and churn read of ``customer_features``.
+FEATURE_COLUMNS = (
+    "customer_id",
+    "as_of",
+    "T",
+    "frequency",
+    "n_purchase_days",
+    "days_since_last_purchase",
+    "avg_days_between_purchases",
+    "total_revenue",
+)
 #: What the lifecycle stage takes from :func:`find_purchase_gaps`.
 GAP_COLUMNS = ("previous_purchase_day", "last_gap_days", "prior_interval_days")
 STAGES = ("new", "active", "cooling", "at_risk", "lost", "reactivated")
