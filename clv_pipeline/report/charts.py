@@ -199,7 +199,8 @@ def kpi_trend(
     else:
         fig.update_xaxes(range=[first, last])
     fig.update_xaxes(tickformat="%Y-%m-%d", type="date", autorange=False)
-    fig.update_yaxes(tickformat=".0%", row=2, col=1)
+    # three significant digits, trailing zeros trimmed: 49.5% and 50.5% are not both "50%"
+    fig.update_yaxes(tickformat=".3~%", row=2, col=1)
     return _layout(fig, f"{title} ({frame.height} snapshot(s))", height=600)
 
 

@@ -354,6 +354,16 @@ def test_trend_axes_end_at_the_last_snapshot() -> None:
     assert [str(v)[:10] for v in one.layout.xaxis.tickvals] == ["2024-04-10"]
 
 
+def test_share_axis_tells_close_rates_apart() -> None:
+    """Retention 49.5% and churn 50.5% on one day: the share axis must not label both "50%"
+    (seen in the demo report in Chromium with a whole-percent format)."""
+    fig = charts.kpi_trend(frames()["kpis_history"])
+    share_axis = fig.layout.yaxis3
+    assert share_axis.title.text == "share of customers"
+    # d3-format: three significant digits, insignificant zeros trimmed (0.495 -> "49.5%")
+    assert share_axis.tickformat == ".3~%"
+
+
 def test_model_and_formula_clv_side_by_side(backtest: BacktestResult) -> None:
     page = render(backtest, currency="EUR")
     table = page[page.index('<table id="table-clv-comparison"') :]
