@@ -76,6 +76,7 @@ from clv_pipeline.report.html import (
     write_report,
 )
 from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, TABLES, conform, with_added_columns
+from clv_pipeline.segments.churn import CLV_COLUMNS as CHURN_CLV_COLUMNS
 from clv_pipeline.segments.churn import ChurnBasis, choose_churn_basis
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import cohorts_from_state, first_purchases
@@ -88,6 +89,7 @@ from clv_pipeline.segments.lifecycle import (
     side_by_side,
 )
 from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
+from clv_pipeline.segments.tiers import VALUE_COLUMNS as SEGMENT_VALUE_COLUMNS
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
 from clv_pipeline.shards import in_shard
@@ -1023,7 +1025,7 @@ def build_customer_segments(config: ClvConfig, as_of: date) -> StepResult:
     customers = _customers_side_by_side(
         config,
         as_of,
-        ["p_alive", "predicted_clv", "historic_clv"],
+        ["p_alive", *SEGMENT_VALUE_COLUMNS],
         gaps.select("customer_id", *GAP_COLUMNS),
     )
     segments = build_segments_table(
@@ -1045,9 +1047,7 @@ def build_customer_churn(config: ClvConfig, as_of: date) -> StepResult:
     """Churn probability, percentile, risk band, days overdue and value at risk."""
     basis = churn_basis(config, as_of)
     churn = build_churn_table(
-        _customers_side_by_side(
-            config, as_of, ["p_alive", "predicted_clv", "expected_next_purchase_at"]
-        ),
+        _customers_side_by_side(config, as_of, ["p_alive", *CHURN_CLV_COLUMNS]),
         _scan(config, "customer_clv", as_of),
         risk_bands=tuple(config.segments.risk_bands.items()),
         rules=lifecycle_rules(config),

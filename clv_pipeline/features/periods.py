@@ -85,7 +85,7 @@ def window_activity(transactions: pl.LazyFrame, *, as_of: date, window_days: int
     money = pl.col("revenue_kind").is_in(["purchase", "refund"])
     amount = pl.col("amount")
     # the conditions are columns before the group-by: a filter inside an aggregation is
-    # evaluated group by group (10.9 -> 4 s over the two windows of 100M transactions)
+    # evaluated group by group (11.6 -> 7.5 s over the two windows of 100M transactions)
     return (
         rows.select(
             "customer_id",

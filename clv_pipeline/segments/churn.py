@@ -54,6 +54,9 @@ DEFAULT_RISK_BANDS: tuple[tuple[str, float], ...] = (
 )
 
 
+#: What the table reads of ``customer_clv`` besides ``p_alive`` (:func:`churn_scores`).
+CLV_COLUMNS = ("predicted_clv", "expected_next_purchase_at")
+
 #: Below this holdout AUC the model's P(alive) does not rank who buys again (0.5 = chance).
 MIN_PURCHASES_AUC = 0.55
 
@@ -131,7 +134,7 @@ def build_customer_churn(
         period_retention=period_retention,
         window_days=window_days,
     )
-    joined = attach(joined, clv, ["predicted_clv", "expected_next_purchase_at"])
+    joined = attach(joined, clv, CLV_COLUMNS)
     due = (
         pl.col("as_of")
         - pl.duration(days=pl.col("days_since_last_purchase"))

@@ -27,6 +27,9 @@ from clv_pipeline.schema import CUSTOMER_SEGMENTS, conform
 from clv_pipeline.segments.lifecycle import ChurnBasis, LifecycleRules, assign_lifecycle
 from clv_pipeline.segments.rfm import score_rfm
 
+#: What the value tiers read of ``customer_clv``.
+VALUE_COLUMNS = ("predicted_clv", "historic_clv")
+
 DEFAULT_TIERS: tuple[tuple[str, float], ...] = (
     ("platinum", 0.01),
     ("gold", 0.05),
@@ -137,13 +140,12 @@ def build_customer_segments(
         period_retention=period_retention,
         window_days=window_days,
     )
-    value_columns = ("predicted_clv", "historic_clv")
-    if set(value_columns) <= set(staged.collect_schema().names()):
+    if set(VALUE_COLUMNS) <= set(staged.collect_schema().names()):
         # put side by side with features (side_by_side): the same customers, ranked in place
         out = assign_value_tiers(staged, tiers=tiers)
     else:
         valued = assign_value_tiers(
-            clv.select("customer_id", "as_of", *value_columns), tiers=tiers
+            clv.select("customer_id", "as_of", *VALUE_COLUMNS), tiers=tiers
         ).drop("as_of")
         out = staged.join(valued, on="customer_id", how="left", maintain_order="left")
     out = out.with_columns(
