@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -34,10 +34,17 @@ def map_in_threads(work: Callable[[_T], _R], items: Sequence[_T], *, workers: in
     Results come back in the order of ``items``; an exception is raised after the threads stop.
     Each item must write its own files, so the bytes do not depend on the threads' order.
     """
+    return list(iter_in_threads(work, items, workers=workers))
+
+
+def iter_in_threads(work: Callable[[_T], _R], items: Sequence[_T], *, workers: int) -> Iterator[_R]:
+    """:func:`map_in_threads`, each result yielded as soon as it and those before it are done
+    (the caller handles the first days while the threads work on the next)."""
     if workers <= 1 or len(items) <= 1:
-        return [work(item) for item in items]
+        yield from (work(item) for item in items)
+        return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clv-io") as pool:
-        return list(pool.map(work, items))
+        yield from pool.map(work, items)
 
 
 def write_parquet_atomic(

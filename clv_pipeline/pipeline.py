@@ -48,7 +48,13 @@ from clv_pipeline.models.base import Patterns
 from clv_pipeline.models.clv import FitInputs, ModelFit, customer_arrays, fit_models
 from clv_pipeline.models.diagnostics import DROPOUT_CHECK, GROUP_FIT_CHECK
 from clv_pipeline.models.seasonality import seasonality_diagnostics
-from clv_pipeline.parquet import IO_WORKERS, map_in_threads, replace_atomically, stored_digest
+from clv_pipeline.parquet import (
+    IO_WORKERS,
+    iter_in_threads,
+    map_in_threads,
+    replace_atomically,
+    stored_digest,
+)
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.catalog import (
     committed_file,
@@ -188,10 +194,15 @@ def pull_raw_transactions(config: ClvConfig, day: date) -> StepResult:
 
 
 def pull_raw_days(
-    config: ClvConfig, days: list[date], *, on_day: Callable[[int, date], None] | None = None
+    config: ClvConfig,
+    days: list[date],
+    *,
+    on_day: Callable[[int, date], None] | None = None,
+    on_published: Callable[[StepResult], None] | None = None,
 ) -> list[StepResult]:
     """:func:`pull_raw_transactions` for each of ``days``; a day that cannot be read (a bad file,
-    a failed audit) does not stop the others.
+    a failed audit) does not stop the others. ``on_published`` gets each published day's result
+    as soon as it is published, in day order; ``on_day`` each day's number and date.
 
     Raises
     ------
@@ -216,7 +227,7 @@ def pull_raw_days(
     # local files: days are read and published by a few threads (file I/O, fsync and polars
     # release the GIL; a first run catching up two years is ~730 small files); other sources
     # (a database connection, S3 listings) are pulled one day at a time
-    outcomes = map_in_threads(pull, days, workers=IO_WORKERS if landing else 1)
+    outcomes = iter_in_threads(pull, days, workers=IO_WORKERS if landing else 1)
     for i, (day, outcome) in enumerate(zip(days, outcomes, strict=True), start=1):
         if isinstance(outcome, PublishError) and not outcome.checks:
             raise outcome  # I/O (disk full, permissions): every day would fail the same way
@@ -224,6 +235,8 @@ def pull_raw_days(
             failures[day] = str(outcome)
         else:
             results.append(outcome)
+            if on_published is not None:
+                on_published(outcome)
         if on_day is not None:
             on_day(i, day)
     if failures:
@@ -235,14 +248,20 @@ MAX_BATCH_ROWS = 2_000_000  # rows validated per GX call when a run covers many 
 WARM_UP_DAYS = 30  # pulling this many days leaves time to import GX alongside
 
 
-def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
+def validate_days(
+    config: ClvConfig,
+    days: list[date],
+    *,
+    on_published: Callable[[StepResult], None] | None = None,
+) -> list[StepResult]:
     """Validate the raw rows of ``days`` and publish each day's clean rows and quarantine file.
 
     Days are validated in batches (GX costs about a second per call, whatever the size). A day
     fails, and nothing of it is published, when it has no rows and ``on_empty_day`` is "fail", or
     when more than ``max_bad_row_share`` of its rows are quarantined; the other days are published
     and one :class:`~clv_pipeline.errors.DayFailures` names each failed day with its own
-    error at the end (its ``results`` are the published days).
+    error at the end (its ``results`` are the published days). ``on_published`` gets each day's
+    result as soon as the day is published (a batch of days at a time).
     """
     failpoint("validate:start")
     layout = config.layout
@@ -252,11 +271,15 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
     batch: list[pl.DataFrame] = []
     batch_rows = 0
 
-    def record(result: DayResult, suite: list[dict[str, Any]]) -> None:
-        step, failure = _publish_validated(config, rules, result, suite)
+    def done(step: StepResult, failure: str | None) -> None:
         results.append(step)
         if failure:
-            failures[result.day] = failure
+            failures[step.stats["day"]] = failure
+        elif on_published is not None:
+            on_published(step)
+
+    def record(result: DayResult, suite: list[dict[str, Any]]) -> None:
+        done(*_publish_validated(config, rules, result, suite))
 
     def flush() -> None:
         nonlocal batch, batch_rows
@@ -271,10 +294,8 @@ def validate_days(config: ClvConfig, days: list[date]) -> list[StepResult]:
             in_batch,
             workers=IO_WORKERS,
         )
-        for day, (step, failure) in zip(in_batch, published, strict=True):
-            results.append(step)
-            if failure:
-                failures[day] = failure
+        for step, failure in published:
+            done(step, failure)
         batch, batch_rows = [], 0
 
     def add(day: date, raw: pl.DataFrame | None) -> None:

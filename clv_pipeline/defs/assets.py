@@ -3,7 +3,9 @@
 :func:`build_assets` declares them over the data home's daily partitions.
 """
 
+import queue
 import resource
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -79,14 +81,57 @@ def _ingest_days(context: dg.AssetExecutionContext, config: ClvConfig) -> list[d
     return days
 
 
-def _log_caught_up(context: dg.AssetExecutionContext, results: list[StepResult]) -> None:
-    """Record the caught-up days outside the run's own partitions as materializations of their
-    partitions (so the UI and ``clv status`` see them materialized)."""
-    own = set(_days(context))
-    for result in results:
-        for published in result.published:
-            if published.day not in own:
-                context.log_event(_day_materialization(context, published, lean=True))
+class _CaughtUpRecorder:
+    """Records the days an ingest step catches up, outside the run's own partitions, as
+    materializations of their partitions (so the UI and ``clv status`` see them materialized),
+    on a thread of its own while the step goes on with the next days.
+
+    A first run catches up ~730 days per ingest asset, and Dagster's SQLite storage costs ~7 ms
+    of Python per event (a connection per write, two databases): recorded after the days, that
+    was ~5 s per asset on top of the ingest. Use as a context manager around the ingest, passing
+    the recorder as its ``on_published``: leaving the block waits for every queued day (or, on
+    an interrupt, drops the ones not yet written) before the step yields anything, so the
+    step's own events never race with it.
+    """
+
+    def __init__(self, context: dg.AssetExecutionContext) -> None:
+        self._context = context
+        self._own = set(_days(context))
+        self._queue: queue.SimpleQueue[StepResult | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="clv-caught-up", daemon=True)
+        #: The days recorded so far.
+        self.recorded: set[date] = set()
+
+    def __enter__(self) -> "_CaughtUpRecorder":
+        self._thread.start()
+        return self
+
+    def __call__(self, result: StepResult) -> None:
+        self._queue.put(result)
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None and not issubclass(kind, DayFailures):
+            self._stop.set()  # an interrupt or a crash: do not hold the step up
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and kind is None:
+            raise self._error
+
+    def _drain(self) -> None:
+        while (result := self._queue.get()) is not None:
+            if self._stop.is_set() or self._error is not None:
+                continue
+            try:
+                for published in result.published:
+                    if published.day not in self._own and published.day not in self.recorded:
+                        self._context.log_event(
+                            _day_materialization(self._context, published, lean=True)
+                        )
+                        self.recorded.add(published.day)
+            except Exception as exc:  # re-raised by __exit__ on the step's thread
+                self._error = exc
 
 
 def _day_materialization(
@@ -106,13 +151,17 @@ def _day_materialization(
     )
 
 
-def _days_failed(context: dg.AssetExecutionContext, exc: DayFailures) -> Iterator[Event]:
-    """Before an ingest step fails on some days: every published day (the run's own ones too) as
-    a materialization of its partition, and each failed day's own error as an observation of its
-    partition (``clv status`` shows it; a later materialization supersedes it)."""
+def _days_failed(
+    context: dg.AssetExecutionContext, exc: DayFailures, recorded: set[date]
+) -> Iterator[Event]:
+    """Before an ingest step fails on some days: every published day (the run's own ones too)
+    not ``recorded`` yet as a materialization of its partition, and each failed day's own error
+    as an observation of its partition (``clv status`` shows it; a later materialization
+    supersedes it)."""
     for result in exc.results:
         for published in result.published:
-            yield _day_materialization(context, published)
+            if published.day not in recorded:
+                yield _day_materialization(context, published)
     for day, error in exc.failures.items():
         yield dg.AssetObservation(
             asset_key=context.asset_key,
@@ -310,13 +359,15 @@ def build_assets(
             if i % 100 == 0:
                 context.log.info(f"raw_transactions: {i} days pulled")
 
+        recorder = _CaughtUpRecorder(context)
         try:
-            with _ingest_lock(clv):
-                results = pipeline.pull_raw_days(clv, _ingest_days(context, clv), on_day=pulled)
+            with _ingest_lock(clv), recorder:
+                results = pipeline.pull_raw_days(
+                    clv, _ingest_days(context, clv), on_day=pulled, on_published=recorder
+                )
         except DayFailures as exc:
-            yield from _days_failed(context, exc)
+            yield from _days_failed(context, exc, recorder.recorded)
             raise
-        _log_caught_up(context, results)
         empty = [str(r.published[0].day) for r in results if r.published[0].rows == 0]
         yield dg.MaterializeResult(
             metadata=dagster_metadata(_summary(context, results), "raw_transactions"),
@@ -353,12 +404,15 @@ def build_assets(
     def validated_transactions(
         context: dg.AssetExecutionContext, clv: ClvSettings
     ) -> Iterator[Event]:
+        recorder = _CaughtUpRecorder(context)
         try:
-            with _ingest_lock(clv):
-                results = pipeline.validate_days(clv, _ingest_days(context, clv))
+            with _ingest_lock(clv), recorder:
+                results = pipeline.validate_days(
+                    clv, _ingest_days(context, clv), on_published=recorder
+                )
         except InputError as exc:
             if isinstance(exc, DayFailures):
-                yield from _days_failed(context, exc)
+                yield from _days_failed(context, exc, recorder.recorded)
             yield dg.AssetCheckResult(
                 check_name=GX_CHECK, passed=False, metadata={"failure": str(exc)[:10_000]}
             )
@@ -367,7 +421,6 @@ def build_assets(
             (r.stats["gx_suite"] for r in reversed(results) if r.stats["gx_suite"]), []
         )
         rejected = sum(int(r.stats["rows_quarantined"]) for r in results)
-        _log_caught_up(context, results)
         yield dg.MaterializeResult(
             metadata=dagster_metadata(
                 {

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from clv_pipeline.config import ClvConfig, load_config
-from clv_pipeline.defs.assets import CATALOG_CHECK, REPORT_CHECK, build_assets
+from clv_pipeline.defs.assets import CATALOG_CHECK, DAY_FAILURE, REPORT_CHECK, build_assets
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.paths import Layout
 from clv_pipeline.publish.warehouse import read_published
@@ -149,3 +149,48 @@ def test_bad_day_fails_validation_check_and_keeps_views(
         assert con.execute("SELECT count(*) FROM customer_features_latest").fetchone() == before
     quarantine = pl.read_parquet(layout.quarantine_file("transactions", END))
     assert quarantine.height == 500
+
+
+def _materializations(instance: dg.DagsterInstance, asset: str) -> list[dg.AssetMaterialization]:
+    records = instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records
+    return [r.asset_materialization for r in records if r.asset_materialization is not None]
+
+
+def test_caught_up_days_are_recorded_once_each(
+    config: ClvConfig, layout: Layout, history: pl.DataFrame
+) -> None:
+    """A first run on the last day catches up every earlier landed day; each one is recorded as
+    a (lean) materialization of its own partition exactly once, and the run's own day in full."""
+    instance = dg.DagsterInstance.ephemeral()
+    assert execute(config, "clv_daily_job", partition=END, instance=instance).success
+    days = [d.isoformat() for d in layout.landing_days()]
+    for asset in ("raw_transactions", "validated_transactions"):
+        events = _materializations(instance, asset)
+        assert sorted(e.partition for e in events) == sorted(days), asset
+        for event in events:
+            caught_up = event.partition != END.isoformat()
+            assert ("caught_up_by_run_for" in event.metadata) is caught_up
+            assert ("dagster/column_schema" in event.metadata) is not caught_up
+            assert event.metadata["dagster/row_count"].value > 0
+
+
+def test_a_failed_day_in_a_catch_up_records_each_other_day_once(
+    config: ClvConfig, layout: Layout, history: pl.DataFrame
+) -> None:
+    """A day that cannot be read fails the catch-up: every other day is still published and
+    recorded once (not once while caught up and again by the failure), and the bad day's own
+    error is recorded on its partition."""
+    instance = dg.DagsterInstance.ephemeral()
+    bad = END - timedelta(days=20)
+    (layout.landing_day(bad) / "zz-broken.parquet").write_bytes(b"garbage")
+    outcome = execute(config, "clv_daily_job", partition=END, instance=instance)
+    assert not outcome.success
+    (step, message), *_ = outcome.failures
+    assert step == "raw_transactions" and "zz-broken.parquet" in message
+    events = _materializations(instance, "raw_transactions")
+    expected = sorted(d.isoformat() for d in layout.landing_days() if d != bad)
+    assert sorted(e.partition for e in events) == expected
+    observations = instance.fetch_observations(dg.AssetKey("raw_transactions"), limit=10).records
+    (observed,) = [r.asset_observation for r in observations if r.asset_observation is not None]
+    assert observed.partition == bad.isoformat()
+    assert "zz-broken.parquet" in str(observed.metadata[DAY_FAILURE].value)
