@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from clv_pipeline.models import bgnbd, gamma_gamma, mbgnbd, pareto_nbd
+from clv_pipeline.models import bgnbd, gamma_gamma, mbgnbd, numerics, pareto_nbd
 from clv_pipeline.models.base import Patterns, validate_rft
 from clv_pipeline.models.numerics import log_euler_integral
 from clv_pipeline.models.pareto_nbd import log_tail_integral
@@ -152,6 +152,35 @@ def test_euler_integral_matches_hyp2f1(a, e, z):
         pytest.skip("scipy hyp2f1 not accurate here")
     got = log_euler_integral(np.array([a]), np.array([e]), np.array([z])).log_j[0]
     assert got == pytest.approx(math.log(ref), abs=1e-10, rel=1e-10)
+
+
+@pytest.mark.parametrize("near_one", [False, True])
+@pytest.mark.parametrize("grad", [False, True])
+def test_euler_integral_same_bits_on_any_chunks_and_threads(
+    monkeypatch: pytest.MonkeyPatch, near_one: bool, grad: bool
+) -> None:
+    """The integral's rows are computed in chunks shared out between the cores: the chunk
+    size and the threads must not change a bit (each row's sums are its own)."""
+    rng = np.random.default_rng(5)
+    n = 40_000
+    a = rng.uniform(0.01, 30.0, 60)
+    index = rng.integers(0, 60, n)
+    e = rng.uniform(0.0, 50.0, n)
+    z = rng.uniform(0.0, 0.99, n)
+    if near_one:  # the precise path: 1 - z down to 1e-12
+        z[::3] = 1.0 - rng.uniform(1e-12, 1e-6, z[::3].shape[0])
+
+    def run(chunk: int, cost: int) -> np.ndarray:
+        monkeypatch.setattr(numerics, "_EULER_CHUNK", chunk)
+        monkeypatch.setattr(numerics, "_EULER_COST", cost)
+        r = log_euler_integral(a, e, z, a_index=index, grad=grad)
+        parts = [r.log_j] + ([r.mean_log_u, r.mean_mlog1mzu, r.mean_u_over] if grad else [])
+        return np.concatenate([p for p in parts if p is not None])
+
+    one_pass = run(1 << 30, 0)  # the whole array at once, on this thread
+    assert np.isfinite(one_pass).all()
+    for chunk, cost in ((1 << 17, 1), (1 << 13, 1), (1 << 17, 0), (1 << 19, 1)):
+        assert np.array_equal(run(chunk, cost), one_pass), (chunk, cost)
 
 
 def test_tail_integral_matches_quad():
