@@ -173,9 +173,12 @@ def for_slices(
     slices = [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
     k = _cores() if n * cost >= PARALLEL_MIN_SIZE else 1
 
+    errors = np.geterr()  # the caller's np.errstate, which threads do not inherit
+
     def run(part: list[slice]) -> None:
-        for s in part:
-            body(s)
+        with np.errstate(**errors):
+            for s in part:
+                body(s)
 
     if k == 1:
         run(slices)

@@ -42,7 +42,7 @@ from clv_pipeline.models.base import (
     horizon_array,
     validate_rft,
 )
-from clv_pipeline.models.numerics import log_euler_integral
+from clv_pipeline.models.numerics import for_slices, log_euler_integral, scratch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,39 +182,58 @@ class ParetoNBDModel(TransactionModel):
         x = pat.x
         want_grad = grad_weights is not None
         tail = log_tail_integral(alpha, beta, r + xu, s + 1.0, pr.t, p_index=pr.ix, grad=want_grad)
-        log_g1 = tail.log_g[pr.tx_pair]
-        rho = np.exp(np.minimum(tail.log_g[pr.T_pair] - log_g1, 0.0))  # G(x,T)/G(x,t_x)
+        log_g = tail.log_g
         log_aT_u = np.log(alpha + pat.uT.values)
         log_bT_u = np.log(beta + pat.uT.values)
-        # eq. 19: first term (alive through T); second: died in (t_x, T]
-        log_t1 = -(r + x) * log_aT_u[iT] - s * log_bT_u[iT]
-        with np.errstate(divide="ignore"):
-            log_t2 = math.log(s) + log_g1 + np.log1p(-rho)
-        diff = log_t2 - log_t1
-        ed = np.exp(-np.abs(diff))
-        m = np.maximum(log_t1, log_t2) + np.log1p(ed)
         const_u = (
             special.gammaln(r + xu) - special.gammaln(r) + r * math.log(alpha) + s * math.log(beta)
         )
-        ll = const_u[ix] + m
+        log_s = math.log(s)
+        n = pat.n_patterns
+        ll = np.empty(n)
+        wt = ll if grad_weights is None else grad_weights  # (unused without a gradient)
+        if want_grad:
+            w2, k, k_rho, w1t, w1tx = scratch(pat.cache, "pareto_gradient", n, 5)
+
+        def body(sl: slice) -> None:
+            # per pattern, element-wise on the cores (the sums below are over whole arrays)
+            log_g1 = log_g[pr.tx_pair[sl]]
+            rho = np.exp(np.minimum(log_g[pr.T_pair[sl]] - log_g1, 0.0))  # G(x,T)/G(x,t_x)
+            i_T = iT[sl]
+            rx = r + x[sl]
+            # eq. 19: first term (alive through T); second: died in (t_x, T]
+            log_t1 = -rx * log_aT_u[i_T] - s * log_bT_u[i_T]
+            with np.errstate(divide="ignore"):
+                log_t2 = log_s + log_g1 + np.log1p(-rho)
+            diff = log_t2 - log_t1
+            ed = np.exp(-np.abs(diff))
+            m = np.maximum(log_t1, log_t2) + np.log1p(ed)
+            np.add(const_u[ix[sl]], m, out=ll[sl])
+            if want_grad:
+                w = wt[sl]
+                # weight of the 'died' term
+                w2s = np.divide(np.where(diff > 0, 1.0, ed), 1.0 + ed, out=w2[sl])
+                w1 = 1.0 - w2s
+                # d log(G1 - G2) = (dG1/G1 - rho dG2/G2) / (1 - rho); aggregated onto pairs
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ks = np.where(rho < 1.0, w * w2s / (1.0 - rho), 0.0)
+                k[sl] = ks
+                np.multiply(ks, rho, out=k_rho[sl])
+                np.multiply(np.multiply(w, w1, out=w1t[sl]), rx, out=w1tx[sl])
+
+        for_slices(body, n)
         if grad_weights is None:
             return ll, None
         assert tail.grad is not None  # noqa: S101
-        wt = grad_weights
-        w2 = np.where(diff > 0, 1.0, ed) / (1.0 + ed)  # weight of the 'died' term
-        w1 = 1.0 - w2
-        # d log(G1 - G2) = (dG1/G1 - rho dG2/G2) / (1 - rho); aggregate onto pairs
-        with np.errstate(divide="ignore", invalid="ignore"):
-            k = np.where(rho < 1.0, wt * w2 / (1.0 - rho), 0.0)
         n_pairs = pr.t.shape[0]
         coef = np.bincount(pr.tx_pair, weights=k, minlength=n_pairs) - np.bincount(
-            pr.T_pair, weights=k * rho, minlength=n_pairs
+            pr.T_pair, weights=k_rho, minlength=n_pairs
         )
         d_i = tail.grad @ coef  # (d/dp, d/dq, d/dalpha, d/dbeta) of sum w w2 log I
         wx = np.bincount(ix, weights=wt, minlength=xu.shape[0])
         n_t = pat.uT.values.shape[0]
-        c1 = np.bincount(iT, weights=wt * w1, minlength=n_t)
-        c1x = np.bincount(iT, weights=wt * w1 * (r + x), minlength=n_t)
+        c1 = np.bincount(iT, weights=w1t, minlength=n_t)
+        c1x = np.bincount(iT, weights=w1tx, minlength=n_t)
         n_w = float(wt.sum())
         dr_u = special.digamma(r + xu) - special.digamma(r)
         g = np.array(
