@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import polars as pl
 from numpy.typing import ArrayLike
 
 from clv_pipeline.models.numerics import FloatArray, IntArray
@@ -74,6 +75,25 @@ def validate_rft(
     return x, tx, t_obs
 
 
+#: From this many elements :func:`unique_inverse` hashes (polars, on every core) instead of
+#: sorting (``np.unique``): 2.4 -> 0.8 s for the 10M pattern keys of 10M customers.
+HASH_MIN_SIZE = 1 << 16
+
+
+def unique_inverse(key: IntArray) -> tuple[IntArray, IntArray]:
+    """``np.unique(key, return_inverse=True)`` of an int64 array: the sorted unique keys and the
+    index of each element into them, the same arrays, computed by hashing for large arrays."""
+    key = np.asarray(key, dtype=np.int64)
+    if key.shape[0] < HASH_MIN_SIZE:
+        values, index = np.unique(key, return_inverse=True)
+        return values, index.astype(np.intp)
+    keys = pl.Series("k", key)
+    unique = keys.unique().sort()
+    lookup = pl.DataFrame({"k": unique, "i": np.arange(unique.len(), dtype=np.int64)})
+    found = keys.to_frame().join(lookup, on="k", how="left", maintain_order="left")
+    return unique.to_numpy(), found.get_column("i").to_numpy().astype(np.intp)
+
+
 @dataclasses.dataclass(frozen=True)
 class UniqueValues:
     """Sorted unique values of one column and the index of each element into them."""
@@ -94,6 +114,11 @@ class UniqueValues:
             rank = np.cumsum(present) - 1
             values = np.flatnonzero(present).astype(np.float64)
             return cls(values=values, inverse=rank[small].astype(np.intp))
+        if arr.shape[0] >= HASH_MIN_SIZE and float(arr.min()) >= 0.0 and not np.signbit(arr).any():
+            # finite non-negative floats order like their bits (and -0.0 is ruled out): the
+            # unique bit patterns are the unique values, in the same order
+            bits, inverse = unique_inverse(np.ascontiguousarray(arr, np.float64).view(np.int64))
+            return cls(values=bits.view(np.float64), inverse=inverse)
         values, inverse = np.unique(arr, return_inverse=True)
         return cls(values=values.astype(np.float64), inverse=inverse.astype(np.intp))
 
@@ -176,7 +201,7 @@ class Patterns:
             # whole-day data: the values themselves form the key (same order, no per-column
             # unique); ``np.unique`` then sorts one int64 column
             key, n_tx, n_T = packed
-            ukey, inverse = np.unique(key, return_inverse=True)
+            ukey, inverse = unique_inverse(key)
             px = (ukey // (n_tx * n_T)).astype(np.float64)
             ptx = ((ukey // n_T) % n_tx).astype(np.float64)
             pT = (ukey % n_T).astype(np.float64)
@@ -184,7 +209,7 @@ class Patterns:
             cx, ctx, cT = UniqueValues.of(x), UniqueValues.of(tx), UniqueValues.of(T)
             n_tx, n_T = ctx.values.shape[0], cT.values.shape[0]
             key = (cx.inverse.astype(np.int64) * n_tx + ctx.inverse) * n_T + cT.inverse
-            ukey, inverse = np.unique(key, return_inverse=True)
+            ukey, inverse = unique_inverse(key)
             ix = ukey // (n_tx * n_T)
             itx = (ukey // n_T) % n_tx
             iT = ukey % n_T

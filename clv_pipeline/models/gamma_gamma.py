@@ -43,6 +43,7 @@ from clv_pipeline.models.base import (
     UniqueValues,
     as_float_array,
 )
+from clv_pipeline.models.data import unique_inverse
 from clv_pipeline.models.discount import ClvOptions, predicted_clv
 from clv_pipeline.models.numerics import for_slices, scratch
 
@@ -68,7 +69,8 @@ class SpendData:
     def __init__(self, x: FloatArray, m: FloatArray) -> None:
         cx, cm = UniqueValues.of(x), UniqueValues.of(m)
         n_m = cm.values.shape[0]
-        ukey, counts = np.unique(cx.inverse.astype(np.int64) * n_m + cm.inverse, return_counts=True)
+        ukey, inverse = unique_inverse(cx.inverse.astype(np.int64) * n_m + cm.inverse)
+        counts = np.bincount(inverse, minlength=ukey.shape[0])
         self.x = cx.values[ukey // n_m]
         self.m = cm.values[ukey % n_m]
         self.weights = counts.astype(np.float64)

@@ -42,6 +42,7 @@ from clv_pipeline.models.base import (
     horizon_array,
     validate_rft,
 )
+from clv_pipeline.models.data import unique_inverse
 from clv_pipeline.models.numerics import for_slices, log_euler_integral, scratch
 
 
@@ -148,7 +149,7 @@ def _pairs(pat: Patterns) -> _Pairs:
     n_t = ut.shape[0]
     ix = pat.ux.inverse.astype(np.int64)
     keys = np.concatenate([ix * n_t + it_tx, ix * n_t + it_T])
-    ukeys, inv = np.unique(keys, return_inverse=True)
+    ukeys, inv = unique_inverse(keys)
     n = pat.n_patterns
     out = _Pairs(
         ix=(ukeys // n_t).astype(np.intp),
