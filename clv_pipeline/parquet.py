@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,14 +39,24 @@ def map_in_threads(work: Callable[[_T], _R], items: Sequence[_T], *, workers: in
     return list(iter_in_threads(work, items, workers=workers))
 
 
-def iter_in_threads(work: Callable[[_T], _R], items: Sequence[_T], *, workers: int) -> Iterator[_R]:
+def iter_in_threads(
+    work: Callable[[_T], _R], items: Sequence[_T], *, workers: int, ahead: int | None = None
+) -> Iterator[_R]:
     """:func:`map_in_threads`, each result yielded as soon as it and those before it are done
-    (the caller handles the first days while the threads work on the next)."""
+    (the caller handles the first items while the threads work on the next). ``ahead`` bounds
+    the items started and not yet taken by the caller (memory: a catch-up's next days are read
+    while the caller validates the current ones, not all 730 at once); default all."""
     if workers <= 1 or len(items) <= 1:
         yield from (work(item) for item in items)
         return
+    todo = iter(items)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clv-io") as pool:
-        yield from pool.map(work, items)
+        started = deque(pool.submit(work, item) for item in islice(todo, ahead or len(items)))
+        while started:
+            result = started.popleft().result()
+            for item in islice(todo, 1):
+                started.append(pool.submit(work, item))
+            yield result
 
 
 def write_parquet_atomic(

@@ -315,14 +315,13 @@ def validate_days(
         return read_published(layout, "raw_transactions", day)
 
     # a catch-up reads hundreds of day files: a few at a time on threads (decoding parquet
-    # releases the GIL), a window of days at a time so memory stays that of one batch
-    window = 4 * IO_WORKERS
-    for start in range(0, len(days), window):
-        chunk = days[start : start + window]
-        for day, raw in zip(
-            chunk, map_in_threads(read_raw, chunk, workers=IO_WORKERS), strict=True
-        ):
-            add(day, raw)
+    # releases the GIL), the next days while this thread validates and publishes a batch, a
+    # bounded number ahead so memory stays that of about one batch
+    ahead = 4 * IO_WORKERS
+    for day, raw in zip(
+        days, iter_in_threads(read_raw, days, workers=IO_WORKERS, ahead=ahead), strict=True
+    ):
+        add(day, raw)
     flush()
     ordered = sorted(results, key=lambda r: r.stats["day"])
     if failures:

@@ -199,7 +199,7 @@ class Patterns:
         packed = _packed_key(x, tx, T)
         if packed is not None:
             # whole-day data: the values themselves form the key (same order, no per-column
-            # unique); ``np.unique`` then sorts one int64 column
+            # unique); :func:`unique_inverse` then finds the distinct keys of one int64 column
             key, n_tx, n_T = packed
             ukey, inverse = unique_inverse(key)
             px = (ukey // (n_tx * n_T)).astype(np.float64)
