@@ -33,7 +33,8 @@ _R = TypeVar("_R")
 def map_in_threads(work: Callable[[_T], _R], items: Sequence[_T], *, workers: int) -> list[_R]:
     """``[work(item) for item in items]``, on ``workers`` threads when more than one.
 
-    Results come back in the order of ``items``; an exception is raised after the threads stop.
+    Results come back in the order of ``items``; an exception is raised after the running items
+    finish (the items not started yet are dropped).
     Each item must write its own files, so the bytes do not depend on the threads' order.
     """
     return list(iter_in_threads(work, items, workers=workers))
@@ -50,13 +51,18 @@ def iter_in_threads(
         yield from (work(item) for item in items)
         return
     todo = iter(items)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clv-io") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clv-io")
+    try:
         started = deque(pool.submit(work, item) for item in islice(todo, ahead or len(items)))
         while started:
             result = started.popleft().result()
             for item in islice(todo, 1):
                 started.append(pool.submit(work, item))
             yield result
+    finally:
+        # a failure or an interrupt (Ctrl-C, the caller stopping): the items not started are
+        # dropped, the running ones finish (each writes only its own files)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_parquet_atomic(

@@ -54,3 +54,18 @@ def test_a_failure_is_raised_when_its_item_is_taken() -> None:
         for result in iter_in_threads(work, list(range(10)), workers=3, ahead=2):
             got.append(result)
     assert got == [0, 1, 2, 3, 4]
+
+
+def test_a_failure_drops_the_items_not_started() -> None:
+    done: list[int] = []
+
+    def work(i: int) -> int:
+        if i == 2:
+            raise ValueError("stop")
+        time.sleep(0.01)
+        done.append(i)
+        return i
+
+    with pytest.raises(ValueError, match="stop"):
+        map_in_threads(work, list(range(200)), workers=2)
+    assert len(done) < 20  # not the other ~200 items after the failure
