@@ -170,20 +170,28 @@ def _combine(older: pl.LazyFrame, newer: pl.LazyFrame) -> pl.LazyFrame:
         .group_by("customer_id")
         .agg(
             first.min().alias("first_day"),
-            # days are disjoint: the second-latest purchase-day is the latest of the previous
-            # days and of the last days that are not the overall last day
-            pl.max_horizontal(
-                pl.col("previous_day").max(), last.filter(last < last.max()).max()
-            ).alias("previous_day"),
+            pl.col("previous_day").max().alias("_previous"),
+            last.alias("_lasts"),
             last.max().alias("last_day"),
             pl.col("first_purchase_at").min(),
             pl.col("last_purchase_at").max(),
             pl.col("n_transactions").sum(),
             pl.col("n_purchase_days").sum(),
             pl.col("gross_revenue").sum(),
-            pl.col("first_day_total").filter(first == first.min()).first(),
+            # the earliest first day's total (stable: the first such row, nulls never chosen
+            # over a day); a filter inside the aggregation ran group by group (1.1 s at 10M)
+            pl.col("first_day_total").sort_by(first, nulls_last=True, maintain_order=True).first(),
             pl.col("refund_amount").sum(),
             pl.col("n_refunds").sum(),
+        )
+        .with_columns(
+            # days are disjoint: the second-latest purchase-day is the latest of the previous
+            # days and of the last days below the overall last day (the distinct last days as a
+            # list, second from the end: polars does it over all lists at once)
+            pl.max_horizontal(
+                "_previous",
+                pl.col("_lasts").list.unique().list.sort().list.get(-2, null_on_oob=True),
+            ).alias("previous_day")
         )
     )
 
