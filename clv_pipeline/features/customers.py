@@ -21,6 +21,7 @@ from datetime import date
 
 import polars as pl
 
+from clv_pipeline.features.state import split_touched
 from clv_pipeline.schema import CUSTOMER_FEATURES, CUSTOMER_STATE, MONEY
 
 _DAYS = pl.duration(days=1)
@@ -156,10 +157,9 @@ def merge_states(older: pl.LazyFrame, newer: pl.LazyFrame) -> pl.LazyFrame:
     ``older`` is read twice: pass a scan or a collected frame, not a long chain of lazy merges
     (the plan would double with every merge).
     """
-    touched = newer.select("customer_id")
-    carried = older.join(touched, on="customer_id", how="anti").select(STATE_COLUMNS)
-    regrouped = _combine(older.join(touched, on="customer_id", how="semi"), newer)
-    return pl.concat([carried, regrouped], how="vertical")
+    carried, touched = split_touched(older, newer)
+    regrouped = _combine(touched, newer)
+    return pl.concat([carried.select(STATE_COLUMNS), regrouped], how="vertical")
 
 
 def _combine(older: pl.LazyFrame, newer: pl.LazyFrame) -> pl.LazyFrame:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import polars as pl
 
-from clv_pipeline.features.state import StatePlan, choose_base, footer_record
+from clv_pipeline.features.state import StatePlan, choose_base, footer_record, split_touched
 from clv_pipeline.numeric import FIXED
 from clv_pipeline.parquet import write_parquet_atomic
 from clv_pipeline.paths import Layout
@@ -127,18 +127,16 @@ def merge_months(older: pl.LazyFrame, newer: pl.LazyFrame) -> pl.LazyFrame:
 
 def merge_firsts(older: pl.LazyFrame, newer: pl.LazyFrame) -> pl.LazyFrame:
     """The firsts state of two sets of validated rows; only the newer rows' customers regroup."""
-    touched = newer.select("customer_id")
-    carried = older.join(touched, on="customer_id", how="anti").select(FIRST_COLUMNS)
+    carried, touched = split_touched(older, newer)
     regrouped = _first_rows(
         pl.concat(
-            [
-                older.join(touched, on="customer_id", how="semi").select(FIRST_COLUMNS),
-                newer.select(FIRST_COLUMNS),
-            ],
+            [touched.select(FIRST_COLUMNS), newer.select(FIRST_COLUMNS)],
             how="vertical",
         )
     )
-    return pl.concat([carried, regrouped.select(FIRST_COLUMNS)], how="vertical")
+    return pl.concat(
+        [carried.select(FIRST_COLUMNS), regrouped.select(FIRST_COLUMNS)], how="vertical"
+    )
 
 
 def month_activity(months: pl.LazyFrame, firsts: pl.LazyFrame) -> pl.LazyFrame:
