@@ -118,10 +118,7 @@ def summarise_transactions(transactions: pl.LazyFrame) -> pl.LazyFrame:
         per_day.group_by("customer_id")
         .agg(
             day.min().alias("first_day"),
-            # the second-latest purchase-day: the customer's (distinct) days gathered as a list
-            # and taken from it, which polars does over all lists at once (a filter inside the
-            # aggregation runs group by group: 1.9 -> 1.2 s at 1M customers)
-            day.alias("_days"),
+            day.alias("_days"),  # -> previous_day (_second_latest)
             day.max().alias("last_day"),
             pl.col("first_ts").min().alias("first_purchase_at"),
             pl.col("last_ts").max().alias("last_purchase_at"),
@@ -130,9 +127,7 @@ def summarise_transactions(transactions: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("day_total").sum().alias("gross_revenue"),
             pl.col("day_total").sort_by("event_date").first().alias("first_day_total"),
         )
-        .with_columns(
-            pl.col("_days").list.sort().list.get(-2, null_on_oob=True).alias("previous_day")
-        )
+        .with_columns(_second_latest("_days").alias("previous_day"))
     )
     refunds = (
         transactions.filter(pl.col("revenue_kind") == "refund")
@@ -143,6 +138,16 @@ def summarise_transactions(transactions: pl.LazyFrame) -> pl.LazyFrame:
         )
     )
     return _fill_state(customers.join(refunds, on="customer_id", how="full", coalesce=True))
+
+
+def _second_latest(days: str) -> pl.Expr:
+    """The second-latest distinct day of each list in column ``days`` (null with fewer).
+
+    Gathering a group's days as a list and taking from it runs over all lists at once; a filter
+    inside the aggregation (``day.filter(day < day.max()).max()``) ran group by group: the
+    customer group-by at 1M customers 1.9 -> 1.2 s, the 10M state merge 1.1 s less.
+    """
+    return pl.col(days).list.unique().list.sort().list.get(-2, null_on_oob=True)
 
 
 def merge_states(older: pl.LazyFrame, newer: pl.LazyFrame) -> pl.LazyFrame:
@@ -186,12 +191,8 @@ def _combine(older: pl.LazyFrame, newer: pl.LazyFrame) -> pl.LazyFrame:
         )
         .with_columns(
             # days are disjoint: the second-latest purchase-day is the latest of the previous
-            # days and of the last days below the overall last day (the distinct last days as a
-            # list, second from the end: polars does it over all lists at once)
-            pl.max_horizontal(
-                "_previous",
-                pl.col("_lasts").list.unique().list.sort().list.get(-2, null_on_oob=True),
-            ).alias("previous_day")
+            # days and of the last days below the overall last day
+            pl.max_horizontal("_previous", _second_latest("_lasts")).alias("previous_day")
         )
     )
 

@@ -189,6 +189,5 @@ def split_touched(older: pl.LazyFrame, newer: pl.LazyFrame) -> tuple[pl.LazyFram
         newer.select("customer_id", pl.lit(True).alias("_touched")), on="customer_id", how="left"
     )
     touched = pl.col("_touched")
-    return marked.filter(touched.is_null()).drop("_touched"), marked.filter(touched).drop(
-        "_touched"
-    )
+    carried = marked.filter(touched.is_null()).drop("_touched")
+    return carried, marked.filter(touched).drop("_touched")

@@ -311,7 +311,6 @@ def _panel_rule(delta: float, y_max: float) -> tuple[FloatArray, FloatArray]:
 #: Values per (element x node) work array of :func:`log_euler_integral`: 2^17 (1 MiB) fit in
 #: a core's L2 cache; 2^19 did not, and the integral ran 2-3.5x slower (measured, 2 cores).
 _EULER_CHUNK = 1 << 17
-_EULER_COST = 1  # 0 keeps the integral on one thread (tests compare the two)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,11 +424,9 @@ def log_euler_integral(
             means[1][sl] = -((fw * log_ratio).sum(axis=1) / total + log_1mz[:, 0])
             means[2][sl] = (fw * u_over).sum(axis=1) / total
 
-    # rows of (element x node) arrays of ~2^19 values; each row's sums are its own, so the
-    # chunks run on the cores with the same bits as one after the other
-    for_slices(
-        body, n, chunk=max(1, _EULER_CHUNK // nodes.shape[0]), cost=_EULER_COST * nodes.shape[0]
-    )
+    # rows of (element x node) arrays of ~_EULER_CHUNK values; each row's sums are its own, so
+    # the chunks run on the cores with the same bits as one after the other
+    for_slices(body, n, chunk=max(1, _EULER_CHUNK // nodes.shape[0]), cost=nodes.shape[0])
     if not grad:
         return EulerIntegral(log_j=log_j)
     return EulerIntegral(

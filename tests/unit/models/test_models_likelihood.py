@@ -170,17 +170,17 @@ def test_euler_integral_same_bits_on_any_chunks_and_threads(
     if near_one:  # the precise path: 1 - z down to 1e-12
         z[::3] = 1.0 - rng.uniform(1e-12, 1e-6, z[::3].shape[0])
 
-    def run(chunk: int, cost: int) -> np.ndarray:
+    def run(chunk: int, cores: int) -> np.ndarray:
         monkeypatch.setattr(numerics, "_EULER_CHUNK", chunk)
-        monkeypatch.setattr(numerics, "_EULER_COST", cost)
+        monkeypatch.setattr(numerics, "_cores", lambda: cores)
         r = log_euler_integral(a, e, z, a_index=index, grad=grad)
         parts = [r.log_j] + ([r.mean_log_u, r.mean_mlog1mzu, r.mean_u_over] if grad else [])
         return np.concatenate([p for p in parts if p is not None])
 
-    one_pass = run(1 << 30, 0)  # the whole array at once, on this thread
+    one_pass = run(1 << 30, 1)  # the whole array at once, on this thread
     assert np.isfinite(one_pass).all()
-    for chunk, cost in ((1 << 17, 1), (1 << 13, 1), (1 << 17, 0), (1 << 19, 1)):
-        assert np.array_equal(run(chunk, cost), one_pass), (chunk, cost)
+    for chunk, cores in ((1 << 17, 2), (1 << 13, 2), (1 << 17, 1), (1 << 19, 2), (1 << 13, 3)):
+        assert np.array_equal(run(chunk, cores), one_pass), (chunk, cores)
 
 
 def test_tail_integral_matches_quad():
