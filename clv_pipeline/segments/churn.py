@@ -41,6 +41,7 @@ from clv_pipeline.schema import CUSTOMER_CHURN, conform
 from clv_pipeline.segments.lifecycle import (
     ChurnBasis,
     LifecycleRules,
+    Rhythm,
     attach,
     churn_scores,
 )
@@ -98,7 +99,8 @@ def build_customer_churn(
     period_retention: float | None = None,
     window_days: int = 90,
 ) -> pl.LazyFrame:
-    """Churn risk per customer, sorted by value at risk (money) descending.
+    """Churn risk per customer, sorted by value at risk (money) descending:
+    :func:`rank_churn` of :func:`score_churn`.
 
     Parameters
     ----------
@@ -123,6 +125,34 @@ def build_customer_churn(
     pl.LazyFrame
         :data:`~clv_pipeline.schema.CUSTOMER_CHURN` columns.
     """
+    return rank_churn(
+        score_churn(
+            features,
+            clv,
+            risk_bands=risk_bands,
+            rules=rules,
+            basis=basis,
+            period_retention=period_retention,
+            window_days=window_days,
+        )
+    )
+
+
+def score_churn(
+    features: pl.LazyFrame,
+    clv: pl.LazyFrame,
+    *,
+    risk_bands: Sequence[tuple[str, float]] = DEFAULT_RISK_BANDS,
+    rules: LifecycleRules | None = None,
+    basis: ChurnBasis | None = None,
+    period_retention: float | None = None,
+    window_days: int = 90,
+    rhythm: Rhythm | None = None,
+) -> pl.LazyFrame:
+    """Every column of :func:`build_customer_churn` but ``churn_percentile`` (a rank over the
+    whole snapshot), in ``features``' row order. Row by row, so it runs per customer shard
+    (``rhythm``: the snapshot's population rhythm); :func:`rank_churn` of the gathered shards
+    is the table."""
     check_bounds(risk_bands, what="risk_bands")
     prob = pl.col("churn_probability")
     basis = basis or ChurnBasis("model", "")
@@ -133,6 +163,7 @@ def build_customer_churn(
         rules=rules,
         period_retention=period_retention,
         window_days=window_days,
+        rhythm=rhythm,
     )
     joined = attach(joined, clv, CLV_COLUMNS)
     due = (
@@ -143,7 +174,7 @@ def build_customer_churn(
     alive = pl.col("p_alive").fill_nan(None)
     ratio = pl.col("predicted_clv").fill_nan(None) / alive
     retained = pl.when((alive > 0) & ratio.is_finite()).then(ratio)
-    out = (
+    return (
         joined.with_columns(
             pl.col("p_alive").fill_nan(None),
             prob.fill_nan(None).clip(0.0, 1.0),
@@ -151,9 +182,6 @@ def build_customer_churn(
             pl.lit(basis.kind).alias("churn_basis"),
         )
         .with_columns(
-            (100.0 * prob.rank("max").over("as_of") / prob.count().over("as_of")).alias(
-                "churn_percentile"
-            ),
             label_by_bounds(prob, risk_bands).fill_null("unknown").alias("risk_band"),
             due.alias("next_purchase_due_at"),
             retained.alias("value_if_retained"),
@@ -163,6 +191,17 @@ def build_customer_churn(
             ((pl.col("as_of") - pl.col("next_purchase_due_at")).dt.total_days())
             .clip(lower_bound=0)
             .alias("days_overdue")
+        )
+    )
+
+
+def rank_churn(scored: pl.LazyFrame) -> pl.LazyFrame:
+    """:func:`score_churn` rows (of every customer shard) plus ``churn_percentile``, ranked over
+    all of them per ``as_of``, as the table: its columns, sorted by value at risk."""
+    prob = pl.col("churn_probability")
+    out = scored.with_columns(
+        (100.0 * prob.rank("max").over("as_of") / prob.count().over("as_of")).alias(
+            "churn_percentile"
         )
     )
     return conform(out, CUSTOMER_CHURN).sort(

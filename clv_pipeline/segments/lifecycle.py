@@ -63,8 +63,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Literal, cast
 
+import numpy as np
 import polars as pl
 
 from clv_pipeline.features.customers import summarise_transactions
@@ -185,25 +186,74 @@ def side_by_side(base: pl.DataFrame, *others: pl.DataFrame) -> pl.DataFrame:
     return base.hstack([c for o in others for c in o.drop("customer_id").get_columns()])
 
 
-def population_interval(rules: LifecycleRules) -> pl.Expr:
-    """Median observed interval of the snapshot's repeat customers, else the default."""
+@dataclass(frozen=True)
+class Rhythm:
+    """The snapshot's population rhythm, computed once over every customer when the stages run
+    per customer shard (:func:`rhythm_counts`, :func:`merge_rhythm`): the median observed
+    interval (None when nobody has one) and whether any customer has a rhythm of their own."""
+
+    median_interval: float | None
+    has_own: bool
+
+
+def _own_interval() -> pl.Expr:
+    return pl.col("avg_days_between_purchases").fill_nan(None)
+
+
+def population_interval(rules: LifecycleRules, rhythm: Rhythm | None = None) -> pl.Expr:
+    """Median observed interval of the snapshot's repeat customers, else the default
+    (``rhythm``: the snapshot's, when the frame holds one shard of it)."""
+    if rhythm is not None:
+        median = rhythm.median_interval
+        return pl.lit(rules.default_interval_days if median is None else median, pl.Float64)
+    return _own_interval().median().over("as_of").fill_null(rules.default_interval_days)
+
+
+def rhythm_counts(features: pl.LazyFrame) -> pl.LazyFrame:
+    """What :class:`Rhythm` needs of a shard of ``customer_features``: how many customers hold
+    each observed interval (``value, _count``), and in ``_own`` how many of them have a rhythm
+    of their own (an interval and at least one gap). Additive over shards."""
+    own = _own_interval()
     return (
-        pl.col("avg_days_between_purchases")
-        .fill_nan(None)
-        .median()
-        .over("as_of")
-        .fill_null(rules.default_interval_days)
+        features.select(
+            own.alias("value"), (own.is_not_null() & (pl.col("frequency") >= 1)).alias("_own")
+        )
+        .group_by("value")
+        .agg(pl.len().cast(pl.Int64).alias("_count"), pl.col("_own").sum().cast(pl.Int64))
     )
 
 
-def credible_interval(own: pl.Expr, gaps: pl.Expr, rules: LifecycleRules) -> pl.Expr:
+def merge_rhythm(parts: list[pl.DataFrame]) -> Rhythm:
+    """The :class:`Rhythm` of the union of the shards behind ``parts`` (:func:`rhythm_counts`):
+    the median from the merged counts is the median polars computes over every customer (the
+    middle value, or polars' median of the two middle ones)."""
+    merged = (
+        pl.concat(parts, how="vertical")
+        .group_by("value")
+        .agg(pl.col("_count").sum(), pl.col("_own").sum())
+    )
+    has_own = bool(merged.get_column("_own").sum() > 0)
+    values = merged.drop_nulls("value").sort("value")
+    n = int(values.get_column("_count").sum())
+    if n == 0:
+        return Rhythm(None, has_own)
+    ends = values.get_column("_count").cum_sum().to_numpy()
+    middle = np.searchsorted(ends, [(n - 1) // 2, n // 2], side="right")
+    pair = values.get_column("value").gather(middle)
+    median = pair.median() if n % 2 == 0 else pair[0]
+    return Rhythm(float(cast(float, median)), has_own)
+
+
+def credible_interval(
+    own: pl.Expr, gaps: pl.Expr, rules: LifecycleRules, rhythm: Rhythm | None = None
+) -> pl.Expr:
     """A rhythm from ``own`` mean gap over ``gaps`` gaps, shrunk toward the population's.
 
-    ``own`` alone with ``gaps >= full_credibility_gaps``; ``w x own + (1 - w) x population`` with
-    ``w = gaps / (gaps + prior_gaps)`` with fewer; the population rhythm when ``own`` is null or
-    there are no gaps. Clipped below at ``min_interval_days``.
+    ``own`` alone with ``gaps >= full_credibility_gaps``; ``w x own + (1 - w) x population``
+    with ``w = gaps / (gaps + prior_gaps)`` with fewer; the population rhythm when ``own`` is
+    null or there are no gaps. Clipped below at ``min_interval_days``.
     """
-    population = population_interval(rules)
+    population = population_interval(rules, rhythm)
     weight = gaps / (gaps + rules.prior_gaps)
     return (
         pl.when(own.is_null() | (gaps < 1))
@@ -216,7 +266,7 @@ def credible_interval(own: pl.Expr, gaps: pl.Expr, rules: LifecycleRules) -> pl.
 
 
 def estimate_purchase_interval(
-    features: pl.LazyFrame, *, rules: LifecycleRules | None = None
+    features: pl.LazyFrame, *, rules: LifecycleRules | None = None, rhythm: Rhythm | None = None
 ) -> pl.LazyFrame:
     """Add ``expected_interval_days`` and ``interval_basis`` (observed, shrunk, population or
     default; see the module docstring).
@@ -228,14 +278,16 @@ def estimate_purchase_interval(
     rules
         Lifecycle settings (``full_credibility_gaps``, ``prior_gaps``, ``default_interval_days``,
         ``min_interval_days``).
+    rhythm
+        The snapshot's population rhythm when ``features`` is one customer shard of it.
     """
     rules = rules or LifecycleRules()
-    own = pl.col("avg_days_between_purchases").fill_nan(None)
+    own = _own_interval()
     gaps = pl.col("frequency")
     has_own = own.is_not_null() & (gaps >= 1)
-    has_population = has_own.any().over("as_of")
+    has_population = has_own.any().over("as_of") if rhythm is None else pl.lit(rhythm.has_own)
     return features.with_columns(
-        credible_interval(own, gaps, rules).alias("expected_interval_days"),
+        credible_interval(own, gaps, rules, rhythm).alias("expected_interval_days"),
         pl.when(has_own & (gaps >= rules.full_credibility_gaps))
         .then(pl.lit("observed"))
         .when(has_own)
@@ -297,6 +349,7 @@ def churn_scores(
     rules: LifecycleRules | None = None,
     period_retention: float | None = None,
     window_days: int = 90,
+    rhythm: Rhythm | None = None,
 ) -> pl.LazyFrame:
     """``features`` plus the rhythm (:func:`estimate_purchase_interval`), ``p_alive`` (from
     ``clv``) and ``churn_probability``: ``1 - p_alive`` with ``basis.kind == "model"`` (the
@@ -304,7 +357,7 @@ def churn_scores(
     from the period retention: :func:`dropout_per_day`). The one churn probability behind
     ``customer_churn`` (risk band, value at risk) and the lifecycle stage."""
     with_rhythm = estimate_purchase_interval(
-        attach(features, clv, ["p_alive"]), rules=rules
+        attach(features, clv, ["p_alive"]), rules=rules, rhythm=rhythm
     ).with_columns(pl.col("p_alive").fill_nan(None))
     recency = 1.0 - recency_alive(
         pl.col("days_since_last_purchase").cast(pl.Float64),
@@ -325,6 +378,7 @@ def assign_lifecycle(
     basis: ChurnBasis | None = None,
     period_retention: float | None = None,
     window_days: int = 90,
+    rhythm: Rhythm | None = None,
 ) -> pl.LazyFrame:
     """Add the lifecycle columns to customer features.
 
@@ -340,6 +394,8 @@ def assign_lifecycle(
         Thresholds; defaults in :class:`LifecycleRules`.
     basis, period_retention, window_days
         What churn is scored from (:func:`churn_scores`, as ``customer_churn``).
+    rhythm
+        The snapshot's population rhythm when ``features`` is one customer shard of it.
 
     Returns
     -------
@@ -368,6 +424,7 @@ def assign_lifecycle(
         rules=rules,
         period_retention=period_retention,
         window_days=window_days,
+        rhythm=rhythm,
     )
     base = scored.with_columns(
         (pl.col("days_since_last_purchase") / pl.col("expected_interval_days")).alias(
@@ -388,7 +445,7 @@ def assign_lifecycle(
         .otherwise(3)
     )
     prior = credible_interval(
-        pl.col("prior_interval_days").fill_nan(None), pl.col("n_purchase_days") - 2, rules
+        pl.col("prior_interval_days").fill_nan(None), pl.col("n_purchase_days") - 2, rules, rhythm
     )
     reactivated = (
         pl.col("last_gap_days").is_not_null()

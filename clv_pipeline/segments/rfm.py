@@ -112,26 +112,38 @@ def rfm_segment_map() -> pl.LazyFrame:
     )
 
 
-def score_levels(
-    values: pl.LazyFrame, *, n_bins: int = N_BINS, over: str = "as_of", one_time_rule: bool = False
-) -> pl.LazyFrame:
-    """The dense quantile score (module docstring) of each distinct value, per ``over``.
-
-    ``values`` has the columns ``over`` and ``value`` (one row per customer; nulls are not
-    ranked). Returns one row per ``(over, value)`` with ``score`` 1..n_bins, higher value = higher
-    score. The score depends only on a value's place among the distinct values and on how many
-    customers are below it, so it is computed on the distinct values (a few hundred for R and F)
-    rather than with ranks over every customer. ``one_time_rule``: the F rule, where a value
-    above 1 scores at least 2 when the snapshot has one-time buyers (value 1).
-    """
-    count = pl.col("_count")
-    value = pl.col("value")
-    distinct = (
+def value_counts(values: pl.LazyFrame, *, over: str = "as_of") -> pl.LazyFrame:
+    """How many customers hold each distinct ``value`` per ``over`` (nulls are not counted):
+    ``over, value, _count``. Additive: the counts of customer shards, summed per value
+    (:func:`merge_value_counts`), are the counts of their union, so the scores of
+    :func:`levels_from_counts` come out the same whether the customers are split or not."""
+    return (
         values.drop_nulls("value")
         .group_by(over, "value")
         .agg(pl.len().cast(pl.Int64).alias("_count"))
-        .sort(over, "value")
     )
+
+
+def merge_value_counts(parts: list[pl.LazyFrame], *, over: str = "as_of") -> pl.LazyFrame:
+    """The :func:`value_counts` of the union of the customers behind ``parts``."""
+    return (
+        pl.concat(parts, how="vertical")
+        .group_by(over, "value")
+        .agg(pl.col("_count").sum().cast(pl.Int64))
+    )
+
+
+def levels_from_counts(
+    distinct: pl.LazyFrame,
+    *,
+    n_bins: int = N_BINS,
+    over: str = "as_of",
+    one_time_rule: bool = False,
+) -> pl.LazyFrame:
+    """The score of each distinct value from :func:`value_counts` (see :func:`score_levels`)."""
+    count = pl.col("_count")
+    value = pl.col("value")
+    distinct = distinct.sort(over, "value")
     n = count.sum().over(over)
     below = count.cum_sum().over(over) - count
     quantile = 1 + (below * n_bins) // n.clip(1)
@@ -148,6 +160,23 @@ def score_levels(
     return distinct.select(over, "value", score.cast(pl.Int64).alias("score"))
 
 
+def score_levels(
+    values: pl.LazyFrame, *, n_bins: int = N_BINS, over: str = "as_of", one_time_rule: bool = False
+) -> pl.LazyFrame:
+    """The dense quantile score (module docstring) of each distinct value, per ``over``.
+
+    ``values`` has the columns ``over`` and ``value`` (one row per customer; nulls are not
+    ranked). Returns one row per ``(over, value)`` with ``score`` 1..n_bins, higher value = higher
+    score. The score depends only on a value's place among the distinct values and on how many
+    customers are below it, so it is computed on the distinct values (a few hundred for R and F)
+    rather than with ranks over every customer. ``one_time_rule``: the F rule, where a value
+    above 1 scores at least 2 when the snapshot has one-time buyers (value 1).
+    """
+    return levels_from_counts(
+        value_counts(values, over=over), n_bins=n_bins, over=over, one_time_rule=one_time_rule
+    )
+
+
 def score_quantile(
     frame: pl.LazyFrame,
     value: pl.Expr,
@@ -156,17 +185,50 @@ def score_quantile(
     n_bins: int = N_BINS,
     over: str = "as_of",
     one_time_rule: bool = False,
+    levels: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One column ``name``, row by row with ``frame``: :func:`score_levels` of ``value`` within
-    ``over`` (nulls score 1). Only the key columns are joined, never the whole frame."""
+    ``over`` (nulls score 1). Only the key columns are joined, never the whole frame.
+    ``levels``: the scores of the whole snapshot when ``frame`` holds one shard of it
+    (:func:`levels_from_counts` of the merged counts)."""
     keys = frame.select(over, value.alias("value"))
-    levels = score_levels(keys, n_bins=n_bins, over=over, one_time_rule=one_time_rule)
+    if levels is None:
+        levels = score_levels(keys, n_bins=n_bins, over=over, one_time_rule=one_time_rule)
     return keys.join(levels, on=[over, "value"], how="left", maintain_order="left").select(
         pl.col("score").fill_null(1).alias(name)
     )
 
 
-def score_rfm(features: pl.LazyFrame, *, n_bins: int = N_BINS) -> pl.LazyFrame:
+#: What each RFM score ranks, and whether the F rule for one-time buyers applies.
+RFM_VALUES: dict[str, tuple[pl.Expr, bool]] = {
+    "r_score": (-pl.col("days_since_last_purchase"), False),  # more recent = higher
+    "f_score": (pl.col("n_purchase_days"), True),
+    "m_score": (pl.col("total_revenue"), False),
+}
+
+
+def rfm_counts(features: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """:func:`value_counts` of each score's value (:data:`RFM_VALUES`) over ``features``."""
+    return {
+        name: value_counts(features.select("as_of", value.alias("value")))
+        for name, (value, _) in RFM_VALUES.items()
+    }
+
+
+def rfm_levels(counts: dict[str, pl.LazyFrame], *, n_bins: int = N_BINS) -> dict[str, pl.LazyFrame]:
+    """The score of each distinct value per RFM score, from (merged) :func:`rfm_counts`."""
+    return {
+        name: levels_from_counts(counts[name], n_bins=n_bins, one_time_rule=one_time)
+        for name, (_, one_time) in RFM_VALUES.items()
+    }
+
+
+def score_rfm(
+    features: pl.LazyFrame,
+    *,
+    n_bins: int = N_BINS,
+    levels: dict[str, pl.LazyFrame] | None = None,
+) -> pl.LazyFrame:
     """Add ``r_score, f_score, m_score, fm_score, rfm_score, rfm_segment`` to customer features.
 
     Parameters
@@ -176,6 +238,9 @@ def score_rfm(features: pl.LazyFrame, *, n_bins: int = N_BINS) -> pl.LazyFrame:
         n_purchase_days, total_revenue``); scores are relative within each ``as_of``.
     n_bins
         Number of score levels; the segment map needs the default 5.
+    levels
+        :func:`rfm_levels` of the whole snapshot when ``features`` is one customer shard of it;
+        default: computed over ``features``.
 
     Returns
     -------
@@ -185,11 +250,15 @@ def score_rfm(features: pl.LazyFrame, *, n_bins: int = N_BINS) -> pl.LazyFrame:
     if n_bins < 1:
         raise ValueError("n_bins must be >= 1")
     scores = [
-        score_quantile(features, -pl.col("days_since_last_purchase"), "r_score", n_bins=n_bins),
         score_quantile(
-            features, pl.col("n_purchase_days"), "f_score", n_bins=n_bins, one_time_rule=True
-        ),
-        score_quantile(features, pl.col("total_revenue"), "m_score", n_bins=n_bins),
+            features,
+            value,
+            name,
+            n_bins=n_bins,
+            one_time_rule=one_time,
+            levels=None if levels is None else levels[name],
+        )
+        for name, (value, one_time) in RFM_VALUES.items()
     ]
     scored = pl.concat([features, *scores], how="horizontal").with_columns(
         ((pl.col("f_score") + pl.col("m_score") + 1) // 2).cast(pl.Int64).alias("fm_score"),

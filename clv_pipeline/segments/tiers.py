@@ -19,13 +19,16 @@ customer is always platinum; tied customers are never split and all take the hig
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from clv_pipeline.schema import CUSTOMER_SEGMENTS, conform
 from clv_pipeline.segments.lifecycle import ChurnBasis, LifecycleRules, assign_lifecycle
 from clv_pipeline.segments.rfm import score_rfm
+
+if TYPE_CHECKING:
+    from clv_pipeline.segments.population import Population
 
 #: What the value tiers read of ``customer_clv``.
 VALUE_COLUMNS = ("predicted_clv", "historic_clv")
@@ -53,8 +56,21 @@ def check_bounds(bounds: Sequence[tuple[str, float]], *, what: str) -> None:
         raise ValueError(f"{what}: labels must be unique")
 
 
+def segment_value() -> pl.Expr:
+    """``predicted_clv``, or ``historic_clv`` without a prediction: what the tiers rank."""
+    return pl.coalesce(pl.col("predicted_clv").fill_nan(None), pl.col("historic_clv"))
+
+
+def rank_values(values: pl.Expr) -> pl.Expr:
+    """``value_rank``: 1 = the highest; ties share the best rank; null stays null."""
+    return values.rank("min", descending=True).cast(pl.Int64)
+
+
 def assign_value_tiers(
-    clv: pl.LazyFrame, *, tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS
+    clv: pl.LazyFrame,
+    *,
+    tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS,
+    ranked: int | None = None,
 ) -> pl.LazyFrame:
     """Add ``segment_value, value_basis, value_rank, value_tier`` to ``customer_clv`` rows.
 
@@ -64,6 +80,9 @@ def assign_value_tiers(
         Needs ``as_of, predicted_clv, historic_clv``; ranks are computed within each ``as_of``.
     tiers
         ``(label, cumulative upper share)`` pairs from the best tier down; the last bound is 1.0.
+    ranked
+        When ``clv`` is one customer shard of the snapshot: it already has ``value_rank``
+        (:func:`rank_values` over the whole snapshot), and the snapshot has ``ranked`` customers.
 
     Returns
     -------
@@ -74,19 +93,20 @@ def assign_value_tiers(
     check_bounds(tiers, what="tiers")
     predicted = pl.col("predicted_clv").fill_nan(None)
     valued = clv.with_columns(
-        pl.coalesce(predicted, pl.col("historic_clv")).alias("segment_value"),
+        segment_value().alias("segment_value"),
         pl.when(predicted.is_not_null())
         .then(pl.lit("predicted_clv"))
         .otherwise(pl.lit("historic_clv"))
         .alias("value_basis"),
-    ).with_columns(
-        pl.col("segment_value")
-        .rank("min", descending=True)
-        .over("as_of")
-        .cast(pl.Int64)
-        .alias("value_rank")
     )
-    share_above = (pl.col("value_rank") - 1) / pl.len().over("as_of")
+    if ranked is None:
+        valued = valued.with_columns(
+            rank_values(pl.col("segment_value")).over("as_of").alias("value_rank")
+        )
+        customers = pl.len().over("as_of")
+    else:
+        customers = pl.lit(ranked, pl.UInt32)
+    share_above = (pl.col("value_rank") - 1) / customers
     return valued.with_columns(label_by_bounds(share_above, tiers).alias("value_tier"))
 
 
@@ -108,6 +128,7 @@ def build_customer_segments(
     basis: ChurnBasis | None = None,
     period_retention: float | None = None,
     window_days: int = 90,
+    population: Population | None = None,
 ) -> pl.LazyFrame:
     """The ``customer_segments`` table: RFM, value tier, lifecycle stage and micro-segment.
 
@@ -125,6 +146,9 @@ def build_customer_segments(
         Lifecycle thresholds, see :class:`~clv_pipeline.segments.lifecycle.LifecycleRules`.
     basis, period_retention, window_days
         What churn is scored from, as for ``customer_churn`` (the stage is banded on it).
+    population
+        When ``features`` and ``clv`` are one customer shard of the snapshot: the snapshot's
+        :class:`Population` (``clv`` then carries ``value_rank`` of the whole snapshot).
 
     Returns
     -------
@@ -132,20 +156,23 @@ def build_customer_segments(
         :data:`~clv_pipeline.schema.CUSTOMER_SEGMENTS` columns, sorted by customer_id.
     """
     staged = assign_lifecycle(
-        score_rfm(features),
+        score_rfm(features, levels=None if population is None else population.levels),
         clv,
         purchase_gaps=purchase_gaps,
         rules=rules,
         basis=basis,
         period_retention=period_retention,
         window_days=window_days,
+        rhythm=None if population is None else population.rhythm,
     )
-    if set(VALUE_COLUMNS) <= set(staged.collect_schema().names()):
+    ranked = None if population is None else population.customers
+    rank = [] if population is None else ["value_rank"]
+    if set(VALUE_COLUMNS) | set(rank) <= set(staged.collect_schema().names()):
         # put side by side with features (side_by_side): the same customers, ranked in place
-        out = assign_value_tiers(staged, tiers=tiers)
+        out = assign_value_tiers(staged, tiers=tiers, ranked=ranked)
     else:
         valued = assign_value_tiers(
-            clv.select("customer_id", "as_of", *VALUE_COLUMNS), tiers=tiers
+            clv.select("customer_id", "as_of", *VALUE_COLUMNS, *rank), tiers=tiers, ranked=ranked
         ).drop("as_of")
         out = staged.join(valued, on="customer_id", how="left", maintain_order="left")
     out = out.with_columns(
