@@ -83,7 +83,7 @@ from clv_pipeline.report.html import (
 )
 from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, TABLES, conform, with_added_columns
 from clv_pipeline.segments.churn import CLV_COLUMNS as CHURN_CLV_COLUMNS
-from clv_pipeline.segments.churn import ChurnBasis, choose_churn_basis
+from clv_pipeline.segments.churn import ChurnBasis, choose_churn_basis, rank_churn, score_churn
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
 from clv_pipeline.segments.cohorts import cohorts_from_state, first_purchases
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
@@ -95,6 +95,12 @@ from clv_pipeline.segments.lifecycle import (
     side_by_side,
 )
 from clv_pipeline.segments.migration import build_segment_migration as build_migration_table
+from clv_pipeline.segments.population import (
+    COUNT_PARTS,
+    Population,
+    merge_population,
+    shard_counts,
+)
 from clv_pipeline.segments.tiers import VALUE_COLUMNS as SEGMENT_VALUE_COLUMNS
 from clv_pipeline.segments.tiers import build_customer_segments as build_segments_table
 from clv_pipeline.segments.unit_economics import build_unit_economics as build_unit_economics_table
@@ -587,24 +593,42 @@ def _features_basis(config: ClvConfig, as_of: date) -> str:
     return stored_digest(path) or str(path.stat().st_mtime_ns)
 
 
-def _shard_features(config: ClvConfig, as_of: date, shard: int) -> pl.DataFrame:
-    """The customers of ``shard`` (all of customer_features' columns), with their row in the
-    whole table (``_row``: the unsharded order, restored when the shards are gathered).
+def _shard_rows(
+    config: ClvConfig,
+    table: str,
+    as_of: date,
+    shard: int,
+    columns: list[str] | None = None,
+    *,
+    row_index: bool = False,
+) -> pl.DataFrame:
+    """The rows of ``table`` (of ``as_of``) whose customers are in ``shard``, in the table's
+    order; with ``row_index`` their row in the whole table (``_row``: the unsharded order,
+    restored when the shards are gathered).
 
     Read a batch at a time and filtered as it goes: a shard's process holds its own customers,
     never the whole table.
     """
-    path = config.layout.partition_file("customer_features", "as_of", as_of)
+    path = config.layout.partition_file(table, "as_of", as_of)
     if not path.exists():
-        raise InputError(f"customer_features for {as_of} is not published; run it first")
+        raise InputError(f"{table} for {as_of} is not published; run it first")
     parts, offset = [], 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=SHARD_READ_BATCH):
-        frame = pl.DataFrame(pl.from_arrow(batch)).with_row_index(_ROW, offset=offset)
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=SHARD_READ_BATCH, columns=columns):
+        frame = pl.DataFrame(pl.from_arrow(batch))
+        if row_index:
+            frame = frame.with_row_index(_ROW, offset=offset)
         offset += frame.height
         parts.append(in_shard(frame, shard, config.scale.shards))
-    features = pl.concat(parts, how="vertical") if parts else pl.read_parquet(path).head(0)
-    if not parts:
-        features = features.with_row_index(_ROW)
+    if parts:
+        return pl.concat(parts, how="vertical")
+    empty = pl.read_parquet(path, columns=columns).head(0)
+    return empty.with_row_index(_ROW) if row_index else empty
+
+
+def _shard_features(config: ClvConfig, as_of: date, shard: int) -> pl.DataFrame:
+    """The customers of ``shard`` (all of customer_features' columns) with ``_row``
+    (:func:`_shard_rows`)."""
+    features = _shard_rows(config, "customer_features", as_of, shard, row_index=True)
     return with_added_columns(features, TABLES["customer_features"])
 
 
@@ -1131,6 +1155,214 @@ def churn_basis(config: ClvConfig, as_of: date) -> ChurnBasis:
     return choose_churn_basis(
         degenerate=degenerate, purchases_auc=auc[0] if auc and auc[0] is not None else None
     )
+
+
+# --------------------------------------------------------------------------------------
+# Customer shards of segments and churn (docs/scaling.md): map counts -> reduce population ->
+# map rows -> gather each table. A shard's rows are computed against the whole snapshot's
+# population (segments/population.py), so the gathered tables are the unsharded ones.
+#: What a shard reads of customer_clv and of customer_state (for the purchase gaps).
+_SHARD_CLV = list(
+    dict.fromkeys(["customer_id", "as_of", "p_alive", *SEGMENT_VALUE_COLUMNS, *CHURN_CLV_COLUMNS])
+)
+_SHARD_STATE = ["customer_id", "first_day", "last_day", "previous_day", "n_purchase_days"]
+_SEGMENTS_PART = "segments"
+_CHURN_PART = "churn"
+
+
+def customer_shard_dir(layout: Layout, as_of: date) -> Path:
+    """The sharded segments' and churn's working files of ``as_of`` (removed once both tables
+    are published)."""
+    return layout.work / "customer_shards" / f"as_of={as_of.isoformat()}"
+
+
+def _customers_basis(config: ClvConfig, as_of: date) -> str:
+    """Which customer_features, customer_clv and customer_state the files were computed from."""
+    digests = []
+    for table in ("customer_features", "customer_clv", "customer_state"):
+        path = config.layout.partition_file(table, "as_of", as_of)
+        if not path.exists():
+            raise InputError(f"{table} for {as_of} is not published; run it first")
+        digests.append(stored_digest(path) or str(path.stat().st_mtime_ns))
+    return " ".join(digests)
+
+
+def _check_customers_basis(path: Path, basis: str) -> None:
+    if not path.exists():
+        raise InputError(
+            f"{path.name} of the sharded segments and churn is missing: run the steps before "
+            "it (clv run --date D reruns them all)"
+        )
+    found = (pq.read_metadata(path).metadata or {}).get(b"clv.basis", b"").decode()
+    if found != basis:
+        raise InputError(
+            f"{path} was computed from other customer_features / customer_clv / customer_state "
+            "than the published ones; rerun the day's customer shard steps (clv run --date D "
+            "reruns them all)"
+        )
+
+
+def _shard_customers(
+    config: ClvConfig, as_of: date, shard: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The customers of ``shard``: their features, customer_clv columns and purchase gaps."""
+    features = _shard_rows(config, "customer_features", as_of, shard, list(FEATURE_COLUMNS))
+    clv = _shard_rows(config, "customer_clv", as_of, shard, _SHARD_CLV)
+    state = _shard_rows(config, "customer_state", as_of, shard, _SHARD_STATE)
+    gaps = purchase_gaps_from_state(state.lazy(), as_of=as_of).collect()
+    return features, clv, gaps
+
+
+def build_customer_shard_counts(config: ClvConfig, as_of: date, shard: int) -> StepResult:
+    """Map: one shard's part of the population (RFM value counts, interval counts, segment
+    values), for :func:`build_customer_population`."""
+    basis = _customers_basis(config, as_of)
+    features, clv, _ = _shard_customers(config, as_of, shard)
+    counts = shard_counts(features.lazy(), clv.lazy())
+    folder = customer_shard_dir(config.layout, as_of)
+    for name, frame in counts.items():
+        write_parquet_atomic(frame, folder / f"counts-{shard}-{name}.parquet", {"clv.basis": basis})
+    return StepResult([], {"shard": shard, "customers": features.height, "path": str(folder)})
+
+
+def build_customer_population(config: ClvConfig, as_of: date) -> StepResult:
+    """Reduce: the whole snapshot's population from every shard's counts, and each shard's
+    value ranks."""
+    basis = _customers_basis(config, as_of)
+    folder = customer_shard_dir(config.layout, as_of)
+    parts = []
+    for k in range(config.scale.shards):
+        part = {}
+        for name in COUNT_PARTS:
+            path = folder / f"counts-{k}-{name}.parquet"
+            _check_customers_basis(path, basis)
+            part[name] = pl.read_parquet(path)
+        parts.append(part)
+    population, ranks = merge_population(parts)
+    for k, rank in enumerate(ranks):
+        write_parquet_atomic(rank.to_frame(), folder / f"ranks-{k}.parquet", {"clv.basis": basis})
+    replace_atomically(
+        folder / "population.pickle",
+        lambda path: path.write_bytes(pickle.dumps((basis, population), protocol=5)),
+    )
+    return StepResult(
+        [],
+        {
+            "shards": config.scale.shards,
+            "customers": population.customers,
+            "median_interval_days": population.rhythm.median_interval,
+            "path": str(folder),
+        },
+    )
+
+
+def _load_population(folder: Path, basis: str) -> Population:
+    path = folder / "population.pickle"
+    if not path.exists():
+        raise InputError(f"the customer population of {folder.name} is missing: run it first")
+    found, population = pickle.loads(path.read_bytes())  # noqa: S301 - written above
+    if found != basis:
+        raise InputError(
+            f"{path} was computed from other customer tables than the published ones; rerun "
+            "the day's customer shard steps"
+        )
+    return cast(Population, population)
+
+
+def build_customer_shard_rows(config: ClvConfig, as_of: date, shard: int) -> StepResult:
+    """Map: one shard's customer_segments and customer_churn rows (all but the churn percentile)
+    against the population."""
+    basis = _customers_basis(config, as_of)
+    folder = customer_shard_dir(config.layout, as_of)
+    population = _load_population(folder, basis)
+    ranks_path = folder / f"ranks-{shard}.parquet"
+    _check_customers_basis(ranks_path, basis)
+    features, clv, gaps = _shard_customers(config, as_of, shard)
+    ranks = pl.read_parquet(ranks_path)
+    if ranks.height != clv.height:
+        raise InputError(f"{ranks_path} does not match shard {shard}'s customers: rerun it")
+    clv = clv.hstack(ranks)
+    options: dict[str, Any] = {
+        "rules": lifecycle_rules(config),
+        "basis": churn_basis(config, as_of),
+        "period_retention": period_retention(config, as_of),
+        "window_days": config.segments.active_window_days,
+    }
+    gap_columns = gaps.select("customer_id", *GAP_COLUMNS)
+    segments = build_segments_table(
+        side_by_side(features, clv.drop("as_of"), gap_columns).lazy(),
+        clv.lazy(),
+        purchase_gaps=gaps.lazy(),
+        tiers=tuple(config.segments.value_tiers.items()),
+        population=population,
+        **options,
+    ).collect()
+    churn = score_churn(
+        side_by_side(features, clv.select("customer_id", "p_alive", *CHURN_CLV_COLUMNS)).lazy(),
+        clv.lazy(),
+        risk_bands=tuple(config.segments.risk_bands.items()),
+        rhythm=population.rhythm,
+        **options,
+    )
+    churn_columns = [c for c in TABLES["customer_churn"].names if c != "churn_percentile"]
+    failpoint(f"customers:{shard}:rows")
+    write_parquet_atomic(
+        segments, folder / f"{_SEGMENTS_PART}-{shard}.parquet", {"clv.basis": basis}
+    )
+    write_parquet_atomic(
+        churn.select(churn_columns).collect(),
+        folder / f"{_CHURN_PART}-{shard}.parquet",
+        {"clv.basis": basis},
+    )
+    return StepResult([], {"shard": shard, "customers": segments.height})
+
+
+def _gathered(config: ClvConfig, as_of: date, part: str) -> list[pl.LazyFrame]:
+    basis = _customers_basis(config, as_of)
+    folder = customer_shard_dir(config.layout, as_of)
+    paths = [folder / f"{part}-{k}.parquet" for k in range(config.scale.shards)]
+    for path in paths:
+        _check_customers_basis(path, basis)
+    return [pl.scan_parquet(path) for path in paths]
+
+
+def _spent(config: ClvConfig, as_of: date, part: str) -> None:
+    """Remove ``part``'s shard files once its table is published, and the folder once both
+    tables' are gone."""
+    folder = customer_shard_dir(config.layout, as_of)
+    for k in range(config.scale.shards):
+        (folder / f"{part}-{k}.parquet").unlink(missing_ok=True)
+    if not any(folder.glob(f"{_SEGMENTS_PART}-*.parquet")) and not any(
+        folder.glob(f"{_CHURN_PART}-*.parquet")
+    ):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def publish_sharded_segments(config: ClvConfig, as_of: date) -> StepResult:
+    """Gather: every shard's customer_segments rows (each sorted by customer_id), merged."""
+    parts = _gathered(config, as_of, _SEGMENTS_PART)
+    segments = functools.reduce(lambda a, b: a.merge_sorted(b, "customer_id"), parts).collect()
+    published = publish_table(config.layout, "customer_segments", segments, day=as_of)
+    _spent(config, as_of, _SEGMENTS_PART)
+    counts = segments.group_by("rfm_segment").len().sort("len", descending=True)
+    return StepResult([published], {"segments": dict(counts.iter_rows())})
+
+
+def publish_sharded_churn(config: ClvConfig, as_of: date) -> StepResult:
+    """Gather: every shard's customer_churn rows, the percentile ranked over all of them, in
+    the table's order."""
+    basis = churn_basis(config, as_of)
+    churn = rank_churn(pl.concat(_gathered(config, as_of, _CHURN_PART), how="vertical"))
+    result = _publish(
+        config,
+        "customer_churn",
+        churn,
+        as_of,
+        churn_basis=basis.kind,
+        churn_basis_reason=basis.reason,
+    )
+    _spent(config, as_of, _CHURN_PART)
+    return result
 
 
 def build_segment_migration(config: ClvConfig, as_of: date) -> StepResult:

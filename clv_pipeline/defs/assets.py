@@ -41,6 +41,7 @@ INGEST = "ingest"
 SHARDS = "shards"
 SHARD_FIT = "clv_fit"
 SHARD_ACTIVITY = "clv_activity"
+CUSTOMER_POPULATION = "customer_population"
 CLV_DESCRIPTION = (
     "Fit and check BG/NBD / Pareto/NBD + Gamma-Gamma, select by holdout error; "
     "per-customer historic, formula, predicted CLV."
@@ -335,6 +336,45 @@ def _sharded_valuation(
     return [*inputs, fit, activity, *values]
 
 
+def _sharded_customers(
+    partitions: dg.PartitionsDefinition, shards: int, tables: list[Any], backtest: Any
+) -> list[dg.AssetsDefinition]:
+    """``customer_shard_<k>_counts`` (map) -> ``customer_population`` (reduce) ->
+    ``customer_shard_<k>_rows`` (map); ``customer_segments`` and ``customer_churn`` gather them
+    (docs/scaling.md)."""
+    counts = [
+        _shard_asset(
+            partitions,
+            f"customer_shard_{k}_counts",
+            _of_shard(pipeline.build_customer_shard_counts, k),
+            tables,
+            f"Shard {k} of {shards}: its customers' RFM value counts, interval counts and "
+            "segment values, its part of the population they are compared with.",
+        )
+        for k in range(shards)
+    ]
+    population = _shard_asset(
+        partitions,
+        CUSTOMER_POPULATION,
+        pipeline.build_customer_population,
+        counts,
+        "The snapshot's population from every shard's counts (RFM scores of each distinct "
+        "value, the median rhythm, the value ranks), once.",
+    )
+    rows = [
+        _shard_asset(
+            partitions,
+            f"customer_shard_{k}_rows",
+            _of_shard(pipeline.build_customer_shard_rows, k),
+            [population, backtest],  # the churn basis reads the day's backtest
+            f"Shard {k} of {shards}: its customers' customer_segments and customer_churn rows "
+            "against the population.",
+        )
+        for k in range(shards)
+    ]
+    return [*counts, population, *rows]
+
+
 def build_assets(
     partitions: dg.PartitionsDefinition, *, shards: int = 1
 ) -> list[dg.AssetsDefinition]:
@@ -512,22 +552,30 @@ def build_assets(
         yield from _published(context, "customer_clv", lambda: build_clv(clv, _as_of(context))[0])
 
     CLV = dg.AssetKey("customer_clv")
+    BACKTEST = dg.AssetKey("model_backtest")
+    customers_sharded = (
+        _sharded_customers(partitions, shards, [customer_features, CLV, customer_state], BACKTEST)
+        if shards > 1
+        else []
+    )
+    gathered = " Gathered from {shards} shards." if customers_sharded else ""
     customer_segments = _snapshot_asset(
         partitions,
         "customer_segments",
-        pipeline.build_customer_segments,
+        pipeline.publish_sharded_segments if shards > 1 else pipeline.build_customer_segments,
         # the lifecycle stage is banded on the churn probability, whose basis needs the backtest
-        [customer_features, CLV, customer_state, dg.AssetKey("model_backtest")],
-        "RFM scores and segments, value tier, lifecycle stage, micro-segment per customer.",
+        [customer_features, CLV, customer_state, BACKTEST, *customers_sharded[shards + 1 :]],
+        "RFM scores and segments, value tier, lifecycle stage, micro-segment per customer."
+        + gathered.format(shards=shards),
     )
     customer_churn = _snapshot_asset(
         partitions,
         "customer_churn",
-        pipeline.build_customer_churn,
+        pipeline.publish_sharded_churn if shards > 1 else pipeline.build_customer_churn,
         # the day's backtest says whether the model ranks churn (purchases_auc), see churn_basis
-        [customer_features, CLV, dg.AssetKey("model_backtest")],
+        [customer_features, CLV, BACKTEST, *customers_sharded[shards + 1 :]],
         "Churn probability (model or recency basis), percentile, risk band, days overdue and "
-        "value at risk per customer.",
+        "value at risk per customer." + gathered.format(shards=shards),
     )
     segment_migration = _snapshot_asset(
         partitions,
@@ -671,6 +719,7 @@ def build_assets(
         customer_features,
         *sharded,
         customer_clv,
+        *customers_sharded,
         *SNAPSHOT_TABLE_ASSETS,
         model_backtest,
         clv_snapshot,

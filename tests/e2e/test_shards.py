@@ -25,6 +25,7 @@ from clv_pipeline.runs import operations
 from clv_pipeline.runs.execute import execute
 from clv_pipeline.runs.instance import get_instance
 from clv_pipeline.schema import TABLES
+from clv_pipeline.segments.lifecycle import ChurnBasis
 from clv_pipeline.shards import fnv1a64, in_shard, shard_of
 from clv_pipeline.sources.landing import import_files
 from tests.conftest import build_through_features, land_demo_history
@@ -100,6 +101,60 @@ def test_sharded_valuation_equals_unsharded(
         assert a is not None and b is not None
         assert_frame_equal(a, b, check_exact=True)  # same rows, order, values bit for bit
     assert not pipeline.shard_dir(four.layout, END).exists()  # spent once published
+
+
+@pytest.mark.parametrize("basis", ["selected", "recency"])
+def test_sharded_segments_and_churn_equal_unsharded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, basis: str
+) -> None:
+    """Map counts -> reduce population -> map rows -> gather: customer_segments and
+    customer_churn are the unsharded tables, and the working files are spent once both are
+    published; a file from other inputs is refused."""
+    if basis == "recency":  # the rhythm-and-silence churn: the population rhythm matters
+        monkeypatch.setattr(
+            pipeline, "churn_basis", lambda config, as_of: ChurnBasis("recency", "forced")
+        )
+    monkeypatch.setattr(pipeline, "SHARD_READ_BATCH", 97)  # shards read many batches
+    homes = {}
+    for shards in (1, 3):
+        config = _home(tmp_path / f"s{shards}", monkeypatch, shards, tmp_path)
+        pipeline.build_customer_clv(config, END)
+        pipeline.build_model_backtest(config, END)
+        homes[shards] = config
+    one, three = homes[1], homes[3]
+    pipeline.build_customer_segments(one, END)
+    pipeline.build_customer_churn(one, END)
+    with pytest.raises(InputError, match="counts-0-r_score.parquet .* missing"):
+        pipeline.build_customer_population(three, END)
+    sizes = [
+        pipeline.build_customer_shard_counts(three, END, k).stats["customers"] for k in range(3)
+    ]
+    assert (
+        min(sizes) > 0
+        and sum(sizes) == read_published(three.layout, "customer_features", END).height
+    )  # type: ignore[union-attr]
+    pipeline.build_customer_population(three, END)
+    for k in range(3):
+        pipeline.build_customer_shard_rows(three, END, k)
+    pipeline.publish_sharded_churn(three, END)
+    folder = pipeline.customer_shard_dir(three.layout, END)
+    assert folder.exists()  # the segments' rows are still to gather
+    pipeline.publish_sharded_segments(three, END)
+    assert not folder.exists()
+    for table in ("customer_segments", "customer_churn"):
+        a = read_published(one.layout, table, END)
+        b = read_published(three.layout, table, END)
+        assert a is not None and b is not None and a.height > 500
+        assert_frame_equal(a, b, check_exact=True)  # same rows, order, values bit for bit
+    # a shard file from other inputs (customer_clv republished) is never mixed in
+    pipeline.build_customer_shard_counts(three, END, 0)
+    clv = read_published(three.layout, "customer_clv", END)
+    assert clv is not None
+    from clv_pipeline.publish.warehouse import publish_table
+
+    publish_table(three.layout, "customer_clv", clv.head(clv.height - 1), day=END)
+    with pytest.raises(InputError, match="other customer_features / customer_clv"):
+        pipeline.build_customer_population(three, END)
 
 
 def test_a_stale_shard_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,6 +241,7 @@ def test_four_shards_publish_the_bytes_of_one(
         )
     }
     assert {f"clv_shard_{k}_values" for k in range(4)} <= steps and "clv_fit" in steps
+    assert {f"customer_shard_{k}_rows" for k in range(4)} | {"customer_population"} <= steps
 
 
 def test_a_failed_shard_is_rerun_alone(
