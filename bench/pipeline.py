@@ -530,7 +530,7 @@ def shard_runs(home: Path, plans: list[tuple[int, str]]) -> list[dict[str, Any]]
         print(f"  {shards} shard(s), {executor} ...", flush=True)
         figures: dict[str, Any] = {"shards": shards, "executor": executor, **_timed(command, env)}
         steps = {s["step"]: s["wall_s"] for s in _run_steps(home)}
-        valuation = [s for s in steps if s.startswith("clv_") or s == "customer_clv"]
+        valuation = [s for s in steps if s.startswith(SHARD_STEP_PREFIXES) or s in SHARDED_TABLES]
         figures["valuation_steps"] = {s: steps[s] for s in valuation}
         figures["steps_s"] = round(sum(steps.values()), 1)
         with get_instance(load_config(home)) as instance:
@@ -545,17 +545,23 @@ def shard_runs(home: Path, plans: list[tuple[int, str]]) -> list[dict[str, Any]]
                 if "process_peak_rss_mb" in meta:
                     peaks[step] = meta["process_peak_rss_mb"].value
             figures["step_peak_rss_mb"] = peaks
-        clv_file = Layout(home).partition_file("customer_clv", "as_of", AS_OF)
-        figures["customer_clv_sha256"] = _sha256(clv_file)[:16]
+        for table in SHARDED_TABLES:
+            path = Layout(home).partition_file(table, "as_of", AS_OF)
+            figures[f"{table}_sha256"] = _sha256(path)[:16]
         print(f"    {figures}", flush=True)
         out.append(figures)
     return out
 
 
+#: The steps of the sharded plans, and the tables they publish (the same bytes in every plan).
+SHARD_STEP_PREFIXES = ("clv_", "customer_shard_", "customer_population")
+SHARDED_TABLES = ("customer_clv", "customer_segments", "customer_churn")
+
+
 def dg_key(step: str) -> Any:
     import dagster as dg
 
-    return dg.AssetKey("customer_clv" if step == "customer_clv" else step)
+    return dg.AssetKey(step)
 
 
 def _sha256(path: Path) -> str:
@@ -566,8 +572,8 @@ def _sha256(path: Path) -> str:
 
 def render_shards(runs: list[dict[str, Any]]) -> str:
     lines = [
-        "| shards | executor | run wall s | peak RSS MB (biggest process) | valuation steps (s) | "
-        "step process peak RSS MB | customer_clv sha256 |",
+        "| shards | executor | run wall s | peak RSS MB (biggest process) | sharded steps (s) | "
+        "step process peak RSS MB | customer_clv / customer_segments / customer_churn sha256 |",
         "|---:|---|---:|---:|---|---|---|",
     ]
     for r in runs:
@@ -575,7 +581,7 @@ def render_shards(runs: list[dict[str, Any]]) -> str:
         peaks = ", ".join(f"{k} {v:.0f}" for k, v in r["step_peak_rss_mb"].items()) or "-"
         lines.append(
             f"| {r['shards']} | {r['executor']} | {r['wall_s']} | {r['peak_rss_mb']:,} | "
-            f"{steps} | {peaks} | {r['customer_clv_sha256']} |"
+            f"{steps} | {peaks} | " + " / ".join(r[f"{t}_sha256"] for t in SHARDED_TABLES) + " |"
         )
     return "\n".join(lines)
 
