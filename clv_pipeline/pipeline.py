@@ -42,8 +42,10 @@ from clv_pipeline.features.months import merge_state as merge_month_state
 from clv_pipeline.features.months import read_state as read_month_state
 from clv_pipeline.features.months import write_state as write_month_state
 from clv_pipeline.features.periods import rates_from_totals, window_activity, window_totals
+from clv_pipeline.features.state import META_KEY as STATE_META_KEY
 from clv_pipeline.features.state import StatePlan, fingerprints, plan_state
 from clv_pipeline.features.window_totals import read_totals, write_totals
+from clv_pipeline.history import describe_gaps, history_gaps
 from clv_pipeline.models.base import Patterns
 from clv_pipeline.models.clv import FitInputs, ModelFit, customer_arrays, fit_models
 from clv_pipeline.models.diagnostics import DROPOUT_CHECK, GROUP_FIT_CHECK
@@ -415,6 +417,26 @@ def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
 
     Falls back to a full recompute over the validated history (see :mod:`~clv_pipeline.features.state`).
     """
+    plan = plan_customer_state(config, as_of)
+    frame = _summarised_state(config, plan)
+    published = publish_table(
+        config.layout, "customer_state", frame, day=as_of, file_metadata=plan.file_metadata()
+    )
+    return StepResult([published], _state_stats(plan, frame.height))
+
+
+def _state_stats(plan: StatePlan, customers: int) -> dict[str, Any]:
+    return {
+        "mode": plan.mode,
+        "reason": plan.reason,
+        "days_read": len(plan.days),
+        "customers": customers,
+    }
+
+
+def plan_customer_state(config: ClvConfig, as_of: date) -> StatePlan:
+    """How ``customer_state[as_of]`` is built: the latest reusable state and the days after it,
+    from before the earliest purchase a new tied refund cancels (else a full recompute)."""
     layout = config.layout
     upgrade_warehouse(layout)  # a data home written before the snapshot=D folders
     plan = plan_state(
@@ -432,29 +454,35 @@ def build_customer_state(config: ClvConfig, as_of: date) -> StepResult:
             rebuild=config.scale.state_rebuild,
             before=refunded,
         )
+    return plan
+
+
+def _summarised_state(config: ClvConfig, plan: StatePlan, shard: int | None = None) -> pl.DataFrame:
+    """The state of ``plan`` (every customer, or those of ``shard``), sorted by customer_id.
+
+    Every step is per customer (refund ties, the day summaries, the merge), so a shard's state
+    is exactly those customers' rows of the whole state."""
+    layout = config.layout
     if plan.base is None:
-        state = summarise_transactions(_history(config, as_of))
+        history = scan_published(layout, "validated_transactions", upto=plan.as_of)
+        if shard is not None:
+            ids = history.select("customer_id").unique().collect(engine="streaming")
+            history = history.join(
+                in_shard(ids, shard, config.scale.shards).lazy(), on="customer_id", how="semi"
+            )
+        state = summarise_transactions(apply_refund_ties(history))
     else:
         new_rows = scan_published(layout, "validated_transactions", days=set(plan.days))
-        state = merge_states(
-            _state(config, plan.base),
-            summarise_transactions(apply_refund_ties(new_rows)),
-        )
-    frame = (
-        state.with_columns(pl.lit(as_of).alias("as_of"))
+        base = _state(config, plan.base)
+        if shard is not None:
+            new_rows = in_shard(new_rows.collect(), shard, config.scale.shards).lazy()
+            base = _shard_rows(config, "customer_state", plan.base, shard).lazy()
+        state = merge_states(base, summarise_transactions(apply_refund_ties(new_rows)))
+    return (
+        state.with_columns(pl.lit(plan.as_of).alias("as_of"))
         .sort("customer_id")
         .collect(engine="streaming")  # history-wide: the streaming engine is faster and smaller
     )
-    published = publish_table(
-        layout, "customer_state", frame, day=as_of, file_metadata=plan.file_metadata()
-    )
-    stats = {
-        "mode": plan.mode,
-        "reason": plan.reason,
-        "days_read": len(plan.days),
-        "customers": frame.height,
-    }
-    return StepResult([published], stats)
 
 
 def _first_refunded_day(layout: Layout, plan: StatePlan) -> date | None:
@@ -489,6 +517,100 @@ def build_customer_features(config: ClvConfig, as_of: date) -> StepResult:
     """Features of every customer as of ``as_of`` from ``customer_state`` (never later rows)."""
     features = features_from_state(_state(config, as_of), as_of=as_of).collect()
     published = publish_table(config.layout, "customer_features", features, day=as_of)
+    return StepResult([published], {"customers": features.height})
+
+
+# --------------------------------------------------------------------------------------
+# Customer shards of the state and the features: each shard step builds its customers' state
+# (from their rows of the reused state and of the new days, or of the whole history) and their
+# features; customer_state and customer_features gather them (merged by customer_id).
+_STATE_PART = "state"
+_FEATURES_PART = "features"
+
+
+def state_shard_dir(layout: Layout, as_of: date) -> Path:
+    """The sharded state's and features' working files of ``as_of`` (removed once both tables
+    are published)."""
+    return layout.work / "state_shards" / f"as_of={as_of.isoformat()}"
+
+
+def _state_basis(plan: StatePlan) -> str:
+    """What a state shard summarises (the validated days' digests): the published state's
+    footer says the same, so a shard of another plan is never mixed in."""
+    return json.dumps(plan.file_metadata(), sort_keys=True)
+
+
+def build_state_shard(config: ClvConfig, as_of: date, shard: int) -> StepResult:
+    """Map: one shard's customer_state and customer_features rows."""
+    gaps = history_gaps(config, as_of)
+    if gaps:
+        raise InputError(describe_gaps(config, as_of, gaps))
+    plan = plan_customer_state(config, as_of)
+    basis = _state_basis(plan)
+    state = _summarised_state(config, plan, shard)
+    features = features_from_state(state.lazy(), as_of=as_of).collect()
+    folder = state_shard_dir(config.layout, as_of)
+    failpoint(f"state:{shard}")
+    write_parquet_atomic(state, folder / f"{_STATE_PART}-{shard}.parquet", {"clv.basis": basis})
+    write_parquet_atomic(
+        features, folder / f"{_FEATURES_PART}-{shard}.parquet", {"clv.basis": basis}
+    )
+    return StepResult([], {"shard": shard, "mode": plan.mode, "customers": state.height})
+
+
+def _state_parts(config: ClvConfig, as_of: date, part: str, basis: str) -> pl.DataFrame:
+    """Every shard's ``part`` rows (each sorted by customer_id), merged by customer_id."""
+    folder = state_shard_dir(config.layout, as_of)
+    frames = []
+    for k in range(config.scale.shards):
+        path = folder / f"{part}-{k}.parquet"
+        if not path.exists():
+            raise InputError(
+                f"{part} shard {k} of {as_of} is missing: run its step first (clv run --date D "
+                "reruns them all)"
+            )
+        found = (pq.read_metadata(path).metadata or {}).get(b"clv.basis", b"").decode()
+        if found != basis:
+            raise InputError(
+                f"{path} summarises other validated days than the published ones; rerun the "
+                "day's state shard steps (clv run --date D reruns them all)"
+            )
+        frames.append(pl.scan_parquet(path))
+    return functools.reduce(lambda a, b: a.merge_sorted(b, "customer_id"), frames).collect()
+
+
+def _state_spent(config: ClvConfig, as_of: date, part: str) -> None:
+    folder = state_shard_dir(config.layout, as_of)
+    for k in range(config.scale.shards):
+        (folder / f"{part}-{k}.parquet").unlink(missing_ok=True)
+    if not any(folder.glob("*.parquet")):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def publish_sharded_state(config: ClvConfig, as_of: date) -> StepResult:
+    """Gather: customer_state from every shard's rows, with the plan's footer."""
+    plan = plan_customer_state(config, as_of)
+    frame = _state_parts(config, as_of, _STATE_PART, _state_basis(plan))
+    published = publish_table(
+        config.layout, "customer_state", frame, day=as_of, file_metadata=plan.file_metadata()
+    )
+    _state_spent(config, as_of, _STATE_PART)
+    return StepResult([published], _state_stats(plan, frame.height))
+
+
+def publish_sharded_features(config: ClvConfig, as_of: date) -> StepResult:
+    """Gather: customer_features from every shard's rows (computed from the shard's state, the
+    one customer_state published)."""
+    path = config.layout.partition_file("customer_state", "as_of", as_of)
+    if not path.exists():
+        raise InputError(f"customer_state for {as_of} is not published; run it first")
+    footer = pq.read_metadata(path).metadata or {}
+    published_plan = {k.decode(): v.decode() for k, v in footer.items() if k == STATE_META_KEY}
+    features = _state_parts(
+        config, as_of, _FEATURES_PART, json.dumps(published_plan, sort_keys=True)
+    )
+    published = publish_table(config.layout, "customer_features", features, day=as_of)
+    _state_spent(config, as_of, _FEATURES_PART)
     return StepResult([published], {"customers": features.height})
 
 

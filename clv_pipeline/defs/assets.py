@@ -487,10 +487,25 @@ def build_assets(
             ],
         )
 
+    state_shards = [
+        _shard_asset(
+            partitions,
+            f"state_shard_{k}",
+            _of_shard(pipeline.build_state_shard, k),
+            [validated_transactions],
+            f"Shard {k} of {shards}: its customers' customer_state rows (their rows of the reused "
+            "state and of the new days, or of the whole history) and customer_features rows.",
+        )
+        for k in range(shards)
+        if shards > 1
+    ]
+    build_state = pipeline.publish_sharded_state if state_shards else pipeline.build_customer_state
+    gathered = f" Gathered from {shards} shards." if state_shards else ""
+
     @dg.asset(
         group_name=SNAPSHOT,
         partitions_def=partitions,
-        deps=[validated_transactions],
+        deps=[validated_transactions, *state_shards],
         kinds={"polars", "parquet"},
         check_specs=[
             dg.AssetCheckSpec(
@@ -503,7 +518,7 @@ def build_assets(
             *table_check_specs("customer_state"),
         ],
         description="Running per-customer summary: yesterday's state + today's validated rows "
-        "(full recompute when inputs changed or every CLV_STATE_FULL_EVERY_DAYS).",
+        "(full recompute when inputs changed or every CLV_STATE_FULL_EVERY_DAYS)." + gathered,
     )
     def customer_state(context: dg.AssetExecutionContext, clv: ClvSettings) -> Iterator[Event]:
         as_of = _as_of(context)
@@ -511,16 +526,14 @@ def build_assets(
         yield _history_check(gaps)
         if gaps:
             raise InputError(history.describe_gaps(clv, as_of, gaps))
-        yield from _published(
-            context, "customer_state", lambda: pipeline.build_customer_state(clv, as_of)
-        )
+        yield from _published(context, "customer_state", lambda: build_state(clv, as_of))
 
     customer_features = _snapshot_asset(
         partitions,
         "customer_features",
-        pipeline.build_customer_features,
-        [customer_state],
-        "Per-customer frequency, recency, T (days) and spend as of the partition date.",
+        pipeline.publish_sharded_features if state_shards else pipeline.build_customer_features,
+        [customer_state, *state_shards],
+        "Per-customer frequency, recency, T (days) and spend as of the partition date." + gathered,
     )
 
     sharded = (
@@ -558,7 +571,6 @@ def build_assets(
         if shards > 1
         else []
     )
-    gathered = " Gathered from {shards} shards." if customers_sharded else ""
     customer_segments = _snapshot_asset(
         partitions,
         "customer_segments",
@@ -566,7 +578,7 @@ def build_assets(
         # the lifecycle stage is banded on the churn probability, whose basis needs the backtest
         [customer_features, CLV, customer_state, BACKTEST, *customers_sharded[shards + 1 :]],
         "RFM scores and segments, value tier, lifecycle stage, micro-segment per customer."
-        + gathered.format(shards=shards),
+        + gathered,
     )
     customer_churn = _snapshot_asset(
         partitions,
@@ -575,7 +587,7 @@ def build_assets(
         # the day's backtest says whether the model ranks churn (purchases_auc), see churn_basis
         [customer_features, CLV, BACKTEST, *customers_sharded[shards + 1 :]],
         "Churn probability (model or recency basis), percentile, risk band, days overdue and "
-        "value at risk per customer." + gathered.format(shards=shards),
+        "value at risk per customer." + gathered,
     )
     segment_migration = _snapshot_asset(
         partitions,
@@ -715,6 +727,7 @@ def build_assets(
 
     ingest_assets = [raw_transactions, validated_transactions]
     snapshot_assets = [
+        *state_shards,
         customer_state,
         customer_features,
         *sharded,

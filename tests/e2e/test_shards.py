@@ -157,6 +157,49 @@ def test_sharded_segments_and_churn_equal_unsharded(
         pipeline.build_customer_population(three, END)
 
 
+def test_sharded_state_and_features_equal_unsharded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """State shards, full recompute and incremental (from the state of 25 days before):
+    customer_state and customer_features are the unsharded files, footer included."""
+    monkeypatch.setattr(pipeline, "SHARD_READ_BATCH", 97)
+    one = _home(tmp_path / "one", monkeypatch, 1, tmp_path)  # the state built in one piece
+    home = tmp_path / "three"
+    layout = Layout(home)
+    land_demo_history(layout, tmp_path, n_customers=800, days=DAYS, end=END, seed=23)
+    monkeypatch.setenv("CLV_SHARDS", "3")
+    monkeypatch.setenv("CLV_STATE_FULL_EVERY_DAYS", "0")  # END merges into the earlier state
+    three = load_config(home)
+    span = [END - timedelta(days=i) for i in range(DAYS + 1)][::-1]
+    pipeline.pull_raw_days(three, span)
+    pipeline.validate_days(three, span)
+    earlier = END - timedelta(days=25)
+    for as_of, mode in ((earlier, "full"), (END, "incremental")):
+        with pytest.raises(InputError, match="state shard 0 .* is missing"):
+            pipeline.publish_sharded_state(three, as_of)
+        modes = {pipeline.build_state_shard(three, as_of, k).stats["mode"] for k in range(3)}
+        assert modes == {mode}
+        pipeline.publish_sharded_state(three, as_of)
+        pipeline.publish_sharded_features(three, as_of)
+        assert not pipeline.state_shard_dir(three.layout, as_of).exists()
+    for table in ("customer_state", "customer_features"):
+        a = one.layout.partition_file(table, "as_of", END)
+        b = three.layout.partition_file(table, "as_of", END)
+        assert a.read_bytes() == b.read_bytes(), table
+    # a shard of another plan (a validated day republished with other rows) is refused
+    pipeline.build_state_shard(three, END, 0)
+    day = END - timedelta(days=3)
+    rows = read_published(three.layout, "validated_transactions", day)
+    assert rows is not None and rows.height > 1
+    from clv_pipeline.publish.warehouse import publish_table
+
+    publish_table(three.layout, "validated_transactions", rows.head(rows.height - 1), day=day)
+    for k in (1, 2):
+        pipeline.build_state_shard(three, END, k)
+    with pytest.raises(InputError, match="summarises other validated days"):
+        pipeline.publish_sharded_state(three, END)
+
+
 def test_a_stale_shard_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = _home(tmp_path / "two", monkeypatch, 2, tmp_path)
     for k in range(2):
@@ -242,6 +285,7 @@ def test_four_shards_publish_the_bytes_of_one(
     }
     assert {f"clv_shard_{k}_values" for k in range(4)} <= steps and "clv_fit" in steps
     assert {f"customer_shard_{k}_rows" for k in range(4)} | {"customer_population"} <= steps
+    assert {f"state_shard_{k}" for k in range(4)} <= steps
 
 
 def test_a_failed_shard_is_rerun_alone(
