@@ -31,6 +31,7 @@ from clv_pipeline.features.customers import (
     merge_states,
     summarise_transactions,
 )
+from clv_pipeline.features.months import FOLDER as MONTHS_FOLDER
 from clv_pipeline.features.months import (
     CohortState,
     collect_state,
@@ -40,6 +41,7 @@ from clv_pipeline.features.months import (
 )
 from clv_pipeline.features.months import merge_state as merge_month_state
 from clv_pipeline.features.months import read_state as read_month_state
+from clv_pipeline.features.months import shard_root as months_shard_root
 from clv_pipeline.features.months import write_state as write_month_state
 from clv_pipeline.features.periods import rates_from_totals, window_activity, window_totals
 from clv_pipeline.features.state import META_KEY as STATE_META_KEY
@@ -87,7 +89,14 @@ from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, TABLES, conform, with_a
 from clv_pipeline.segments.churn import CLV_COLUMNS as CHURN_CLV_COLUMNS
 from clv_pipeline.segments.churn import ChurnBasis, choose_churn_basis, rank_churn, score_churn
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
-from clv_pipeline.segments.cohorts import cohorts_from_state, first_purchases
+from clv_pipeline.segments.cohorts import (
+    CohortParts,
+    cohort_parts,
+    cohorts_from_parts,
+    cohorts_from_state,
+    first_purchases,
+    merge_cohort_parts,
+)
 from clv_pipeline.segments.kpis import build_kpis as build_kpis_table
 from clv_pipeline.segments.lifecycle import (
     FEATURE_COLUMNS,
@@ -466,10 +475,8 @@ def _summarised_state(config: ClvConfig, plan: StatePlan, shard: int | None = No
     if plan.base is None:
         history = scan_published(layout, "validated_transactions", upto=plan.as_of)
         if shard is not None:
-            ids = history.select("customer_id").unique().collect(engine="streaming")
-            history = history.join(
-                in_shard(ids, shard, config.scale.shards).lazy(), on="customer_id", how="semi"
-            )
+            ids = _shard_ids(config, history, shard)
+            history = history.join(ids.lazy(), on="customer_id", how="semi")
         state = summarise_transactions(apply_refund_ties(history))
     else:
         new_rows = scan_published(layout, "validated_transactions", days=set(plan.days))
@@ -1508,19 +1515,28 @@ def build_cohorts(config: ClvConfig, as_of: date) -> StepResult:
     return StepResult([published], {"state_mode": plan.mode, "state_reason": plan.reason})
 
 
-def build_cohort_state(config: ClvConfig, as_of: date) -> tuple[CohortState, StatePlan]:
+def build_cohort_state(
+    config: ClvConfig, as_of: date, shard: int | None = None
+) -> tuple[CohortState, StatePlan]:
     """The cohort state of ``as_of`` from the latest reusable one plus the days after it, or from
-    the whole history; stored for the next day (the rules of :func:`build_customer_state`)."""
+    the whole history; stored for the next day (the rules of :func:`build_customer_state`).
+    With ``shard``: the state of that customer shard's customers, kept in a chain of its own."""
     layout = config.layout
+    root = MONTHS_FOLDER if shard is None else months_shard_root(shard, config.scale.shards)
     every, rebuild = config.scale.state_full_every_days, config.scale.state_rebuild
-    plan = plan_months(layout, as_of, full_every_days=every, rebuild=rebuild)
+    plan = plan_months(layout, as_of, full_every_days=every, rebuild=rebuild, root=root)
     refunded = _first_refunded_day(layout, plan)
     if refunded is not None:  # a new refund cancels an older purchase: fold its day in again
-        plan = plan_months(layout, as_of, full_every_days=every, rebuild=rebuild, before=refunded)
+        plan = plan_months(
+            layout, as_of, full_every_days=every, rebuild=rebuild, before=refunded, root=root
+        )
     if plan.base is None:
         # history-wide: the streaming engine is faster and smaller; the first purchases once,
         # then the closed months aggregated as they are read and the open month per customer
-        history = _history(config, as_of)
+        rows = scan_published(layout, "validated_transactions", upto=as_of)
+        if shard is not None:
+            rows = rows.join(_shard_ids(config, rows, shard).lazy(), on="customer_id", how="semi")
+        history = apply_refund_ties(rows)
         firsts = summarise_firsts(history).collect(engine="streaming").lazy()
         state = summarise_state(history, as_of=as_of, firsts=firsts)
         state = CohortState(
@@ -1529,14 +1545,78 @@ def build_cohort_state(config: ClvConfig, as_of: date) -> tuple[CohortState, Sta
             firsts=firsts,
         )
     else:
-        new_rows = apply_refund_ties(
-            scan_published(layout, "validated_transactions", days=set(plan.days))
-        ).collect()
+        new_rows = scan_published(layout, "validated_transactions", days=set(plan.days)).collect()
+        if shard is not None:
+            new_rows = in_shard(new_rows, shard, config.scale.shards)
+        new_rows = apply_refund_ties(new_rows.lazy()).collect()
         state = collect_state(
-            merge_month_state(read_month_state(layout, plan.base), new_rows.lazy(), as_of=as_of)
+            merge_month_state(
+                read_month_state(layout, plan.base, root), new_rows.lazy(), as_of=as_of
+            )
         )
-    write_month_state(layout, plan, state)
+    write_month_state(layout, plan, state, root)
     return state, plan
+
+
+def _shard_ids(config: ClvConfig, rows: pl.LazyFrame, shard: int) -> pl.DataFrame:
+    """The customer ids of ``rows`` in ``shard`` (one streamed pass over their ids)."""
+    ids = rows.select("customer_id").unique().collect(engine="streaming")
+    return in_shard(ids, shard, config.scale.shards)
+
+
+# --------------------------------------------------------------------------------------
+# Customer shards of the cohorts: each shard keeps its customers' cohort state and sums them
+# (CohortParts, additive and exact); the cohorts step adds the shards' sums up.
+_COHORT_PARTS = ("sizes", "activity", "any_channel")
+
+
+def cohort_shard_dir(layout: Layout, as_of: date) -> Path:
+    return layout.work / "cohort_shards" / f"as_of={as_of.isoformat()}"
+
+
+def build_cohort_shard(config: ClvConfig, as_of: date, shard: int) -> StepResult:
+    """Map: one shard's cohort state (its own chain) and its sums per cohort."""
+    basis = _customers_basis(config, as_of)
+    state, plan = build_cohort_state(config, as_of, shard)
+    clv = _shard_rows(config, "customer_clv", as_of, shard, ["customer_id", "predicted_clv"])
+    parts = cohort_parts(state, clv.lazy())
+    frames = pl.collect_all([getattr(parts, name) for name in _COHORT_PARTS], engine="streaming")
+    folder = cohort_shard_dir(config.layout, as_of)
+    metadata = {"clv.basis": basis, "clv.cohort_inputs": json.dumps(plan.inputs, sort_keys=True)}
+    for name, frame in zip(_COHORT_PARTS, frames, strict=True):
+        write_parquet_atomic(frame, folder / f"{name}-{shard}.parquet", metadata)
+    return StepResult([], {"shard": shard, "state_mode": plan.mode, "cohorts": frames[0].height})
+
+
+def publish_sharded_cohorts(config: ClvConfig, as_of: date) -> StepResult:
+    """Gather: the cohorts table from the sum of every shard's sums."""
+    basis = _customers_basis(config, as_of)
+    inputs = json.dumps(fingerprints(config.layout, upto=as_of), sort_keys=True)
+    folder = cohort_shard_dir(config.layout, as_of)
+    parts = []
+    for k in range(config.scale.shards):
+        frames = {}
+        for name in _COHORT_PARTS:
+            path = folder / f"{name}-{k}.parquet"
+            if not path.exists():
+                raise InputError(f"cohort shard {k} of {as_of} is missing: run its step first")
+            metadata = pq.read_metadata(path).metadata or {}
+            if (
+                metadata.get(b"clv.basis", b"").decode() != basis
+                or metadata.get(b"clv.cohort_inputs", b"").decode() != inputs
+            ):
+                raise InputError(
+                    f"{path} was computed from other validated days or customer tables than "
+                    "the published ones; rerun the day's cohort shard steps"
+                )
+            frames[name] = pl.scan_parquet(path)
+        parts.append(CohortParts(**frames))
+    cohorts = cohorts_from_parts(merge_cohort_parts(parts), as_of=as_of)
+    published = publish_table(
+        config.layout, "cohorts", cohorts.collect(engine="streaming"), day=as_of
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    return StepResult([published], {"shards": config.scale.shards})
 
 
 def build_unit_economics(config: ClvConfig, as_of: date) -> StepResult:

@@ -596,12 +596,25 @@ def build_assets(
         [customer_segments],
         "Customers and value moving between segments, tiers and stages since the last snapshot.",
     )
+    cohort_shards = [
+        _shard_asset(
+            partitions,
+            f"cohort_shard_{k}",
+            _of_shard(pipeline.build_cohort_shard, k),
+            [validated_transactions, CLV],
+            f"Shard {k} of {shards}: its customers' cohort state (a chain of its own) and their "
+            "sums per cohort (members, fixed-point CLV and revenue sums, active customers).",
+        )
+        for k in range(shards)
+        if shards > 1
+    ]
     cohorts = _snapshot_asset(
         partitions,
         "cohorts",
-        pipeline.build_cohorts,
-        [validated_transactions, CLV],
-        "Acquisition-month x channel cohorts: retention, revenue per customer, average CLV.",
+        pipeline.publish_sharded_cohorts if cohort_shards else pipeline.build_cohorts,
+        [validated_transactions, CLV, *cohort_shards],
+        "Acquisition-month x channel cohorts: retention, revenue per customer, average CLV."
+        + gathered,
     )
     unit_economics = _snapshot_asset(
         partitions,
@@ -733,6 +746,7 @@ def build_assets(
         *sharded,
         customer_clv,
         *customers_sharded,
+        *cohort_shards,
         *SNAPSHOT_TABLE_ASSETS,
         model_backtest,
         clv_snapshot,

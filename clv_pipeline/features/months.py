@@ -236,15 +236,21 @@ def _month_of(day: date) -> int:
 
 
 # ----------------------------------------------------------------------------- files and plan
-def state_folder(layout: Layout, as_of: date) -> Path:
-    return layout.work / FOLDER / f"as_of={as_of.isoformat()}"
+def shard_root(shard: int, shards: int) -> str:
+    """Where the cohort states of customer ``shard`` of ``shards`` are kept (beside the
+    unsharded ones, never mixed with them or with another shard count's)."""
+    return f"{FOLDER}/shards={shards}/shard={shard}"
 
 
-def state_days(layout: Layout) -> list[date]:
-    """Dates with a complete stored state, sorted."""
-    root = layout.work / FOLDER
+def state_folder(layout: Layout, as_of: date, root: str = FOLDER) -> Path:
+    return layout.work / root / f"as_of={as_of.isoformat()}"
+
+
+def state_days(layout: Layout, root: str = FOLDER) -> list[date]:
+    """Dates with a complete stored state under ``root``, sorted."""
+    base = layout.work / root
     out = []
-    for folder in root.glob("as_of=*") if root.is_dir() else []:
+    for folder in base.glob("as_of=*") if base.is_dir() else []:
         if all((folder / name).exists() for name in FILES):
             try:
                 out.append(date.fromisoformat(folder.name.split("=", 1)[1]))
@@ -260,15 +266,17 @@ def plan_months(
     full_every_days: int = 0,
     rebuild: str = "auto",
     before: date | None = None,
+    root: str = FOLDER,
 ) -> StatePlan:
     """The latest reusable state before ``as_of`` (the rules of
-    :func:`~clv_pipeline.features.state.plan_state`, on the cohort states)."""
+    :func:`~clv_pipeline.features.state.plan_state`, on the cohort states under ``root``)."""
     return choose_base(
         layout,
         as_of,
-        stored=state_days(layout),
+        stored=state_days(layout, root),
         provenance=lambda base: [
-            footer_record(state_folder(layout, base) / name, META_KEY, VERSION) for name in FILES
+            footer_record(state_folder(layout, base, root) / name, META_KEY, VERSION)
+            for name in FILES
         ],
         label="cohort state",
         full_every_days=full_every_days,
@@ -277,16 +285,16 @@ def plan_months(
     )
 
 
-def read_state(layout: Layout, day: date) -> CohortState:
+def read_state(layout: Layout, day: date, root: str = FOLDER) -> CohortState:
     """The stored state of ``day`` (lazy scans)."""
-    folder = state_folder(layout, day)
+    folder = state_folder(layout, day, root)
     return CohortState(*(pl.scan_parquet(folder / name) for name in FILES))
 
 
-def write_state(layout: Layout, plan: StatePlan, state: CohortState) -> Path:
+def write_state(layout: Layout, plan: StatePlan, state: CohortState, root: str = FOLDER) -> Path:
     """Store the (collected) state of ``plan.as_of``: each file atomically, the plan's inputs in
     every footer; then drop all but the latest :data:`KEEP` states."""
-    folder = state_folder(layout, plan.as_of)
+    folder = state_folder(layout, plan.as_of, root)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"version": VERSION, "inputs": plan.inputs}
     metadata = {META_KEY.decode(): json.dumps(record, sort_keys=True)}
@@ -295,6 +303,6 @@ def write_state(layout: Layout, plan: StatePlan, state: CohortState) -> Path:
     keys = (["customer_id", "month"], list(CLOSED_KEYS), ["customer_id"])
     for frame, name, key in zip((state.open, state.closed, state.firsts), FILES, keys, strict=True):
         write_parquet_atomic(frame.sort(key).collect(), folder / name, metadata=metadata)
-    for old in state_days(layout)[:-KEEP]:
-        shutil.rmtree(state_folder(layout, old), ignore_errors=True)
+    for old in state_days(layout, root)[:-KEEP]:
+        shutil.rmtree(state_folder(layout, old, root), ignore_errors=True)
     return folder

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import calendar
+from dataclasses import dataclass, replace
 from datetime import date
 
 import polars as pl
@@ -33,7 +34,7 @@ from clv_pipeline.features.months import (
     month_index,
     summarise_state,
 )
-from clv_pipeline.numeric import exact_mean
+from clv_pipeline.numeric import FIXED
 from clv_pipeline.schema import COHORTS, conform
 
 
@@ -102,30 +103,91 @@ def build_cohorts(transactions: pl.LazyFrame, clv: pl.LazyFrame, *, as_of: date)
     return cohorts_from_state(summarise_state(history, as_of=as_of), clv, as_of=as_of)
 
 
+@dataclass(frozen=True)
+class CohortParts:
+    """What the ``cohorts`` table sums over customers, additive over customer shards: per cohort
+    month and channel the members (``sizes``: ``cohort_customers``, the fixed-point sum and the
+    count of their predicted CLVs), per cohort month, channel and month since acquisition the
+    activity (``activity``: :data:`~clv_pipeline.features.months.CLOSED_COLUMNS`), and whether
+    any purchase has a channel (``any_channel``: one boolean row)."""
+
+    sizes: pl.LazyFrame
+    activity: pl.LazyFrame
+    any_channel: pl.LazyFrame
+
+
+def cohort_parts(state: CohortState, clv: pl.LazyFrame) -> CohortParts:
+    """The :class:`CohortParts` of the customers of ``state`` (their ``predicted_clv`` from
+    ``clv``), every channel kept (the per-channel rows are dropped at the end when no purchase
+    has a channel)."""
+    firsts = state.firsts
+    first = firsts.select(
+        "customer_id", "cohort_month", pl.col("channel").fill_null("unknown")
+    ).join(clv.select("customer_id", "predicted_clv"), on="customer_id", how="left")
+    value = pl.col("predicted_clv").fill_nan(None)
+    sizes = first.group_by("cohort_month", "channel").agg(
+        pl.len().cast(pl.Int64).alias("cohort_customers"),
+        value.cast(FIXED).sum().alias("_clv_sum"),
+        value.count().cast(pl.Int64).alias("_clv_count"),
+    )
+    return CohortParts(
+        sizes=sizes,
+        activity=add_activity(state.closed, month_activity(state.open, firsts)),
+        any_channel=firsts.select(pl.col("any_channel").any().alias("_any")),
+    )
+
+
+def merge_cohort_parts(parts: list[CohortParts]) -> CohortParts:
+    """The :class:`CohortParts` of the union of the customers behind ``parts`` (sums, exact)."""
+    return CohortParts(
+        sizes=pl.concat([p.sizes for p in parts], how="vertical")
+        .group_by("cohort_month", "channel")
+        .agg(
+            pl.col("cohort_customers").sum(), pl.col("_clv_sum").sum(), pl.col("_clv_count").sum()
+        ),
+        activity=add_activity(*(p.activity for p in parts)),
+        any_channel=pl.concat([p.any_channel for p in parts], how="vertical").select(
+            pl.col("_any").any()
+        ),
+    )
+
+
 def cohorts_from_state(state: CohortState, clv: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
     """The ``cohorts`` table from the cohort state (:mod:`~clv_pipeline.features.months`) of the
     rows up to ``as_of``: the same table as :func:`build_cohorts` of those rows, without reading
     them."""
-    firsts = state.firsts
-    first = (
-        firsts.select("customer_id", "cohort_month", pl.col("channel").fill_null("unknown"))
-        .join(clv.select("customer_id", "predicted_clv"), on="customer_id", how="left")
-        .collect(engine="streaming")  # used four times below: computed once, not per use
-        .lazy()
+    parts = cohort_parts(state, clv)
+    # the members are used four times below: computed once, not per use
+    sizes = parts.sizes.collect(engine="streaming").lazy()
+    return cohorts_from_parts(replace(parts, sizes=sizes), as_of=as_of)
+
+
+def cohorts_from_parts(parts: CohortParts, *, as_of: date) -> pl.LazyFrame:
+    """The ``cohorts`` table from the :class:`CohortParts` of every customer."""
+    any_channel = parts.any_channel
+    count = pl.col("_clv_count")
+    every_channel = (
+        parts.sizes.group_by("cohort_month")
+        .agg(pl.col("cohort_customers").sum(), pl.col("_clv_sum").sum(), count.sum())
+        .with_columns(pl.lit("all").alias("channel"))
     )
-    any_channel = firsts.select(pl.col("any_channel").any().alias("_any"))
-    per_channel = (
-        first.join(any_channel, how="cross")
-        .filter(pl.col("_any"))
-        .select("customer_id", "cohort_month", "channel", "predicted_clv")
-    )
-    every_channel = first.select(
-        "customer_id", "cohort_month", pl.lit("all").alias("channel"), "predicted_clv"
-    )
-    members = pl.concat([per_channel, every_channel])
-    sizes = members.group_by("cohort_month", "channel").agg(
-        pl.len().cast(pl.Int64).alias("cohort_customers"),
-        exact_mean(pl.col("predicted_clv").fill_nan(None)).alias("avg_predicted_clv"),
+    per_channel = parts.sizes.join(any_channel, how="cross").filter(pl.col("_any")).drop("_any")
+    sizes = (
+        pl.concat(
+            [per_channel, every_channel.select(per_channel.collect_schema().names())],
+            how="vertical",
+        )
+        # a channel named "all" joins the "all" rows
+        .group_by("cohort_month", "channel")
+        .agg(pl.col("cohort_customers").sum(), pl.col("_clv_sum").sum(), count.sum())
+        .select(
+            "cohort_month",
+            "channel",
+            "cohort_customers",
+            pl.when(count > 0)
+            .then(pl.col("_clv_sum").cast(pl.Float64) / count)
+            .alias("avg_predicted_clv"),
+        )
     )
     as_of_index = month_index(pl.lit(as_of))
     grid = sizes.with_columns(
@@ -135,7 +197,7 @@ def cohorts_from_state(state: CohortState, clv: pl.LazyFrame, *, as_of: date) ->
     ).explode("months_since_acquisition")
     # per cohort month, channel and month since acquisition: the closed months' activity plus
     # the open months' customer rows; "all" sums the channels (every customer has one)
-    by_channel = add_activity(state.closed, month_activity(state.open, firsts))
+    by_channel = parts.activity
     everyone = by_channel.group_by("cohort_month", "months_since_acquisition").agg(
         pl.col("active_customers").sum(), pl.col("revenue").sum()
     )

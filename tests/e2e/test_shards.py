@@ -200,6 +200,35 @@ def test_sharded_state_and_features_equal_unsharded(
         pipeline.publish_sharded_state(three, END)
 
 
+def test_sharded_cohorts_equal_unsharded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cohort shards, each with its own state chain (full at an earlier day, then incremental):
+    the sums of the shards give the unsharded cohorts bytes."""
+    monkeypatch.setattr(pipeline, "SHARD_READ_BATCH", 97)
+    monkeypatch.setenv("CLV_STATE_FULL_EVERY_DAYS", "0")  # END merges into the earlier state
+    tables = {}
+    for shards in (1, 3):
+        config = _home(tmp_path / f"s{shards}", monkeypatch, shards, tmp_path)
+        pipeline.build_customer_clv(config, END)
+        if shards == 1:
+            pipeline.build_cohorts(config, END)
+        else:
+            earlier = END - timedelta(days=40)
+            for k in range(shards):
+                _, plan = pipeline.build_cohort_state(config, earlier, k)
+                assert plan.mode == "full"
+            with pytest.raises(InputError, match="cohort shard 0 .* is missing"):
+                pipeline.publish_sharded_cohorts(config, END)
+            modes = {
+                pipeline.build_cohort_shard(config, END, k).stats["state_mode"]
+                for k in range(shards)
+            }
+            assert modes == {"incremental"}
+            pipeline.publish_sharded_cohorts(config, END)
+            assert not pipeline.cohort_shard_dir(config.layout, END).exists()
+        tables[shards] = config.layout.partition_file("cohorts", "as_of", END).read_bytes()
+    assert tables[1] == tables[3]
+
+
 def test_a_stale_shard_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = _home(tmp_path / "two", monkeypatch, 2, tmp_path)
     for k in range(2):
@@ -285,7 +314,7 @@ def test_four_shards_publish_the_bytes_of_one(
     }
     assert {f"clv_shard_{k}_values" for k in range(4)} <= steps and "clv_fit" in steps
     assert {f"customer_shard_{k}_rows" for k in range(4)} | {"customer_population"} <= steps
-    assert {f"state_shard_{k}" for k in range(4)} <= steps
+    assert {f"state_shard_{k}" for k in range(4)} | {f"cohort_shard_{k}" for k in range(4)} <= steps
 
 
 def test_a_failed_shard_is_rerun_alone(
