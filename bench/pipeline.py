@@ -554,8 +554,21 @@ def shard_runs(home: Path, plans: list[tuple[int, str]]) -> list[dict[str, Any]]
 
 
 #: The steps of the sharded plans, and the tables they publish (the same bytes in every plan).
-SHARD_STEP_PREFIXES = ("clv_", "customer_shard_", "customer_population")
-SHARDED_TABLES = ("customer_clv", "customer_segments", "customer_churn")
+SHARD_STEP_PREFIXES = (
+    "state_shard_",
+    "clv_",
+    "customer_shard_",
+    "customer_population",
+    "cohort_shard_",
+)
+SHARDED_TABLES = (
+    "customer_state",
+    "customer_features",
+    "customer_clv",
+    "customer_segments",
+    "customer_churn",
+    "cohorts",
+)
 
 
 def dg_key(step: str) -> Any:
@@ -573,7 +586,7 @@ def _sha256(path: Path) -> str:
 def render_shards(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| shards | executor | run wall s | peak RSS MB (biggest process) | sharded steps (s) | "
-        "step process peak RSS MB | customer_clv / customer_segments / customer_churn sha256 |",
+        "step process peak RSS MB | sha256 of " + " / ".join(SHARDED_TABLES) + " |",
         "|---:|---|---:|---:|---|---|---|",
     ]
     for r in runs:

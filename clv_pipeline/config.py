@@ -366,8 +366,9 @@ class ScaleSettings(Section):
         default=1,
         ge=1,
         le=256,
-        description="Per-customer work split into N shards by a stable hash of customer_id, "
-        "each its own Dagster step; the fit reduces over the shards (docs/scaling.md).",
+        description="Per-customer work (state, features, valuation, segments, churn, cohorts) "
+        "split into N shards by a stable hash of customer_id, each its own Dagster step; the "
+        "fit, the ranks and the cohort sums reduce over the shards (docs/scaling.md).",
     )
     executor: Literal["in_process", "multiprocess", "celery", "k8s"] = Field(
         default="in_process",

@@ -203,10 +203,16 @@ def _own_interval() -> pl.Expr:
 def population_interval(rules: LifecycleRules, rhythm: Rhythm | None = None) -> pl.Expr:
     """Median observed interval of the snapshot's repeat customers, else the default
     (``rhythm``: the snapshot's, when the frame holds one shard of it)."""
-    if rhythm is not None:
-        median = rhythm.median_interval
-        return pl.lit(rules.default_interval_days if median is None else median, pl.Float64)
-    return _own_interval().median().over("as_of").fill_null(rules.default_interval_days)
+    median = _own_interval().median().over("as_of").fill_null(rules.default_interval_days)
+    if rhythm is None or rhythm.median_interval is None:
+        # without a median anywhere, every shard computes what the whole snapshot does
+        return median
+    # A column of the value, never a literal: where every row of a shard takes the population
+    # rhythm, a literal would make the rhythm a scalar column, which polars divides by as a
+    # product with its reciprocal (3 / 5 then differs from the whole snapshot's in the last
+    # bit); the whole snapshot always has a customer with their own rhythm, so its column is
+    # materialised.
+    return pl.int_range(pl.len(), dtype=pl.Int64).cast(pl.Float64) * 0.0 + rhythm.median_interval
 
 
 def rhythm_counts(features: pl.LazyFrame) -> pl.LazyFrame:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -34,6 +34,14 @@ customer = st.fixed_dictionaries(
         "shard": st.integers(0, 3),
     }
 )
+ONE_TIME = {
+    "n_days": 1,
+    "revenue": -5.0,
+    "p_alive": None,
+    "predicted_clv": None,
+    "historic_clv": 0.0,
+    "gap": None,
+}
 BASES = {
     "model": ChurnBasis("model", ""),
     "recency": ChurnBasis("recency", ""),
@@ -72,7 +80,18 @@ def _frames(rows: list[dict[str, object]]) -> tuple[pl.DataFrame, pl.DataFrame, 
     return f, c, gaps
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
+# a shard whose customers all take the population rhythm (found by hypothesis): a literal rhythm
+# made polars divide by it as a product with its reciprocal (3 / 5 off in the last bit)
+@example(
+    rows=[
+        {**ONE_TIME, "T": 0, "ds": 0, "shard": 0},
+        {**ONE_TIME, "T": 3, "ds": 3, "shard": 0},
+        {**ONE_TIME, "T": 5, "ds": 0, "n_days": 2, "shard": 1},
+    ],
+    basis="model",
+    retention=None,
+)
 @given(
     rows=st.lists(customer, min_size=1, max_size=60),
     basis=st.sampled_from(sorted(BASES)),
