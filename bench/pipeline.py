@@ -505,12 +505,15 @@ def daily_run(home: Path, *, full: bool) -> dict[str, Any]:
     return _timed(command, env)
 
 
-def shard_runs(home: Path, plans: list[tuple[int, str]]) -> list[dict[str, Any]]:
+def shard_runs(
+    home: Path, plans: list[tuple[int, str]], *, warm: bool = False
+) -> list[dict[str, Any]]:
     """``clv run --date AS_OF`` of the seeded home once per (shards, executor) plan, each a fresh
     process: wall time, the peak RSS of the biggest process of the run (``wait4`` counts the
     step processes the run waited for), the valuation's Dagster steps with each step process's
-    own peak RSS (``process_peak_rss_mb``), and a digest of customer_clv (the same in every
-    plan)."""
+    own peak RSS (``process_peak_rss_mb``), and digests of the sharded tables (the same in
+    every plan). ``warm``: a plan with shards first runs the day before (not timed), so each
+    shard's cohort state chain exists, as on any day after the first sharded one."""
     from clv_pipeline.config import load_config
     from clv_pipeline.paths import Layout
     from clv_pipeline.runs.instance import get_instance
@@ -527,6 +530,10 @@ def shard_runs(home: Path, plans: list[tuple[int, str]]) -> list[dict[str, Any]]
             "CLV_HOME": str(home),
         }
         env.pop("CLV_STATE_REBUILD", None)
+        if warm and shards > 1:
+            before = [*command[:3], str(AS_OF - timedelta(days=1)), *command[4:]]
+            print(f"  {shards} shard(s), {executor}: the day before ...", flush=True)
+            print(f"    {_timed(before, env)}", flush=True)
         print(f"  {shards} shard(s), {executor} ...", flush=True)
         figures: dict[str, Any] = {"shards": shards, "executor": executor, **_timed(command, env)}
         steps = {s["step"]: s["wall_s"] for s in _run_steps(home)}
@@ -611,6 +618,11 @@ def main() -> None:
     parser.add_argument("--home", type=Path)
     parser.add_argument("--reuse", action="store_true", help="reuse a seeded home (skip seeding)")
     parser.add_argument("--skip-stages", action="store_true")
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="--shards: run the day before first (untimed) so each shard's cohort chain exists",
+    )
     parser.add_argument("--skip-runs", action="store_true")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument(
@@ -658,7 +670,7 @@ def main() -> None:
     if args.shards:
         plans = [(int(p.split(":")[0]), p.split(":")[1]) for p in args.shards.split(",")]
         print(f"shard plans on {home}: {plans}", flush=True)
-        figures["shard_runs"] = shard_runs(home, plans)
+        figures["shard_runs"] = shard_runs(home, plans, warm=args.warm)
         print()
         print(render_shards(figures["shard_runs"]))
         if args.json:
