@@ -1106,7 +1106,8 @@ def _previous(config: ClvConfig, table: str, as_of: date) -> pl.LazyFrame | None
     path = committed_file(config.layout, table, earlier[-1]) if earlier else None
     if path is None:
         return None
-    return with_added_columns(pl.read_parquet(path), TABLES[table]).lazy()
+    # a scan: the comparisons read a few columns of it (10M customer_segments: 7.1 -> GB)
+    return with_added_columns(pl.scan_parquet(path), TABLES[table])
 
 
 #: Snapshot tables comparing ``as_of`` with the previous complete snapshot (``previous_as_of``).
@@ -1498,7 +1499,7 @@ def build_segment_migration(config: ClvConfig, as_of: date) -> StepResult:
     """Moves between segments, tiers and stages since the previous complete snapshot."""
     migration = build_migration_table(
         _previous(config, "customer_segments", as_of),
-        _read(config, "customer_segments", as_of).lazy(),
+        _scan(config, "customer_segments", as_of),
         as_of=as_of,
     )
     return _publish(config, "segment_migration", migration, as_of)

@@ -216,14 +216,27 @@ def _published(
             max_retries=IO_RETRIES, seconds_to_wait=2**context.retry_number
         ) from exc
     for published in result.published:
+        own = published.table == asset
         yield dg.MaterializeResult(
             asset_key=published.table,
-            metadata=dagster_metadata(
-                result.metadata() if published.table == asset else published.metadata(),
-                published.table,
-            ),
+            metadata={
+                **dagster_metadata(
+                    result.metadata() if own else published.metadata(), published.table
+                ),
+                **({PEAK_RSS: _process_peak()} if own else {}),
+            },
             check_results=table_check_results(published.table, published.checks),
         )
+
+
+#: The step process's peak RSS so far (MB): its own with a process per step (sizing workers).
+PEAK_RSS = "process_peak_rss_mb"
+
+
+def _process_peak() -> dg.MetadataValue:
+    return dg.MetadataValue.float(
+        round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    )
 
 
 def _snapshot_asset(
@@ -270,13 +283,8 @@ def _shard_asset(
     )
     def _asset(context: dg.AssetExecutionContext, clv: ClvSettings) -> dg.MaterializeResult:
         result = step(clv, _as_of(context))
-        # the step process's peak so far: its own with a process per step (sizing workers)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return dg.MaterializeResult(
-            metadata={
-                **dagster_metadata(result.stats),
-                "process_peak_rss_mb": dg.MetadataValue.float(round(peak, 1)),
-            }
+            metadata={**dagster_metadata(result.stats), PEAK_RSS: _process_peak()}
         )
 
     return _asset

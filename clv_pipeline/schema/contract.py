@@ -52,15 +52,14 @@ def conform(frame: Frame, table: Table) -> Frame:
     return frame.select(pl.col(c.name).cast(c.dtype, strict=True) for c in table.columns)
 
 
-def with_added_columns(
-    frame: pl.DataFrame, table: Table, only: Sequence[str] | None = None
-) -> pl.DataFrame:
+def with_added_columns(frame: Frame, table: Table, only: Sequence[str] | None = None) -> Frame:
     """``frame`` with the nullable columns of ``table`` it lacks, as nulls: data written before
     an (optional) column was added to the contract reads it as null. ``only``: of these names."""
+    names = set(frame.collect_schema().names())
     added = [
         c
         for c in table.columns
-        if c.nullable and c.name not in frame.columns and (only is None or c.name in only)
+        if c.nullable and c.name not in names and (only is None or c.name in only)
     ]
     return frame.with_columns(pl.lit(None, c.dtype).alias(c.name) for c in added)
 
