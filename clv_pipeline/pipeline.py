@@ -1106,7 +1106,8 @@ def _previous(config: ClvConfig, table: str, as_of: date) -> pl.LazyFrame | None
     path = committed_file(config.layout, table, earlier[-1]) if earlier else None
     if path is None:
         return None
-    # a scan: the comparisons read a few columns of it (10M customer_segments: 7.1 -> GB)
+    # a scan: the comparisons read a few columns of it (segment_migration at 10M customers:
+    # 7.1 -> 2.9 GB peak)
     return with_added_columns(pl.scan_parquet(path), TABLES[table])
 
 
@@ -1334,20 +1335,23 @@ def _check_customers_basis(path: Path, basis: str) -> None:
 
 def _shard_customers(
     config: ClvConfig, as_of: date, shard: int
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The customers of ``shard``: their features, customer_clv columns and purchase gaps."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The customers of ``shard``: their features and customer_clv columns."""
     features = _shard_rows(config, "customer_features", as_of, shard, list(FEATURE_COLUMNS))
-    clv = _shard_rows(config, "customer_clv", as_of, shard, _SHARD_CLV)
+    return features, _shard_rows(config, "customer_clv", as_of, shard, _SHARD_CLV)
+
+
+def _shard_gaps(config: ClvConfig, as_of: date, shard: int) -> pl.DataFrame:
+    """The purchase gaps of the customers of ``shard`` (from their customer_state rows)."""
     state = _shard_rows(config, "customer_state", as_of, shard, _SHARD_STATE)
-    gaps = purchase_gaps_from_state(state.lazy(), as_of=as_of).collect()
-    return features, clv, gaps
+    return purchase_gaps_from_state(state.lazy(), as_of=as_of).collect()
 
 
 def build_customer_shard_counts(config: ClvConfig, as_of: date, shard: int) -> StepResult:
     """Map: one shard's part of the population (RFM value counts, interval counts, segment
     values), for :func:`build_customer_population`."""
     basis = _customers_basis(config, as_of)
-    features, clv, _ = _shard_customers(config, as_of, shard)
+    features, clv = _shard_customers(config, as_of, shard)
     counts = shard_counts(features.lazy(), clv.lazy())
     folder = customer_shard_dir(config.layout, as_of)
     for name, frame in counts.items():
@@ -1407,7 +1411,8 @@ def build_customer_shard_rows(config: ClvConfig, as_of: date, shard: int) -> Ste
     population = _load_population(folder, basis)
     ranks_path = folder / f"ranks-{shard}.parquet"
     _check_customers_basis(ranks_path, basis)
-    features, clv, gaps = _shard_customers(config, as_of, shard)
+    features, clv = _shard_customers(config, as_of, shard)
+    gaps = _shard_gaps(config, as_of, shard)
     ranks = pl.read_parquet(ranks_path)
     if ranks.height != clv.height:
         raise InputError(f"{ranks_path} does not match shard {shard}'s customers: rerun it")

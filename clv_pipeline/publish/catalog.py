@@ -237,10 +237,14 @@ def upgrade_warehouse(layout: Layout) -> int:
         for folder in old:
             target = layout.work / table / folder.name
             target.parent.mkdir(parents=True, exist_ok=True)
+            # shard steps may upgrade at the same time: a folder another process moved is done
             if target.exists():  # both layouts hold the day: the pipeline's copy is newer
-                shutil.rmtree(folder)
+                shutil.rmtree(folder, ignore_errors=True)
             else:
-                os.replace(folder, target)
+                try:
+                    os.replace(folder, target)
+                except FileNotFoundError:
+                    continue
             moved += 1
     if moved:
         fsync_dir(layout.work)
