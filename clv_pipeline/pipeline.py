@@ -475,8 +475,7 @@ def _summarised_state(config: ClvConfig, plan: StatePlan, shard: int | None = No
     if plan.base is None:
         history = scan_published(layout, "validated_transactions", upto=plan.as_of)
         if shard is not None:
-            ids = _shard_ids(config, history, shard)
-            history = history.join(ids.lazy(), on="customer_id", how="semi")
+            history = _history_of_shard(config, history, shard)
         state = summarise_transactions(apply_refund_ties(history))
     else:
         new_rows = scan_published(layout, "validated_transactions", days=set(plan.days))
@@ -533,6 +532,7 @@ def build_customer_features(config: ClvConfig, as_of: date) -> StepResult:
 # features; customer_state and customer_features gather them (merged by customer_id).
 _STATE_PART = "state"
 _FEATURES_PART = "features"
+_STATE_PARTS = (_STATE_PART, _FEATURES_PART)
 
 
 def state_shard_dir(layout: Layout, as_of: date) -> Path:
@@ -558,40 +558,32 @@ def build_state_shard(config: ClvConfig, as_of: date, shard: int) -> StepResult:
     features = features_from_state(state.lazy(), as_of=as_of).collect()
     folder = state_shard_dir(config.layout, as_of)
     failpoint(f"state:{shard}")
-    write_parquet_atomic(state, folder / f"{_STATE_PART}-{shard}.parquet", {"clv.basis": basis})
-    write_parquet_atomic(
-        features, folder / f"{_FEATURES_PART}-{shard}.parquet", {"clv.basis": basis}
-    )
+    write_parquet_atomic(state, folder / f"{_STATE_PART}-{shard}.parquet", {BASIS_KEY: basis})
+    write_parquet_atomic(features, folder / f"{_FEATURES_PART}-{shard}.parquet", {BASIS_KEY: basis})
     return StepResult([], {"shard": shard, "mode": plan.mode, "customers": state.height})
 
 
 def _state_parts(config: ClvConfig, as_of: date, part: str, basis: str) -> pl.DataFrame:
     """Every shard's ``part`` rows (each sorted by customer_id), merged by customer_id."""
     folder = state_shard_dir(config.layout, as_of)
-    frames = []
-    for k in range(config.scale.shards):
-        path = folder / f"{part}-{k}.parquet"
-        if not path.exists():
-            raise InputError(
-                f"{part} shard {k} of {as_of} is missing: run its step first (clv run --date D "
-                "reruns them all)"
+    frames = [
+        pl.scan_parquet(
+            _shard_file(
+                folder / f"{part}-{k}.parquet",
+                basis,
+                missing=f"{part} shard {k} of {as_of} is missing: run its step first (clv run "
+                "--date D reruns them all)",
+                stale="summarises other validated days than the published ones; rerun the "
+                "day's state shard steps (clv run --date D reruns them all)",
             )
-        found = (pq.read_metadata(path).metadata or {}).get(b"clv.basis", b"").decode()
-        if found != basis:
-            raise InputError(
-                f"{path} summarises other validated days than the published ones; rerun the "
-                "day's state shard steps (clv run --date D reruns them all)"
-            )
-        frames.append(pl.scan_parquet(path))
-    return functools.reduce(lambda a, b: a.merge_sorted(b, "customer_id"), frames).collect()
+        )
+        for k in range(config.scale.shards)
+    ]
+    return _merged(frames, "customer_id").collect()
 
 
 def _state_spent(config: ClvConfig, as_of: date, part: str) -> None:
-    folder = state_shard_dir(config.layout, as_of)
-    for k in range(config.scale.shards):
-        (folder / f"{part}-{k}.parquet").unlink(missing_ok=True)
-    if not any(folder.glob("*.parquet")):
-        shutil.rmtree(folder, ignore_errors=True)
+    _spend(state_shard_dir(config.layout, as_of), part, config.scale.shards, _STATE_PARTS)
 
 
 def publish_sharded_state(config: ClvConfig, as_of: date) -> StepResult:
@@ -707,6 +699,7 @@ def _publish_valuation(
 SHARD_FEATURES = ("customer_id", "frequency", "recency", "T", "monetary_value")
 _ROW = "_row"
 SHARD_READ_BATCH = 1 << 20  # rows of customer_features a shard step filters at a time
+BASIS_KEY = "clv.basis"  # the footer key of a shard file's inputs
 
 
 def shard_dir(layout: Layout, as_of: date) -> Path:
@@ -716,10 +709,46 @@ def shard_dir(layout: Layout, as_of: date) -> Path:
 
 def _features_basis(config: ClvConfig, as_of: date) -> str:
     """Which customer_features the shard files of ``as_of`` were computed from (its digest)."""
-    path = config.layout.partition_file("customer_features", "as_of", as_of)
+    return _published_digest(config, "customer_features", as_of)
+
+
+def _published_digest(config: ClvConfig, table: str, as_of: date) -> str:
+    """The content digest of ``table``'s published file of ``as_of`` (its mtime for a file
+    without one): what a shard's working files record they were computed from."""
+    path = config.layout.partition_file(table, "as_of", as_of)
     if not path.exists():
-        raise InputError(f"customer_features for {as_of} is not published; run it first")
+        raise InputError(f"{table} for {as_of} is not published; run it first")
     return stored_digest(path) or str(path.stat().st_mtime_ns)
+
+
+def _stored_basis(path: Path) -> str:
+    """The basis a shard's working file records in its footer (``clv.basis``)."""
+    return (pq.read_metadata(path).metadata or {}).get(BASIS_KEY.encode(), b"").decode()
+
+
+def _shard_file(path: Path, basis: str, *, missing: str, stale: str) -> Path:
+    """``path``, a shard's working file, when it exists and was computed from ``basis``; else
+    an :class:`InputError` with ``missing``, or ``stale`` after the path."""
+    if not path.exists():
+        raise InputError(missing)
+    if _stored_basis(path) != basis:
+        raise InputError(f"{path} {stale}")
+    return path
+
+
+def _merged(frames: list[pl.LazyFrame], key: str) -> pl.LazyFrame:
+    """Shards' rows, each sorted by ``key``, merged in ``key`` order (a merge, not a sort: one
+    copy of the table in memory)."""
+    return functools.reduce(lambda a, b: a.merge_sorted(b, key), frames)
+
+
+def _spend(folder: Path, part: str, shards: int, parts: tuple[str, ...]) -> None:
+    """Remove ``part``'s shard files once its table is published, and ``folder`` once no file
+    of ``parts`` (the tables gathered from it) is left."""
+    for k in range(shards):
+        (folder / f"{part}-{k}.parquet").unlink(missing_ok=True)
+    if not any(any(folder.glob(f"{p}-*.parquet")) for p in parts):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _shard_rows(
@@ -889,7 +918,7 @@ def build_shard_activity(config: ClvConfig, as_of: date) -> StepResult:
     target = write_parquet_atomic(
         activity,
         shard_dir(config.layout, as_of) / "activity.parquet",
-        metadata={"clv.basis": basis, "clv.summarised": json.dumps(summarised, sort_keys=True)},
+        metadata={BASIS_KEY: basis, "clv.summarised": json.dumps(summarised, sort_keys=True)},
     )
     return StepResult([], {"rows": activity.height, "path": str(target)})
 
@@ -902,7 +931,7 @@ def _load_activity(
     if not path.exists():
         raise InputError(f"the churn-window activity of {as_of} is missing: run clv_activity")
     metadata = pq.read_metadata(path).metadata or {}
-    _check_basis(metadata.get(b"clv.basis", b"").decode(), basis, path)
+    _check_basis(_stored_basis(path), basis, path)
     summarised = json.loads(metadata.get(b"clv.summarised", b"{}"))
     return pl.read_parquet(path), cast(dict[str, str], summarised)
 
@@ -934,7 +963,7 @@ def value_shard(config: ClvConfig, as_of: date, shard: int) -> StepResult:
     target = write_parquet_atomic(
         frame,
         folder / f"clv-{shard}.parquet",
-        metadata={"clv.basis": basis, "clv.messages": json.dumps(list(valuation.messages))},
+        metadata={BASIS_KEY: basis, "clv.messages": json.dumps(list(valuation.messages))},
     )
     return StepResult([], {"shard": shard, "customers": frame.height, "path": str(target)})
 
@@ -959,15 +988,15 @@ def publish_sharded_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Val
         path = folder / f"clv-{k}.parquet"
         if not path.exists():
             raise InputError(f"customer_clv shard {k} of {as_of} is missing: run it first")
+        _check_basis(_stored_basis(path), basis, path)
         metadata = pq.read_metadata(path).metadata or {}
-        _check_basis(metadata.get(b"clv.basis", b"").decode(), basis, path)
         for message in json.loads(metadata.get(b"clv.messages", b"[]")):
             if message not in messages:  # e.g. a spend fallback some shard's customers needed
                 messages.append(message)
         parts.append(pl.scan_parquet(path))
     # each shard is in the whole table's order: merged, not sorted (10M customers: one copy of
     # the table in memory instead of 2.5)
-    clv = functools.reduce(lambda a, b: a.merge_sorted(b, _ROW), parts).drop(_ROW).collect()
+    clv = _merged(parts, _ROW).drop(_ROW).collect()
     valuation = run_valuation(run, clv, as_of=as_of, period=period, messages=messages)
     features = read_published(config.layout, "customer_features", as_of, DESCRIBE_COLUMNS)
     if features is None:
@@ -1309,28 +1338,20 @@ def customer_shard_dir(layout: Layout, as_of: date) -> Path:
 
 def _customers_basis(config: ClvConfig, as_of: date) -> str:
     """Which customer_features, customer_clv and customer_state the files were computed from."""
-    digests = []
-    for table in ("customer_features", "customer_clv", "customer_state"):
-        path = config.layout.partition_file(table, "as_of", as_of)
-        if not path.exists():
-            raise InputError(f"{table} for {as_of} is not published; run it first")
-        digests.append(stored_digest(path) or str(path.stat().st_mtime_ns))
-    return " ".join(digests)
+    tables = ("customer_features", "customer_clv", "customer_state")
+    return " ".join(_published_digest(config, table, as_of) for table in tables)
 
 
-def _check_customers_basis(path: Path, basis: str) -> None:
-    if not path.exists():
-        raise InputError(
-            f"{path.name} of the sharded segments and churn is missing: run the steps before "
-            "it (clv run --date D reruns them all)"
-        )
-    found = (pq.read_metadata(path).metadata or {}).get(b"clv.basis", b"").decode()
-    if found != basis:
-        raise InputError(
-            f"{path} was computed from other customer_features / customer_clv / customer_state "
-            "than the published ones; rerun the day's customer shard steps (clv run --date D "
-            "reruns them all)"
-        )
+def _check_customers_basis(path: Path, basis: str) -> Path:
+    return _shard_file(
+        path,
+        basis,
+        missing=f"{path.name} of the sharded segments and churn is missing: run the steps "
+        "before it (clv run --date D reruns them all)",
+        stale="was computed from other customer_features / customer_clv / customer_state than "
+        "the published ones; rerun the day's customer shard steps (clv run --date D reruns "
+        "them all)",
+    )
 
 
 def _shard_customers(
@@ -1355,7 +1376,7 @@ def build_customer_shard_counts(config: ClvConfig, as_of: date, shard: int) -> S
     counts = shard_counts(features.lazy(), clv.lazy())
     folder = customer_shard_dir(config.layout, as_of)
     for name, frame in counts.items():
-        write_parquet_atomic(frame, folder / f"counts-{shard}-{name}.parquet", {"clv.basis": basis})
+        write_parquet_atomic(frame, folder / f"counts-{shard}-{name}.parquet", {BASIS_KEY: basis})
     return StepResult([], {"shard": shard, "customers": features.height, "path": str(folder)})
 
 
@@ -1374,7 +1395,7 @@ def build_customer_population(config: ClvConfig, as_of: date) -> StepResult:
         parts.append(part)
     population, ranks = merge_population(parts)
     for k, rank in enumerate(ranks):
-        write_parquet_atomic(rank.to_frame(), folder / f"ranks-{k}.parquet", {"clv.basis": basis})
+        write_parquet_atomic(rank.to_frame(), folder / f"ranks-{k}.parquet", {BASIS_KEY: basis})
     replace_atomically(
         folder / "population.pickle",
         lambda path: path.write_bytes(pickle.dumps((basis, population), protocol=5)),
@@ -1441,13 +1462,11 @@ def build_customer_shard_rows(config: ClvConfig, as_of: date, shard: int) -> Ste
     )
     churn_columns = [c for c in TABLES["customer_churn"].names if c != "churn_percentile"]
     failpoint(f"customers:{shard}:rows")
-    write_parquet_atomic(
-        segments, folder / f"{_SEGMENTS_PART}-{shard}.parquet", {"clv.basis": basis}
-    )
+    write_parquet_atomic(segments, folder / f"{_SEGMENTS_PART}-{shard}.parquet", {BASIS_KEY: basis})
     write_parquet_atomic(
         churn.select(churn_columns).collect(),
         folder / f"{_CHURN_PART}-{shard}.parquet",
-        {"clv.basis": basis},
+        {BASIS_KEY: basis},
     )
     return StepResult([], {"shard": shard, "customers": segments.height})
 
@@ -1456,27 +1475,20 @@ def _gathered(config: ClvConfig, as_of: date, part: str) -> list[pl.LazyFrame]:
     basis = _customers_basis(config, as_of)
     folder = customer_shard_dir(config.layout, as_of)
     paths = [folder / f"{part}-{k}.parquet" for k in range(config.scale.shards)]
-    for path in paths:
-        _check_customers_basis(path, basis)
-    return [pl.scan_parquet(path) for path in paths]
+    return [pl.scan_parquet(_check_customers_basis(path, basis)) for path in paths]
 
 
 def _spent(config: ClvConfig, as_of: date, part: str) -> None:
     """Remove ``part``'s shard files once its table is published, and the folder once both
     tables' are gone."""
     folder = customer_shard_dir(config.layout, as_of)
-    for k in range(config.scale.shards):
-        (folder / f"{part}-{k}.parquet").unlink(missing_ok=True)
-    if not any(folder.glob(f"{_SEGMENTS_PART}-*.parquet")) and not any(
-        folder.glob(f"{_CHURN_PART}-*.parquet")
-    ):
-        shutil.rmtree(folder, ignore_errors=True)
+    _spend(folder, part, config.scale.shards, (_SEGMENTS_PART, _CHURN_PART))
 
 
 def publish_sharded_segments(config: ClvConfig, as_of: date) -> StepResult:
     """Gather: every shard's customer_segments rows (each sorted by customer_id), merged."""
     parts = _gathered(config, as_of, _SEGMENTS_PART)
-    segments = functools.reduce(lambda a, b: a.merge_sorted(b, "customer_id"), parts).collect()
+    segments = _merged(parts, "customer_id").collect()
     published = publish_table(config.layout, "customer_segments", segments, day=as_of)
     _spent(config, as_of, _SEGMENTS_PART)
     counts = segments.group_by("rfm_segment").len().sort("len", descending=True)
@@ -1541,7 +1553,7 @@ def build_cohort_state(
         # then the closed months aggregated as they are read and the open month per customer
         rows = scan_published(layout, "validated_transactions", upto=as_of)
         if shard is not None:
-            rows = rows.join(_shard_ids(config, rows, shard).lazy(), on="customer_id", how="semi")
+            rows = _history_of_shard(config, rows, shard)
         history = apply_refund_ties(rows)
         firsts = summarise_firsts(history).collect(engine="streaming").lazy()
         state = summarise_state(history, as_of=as_of, firsts=firsts)
@@ -1564,10 +1576,11 @@ def build_cohort_state(
     return state, plan
 
 
-def _shard_ids(config: ClvConfig, rows: pl.LazyFrame, shard: int) -> pl.DataFrame:
-    """The customer ids of ``rows`` in ``shard`` (one streamed pass over their ids)."""
+def _history_of_shard(config: ClvConfig, rows: pl.LazyFrame, shard: int) -> pl.LazyFrame:
+    """The history ``rows`` of the customers of ``shard``: a semi join on their ids (one streamed
+    pass over the ids to find them)."""
     ids = rows.select("customer_id").unique().collect(engine="streaming")
-    return in_shard(ids, shard, config.scale.shards)
+    return rows.join(in_shard(ids, shard, config.scale.shards).lazy(), on="customer_id", how="semi")
 
 
 # --------------------------------------------------------------------------------------
@@ -1580,43 +1593,45 @@ def cohort_shard_dir(layout: Layout, as_of: date) -> Path:
     return layout.work / "cohort_shards" / f"as_of={as_of.isoformat()}"
 
 
+def _cohort_basis(config: ClvConfig, as_of: date, inputs: dict[str, str]) -> str:
+    """What a cohort shard's sums come from: the customer tables and the validated days."""
+    return f"{_customers_basis(config, as_of)} {json.dumps(inputs, sort_keys=True)}"
+
+
 def build_cohort_shard(config: ClvConfig, as_of: date, shard: int) -> StepResult:
     """Map: one shard's cohort state (its own chain) and its sums per cohort."""
-    basis = _customers_basis(config, as_of)
     state, plan = build_cohort_state(config, as_of, shard)
+    basis = _cohort_basis(config, as_of, plan.inputs)
     clv = _shard_rows(config, "customer_clv", as_of, shard, ["customer_id", "predicted_clv"])
     parts = cohort_parts(state, clv.lazy())
     frames = pl.collect_all([getattr(parts, name) for name in _COHORT_PARTS], engine="streaming")
     folder = cohort_shard_dir(config.layout, as_of)
-    metadata = {"clv.basis": basis, "clv.cohort_inputs": json.dumps(plan.inputs, sort_keys=True)}
     for name, frame in zip(_COHORT_PARTS, frames, strict=True):
-        write_parquet_atomic(frame, folder / f"{name}-{shard}.parquet", metadata)
+        write_parquet_atomic(frame, folder / f"{name}-{shard}.parquet", {BASIS_KEY: basis})
     return StepResult([], {"shard": shard, "state_mode": plan.mode, "cohorts": frames[0].height})
 
 
 def publish_sharded_cohorts(config: ClvConfig, as_of: date) -> StepResult:
     """Gather: the cohorts table from the sum of every shard's sums."""
-    basis = _customers_basis(config, as_of)
-    inputs = json.dumps(fingerprints(config.layout, upto=as_of), sort_keys=True)
+    basis = _cohort_basis(config, as_of, fingerprints(config.layout, upto=as_of))
     folder = cohort_shard_dir(config.layout, as_of)
-    parts = []
-    for k in range(config.scale.shards):
-        frames = {}
-        for name in _COHORT_PARTS:
-            path = folder / f"{name}-{k}.parquet"
-            if not path.exists():
-                raise InputError(f"cohort shard {k} of {as_of} is missing: run its step first")
-            metadata = pq.read_metadata(path).metadata or {}
-            if (
-                metadata.get(b"clv.basis", b"").decode() != basis
-                or metadata.get(b"clv.cohort_inputs", b"").decode() != inputs
-            ):
-                raise InputError(
-                    f"{path} was computed from other validated days or customer tables than "
-                    "the published ones; rerun the day's cohort shard steps"
+    parts = [
+        CohortParts(
+            **{
+                name: pl.scan_parquet(
+                    _shard_file(
+                        folder / f"{name}-{k}.parquet",
+                        basis,
+                        missing=f"cohort shard {k} of {as_of} is missing: run its step first",
+                        stale="was computed from other validated days or customer tables than "
+                        "the published ones; rerun the day's cohort shard steps",
+                    )
                 )
-            frames[name] = pl.scan_parquet(path)
-        parts.append(CohortParts(**frames))
+                for name in _COHORT_PARTS
+            }
+        )
+        for k in range(config.scale.shards)
+    ]
     cohorts = cohorts_from_parts(merge_cohort_parts(parts), as_of=as_of)
     published = publish_table(
         config.layout, "cohorts", cohorts.collect(engine="streaming"), day=as_of

@@ -299,22 +299,43 @@ def _of_shard(
     return run
 
 
+def _per_shard(
+    partitions: dg.PartitionsDefinition,
+    shards: int,
+    name: str,
+    step: Callable[[ClvConfig, date, int], StepResult],
+    deps: list[Any],
+    description: str,
+) -> list[dg.AssetsDefinition]:
+    """One :func:`_shard_asset` per shard ``k`` (none with one shard): ``name`` and
+    ``description`` are formatted with ``k`` and ``shards``."""
+    return [
+        _shard_asset(
+            partitions,
+            name.format(k=k),
+            _of_shard(step, k),
+            deps,
+            description.format(k=k, shards=shards),
+        )
+        for k in range(shards)
+        if shards > 1
+    ]
+
+
 def _sharded_valuation(
     partitions: dg.PartitionsDefinition, shards: int, features: Any, validated: Any
 ) -> list[dg.AssetsDefinition]:
     """``clv_shard_<k>_inputs`` (map) -> ``clv_fit`` (reduce) -> ``clv_shard_<k>_values``
     (map, also after ``clv_activity``); ``customer_clv`` gathers them (docs/scaling.md)."""
-    inputs = [
-        _shard_asset(
-            partitions,
-            f"clv_shard_{k}_inputs",
-            _of_shard(pipeline.build_shard_inputs, k),
-            [features],
-            f"Shard {k} of {shards}: its customers' weighted unique (frequency, recency, T) "
-            "patterns and repeat customers' spend, the fit's sufficient statistics.",
-        )
-        for k in range(shards)
-    ]
+    inputs = _per_shard(
+        partitions,
+        shards,
+        "clv_shard_{k}_inputs",
+        pipeline.build_shard_inputs,
+        [features],
+        "Shard {k} of {shards}: its customers' weighted unique (frequency, recency, T) "
+        "patterns and repeat customers' spend, the fit's sufficient statistics.",
+    )
     fit = _shard_asset(
         partitions,
         SHARD_FIT,
@@ -331,16 +352,14 @@ def _sharded_valuation(
         "Who bought in this churn window and the previous one, and their window revenue: the "
         "formula CLV's inputs (a history scan, beside the fit).",
     )
-    values = [
-        _shard_asset(
-            partitions,
-            f"clv_shard_{k}_values",
-            _of_shard(pipeline.value_shard, k),
-            [fit, activity],
-            f"Shard {k} of {shards}: its customers' customer_clv rows from the shared fit.",
-        )
-        for k in range(shards)
-    ]
+    values = _per_shard(
+        partitions,
+        shards,
+        "clv_shard_{k}_values",
+        pipeline.value_shard,
+        [fit, activity],
+        "Shard {k} of {shards}: its customers' customer_clv rows from the shared fit.",
+    )
     return [*inputs, fit, activity, *values]
 
 
@@ -350,17 +369,15 @@ def _sharded_customers(
     """``customer_shard_<k>_counts`` (map) -> ``customer_population`` (reduce) ->
     ``customer_shard_<k>_rows`` (map); ``customer_segments`` and ``customer_churn`` gather them
     (docs/scaling.md)."""
-    counts = [
-        _shard_asset(
-            partitions,
-            f"customer_shard_{k}_counts",
-            _of_shard(pipeline.build_customer_shard_counts, k),
-            tables,
-            f"Shard {k} of {shards}: its customers' RFM value counts, interval counts and "
-            "segment values, its part of the population they are compared with.",
-        )
-        for k in range(shards)
-    ]
+    counts = _per_shard(
+        partitions,
+        shards,
+        "customer_shard_{k}_counts",
+        pipeline.build_customer_shard_counts,
+        tables,
+        "Shard {k} of {shards}: its customers' RFM value counts, interval counts and "
+        "segment values, its part of the population they are compared with.",
+    )
     population = _shard_asset(
         partitions,
         CUSTOMER_POPULATION,
@@ -369,17 +386,15 @@ def _sharded_customers(
         "The snapshot's population from every shard's counts (RFM scores of each distinct "
         "value, the median rhythm, the value ranks), once.",
     )
-    rows = [
-        _shard_asset(
-            partitions,
-            f"customer_shard_{k}_rows",
-            _of_shard(pipeline.build_customer_shard_rows, k),
-            [population, backtest],  # the churn basis reads the day's backtest
-            f"Shard {k} of {shards}: its customers' customer_segments and customer_churn rows "
-            "against the population.",
-        )
-        for k in range(shards)
-    ]
+    rows = _per_shard(
+        partitions,
+        shards,
+        "customer_shard_{k}_rows",
+        pipeline.build_customer_shard_rows,
+        [population, backtest],  # the churn basis reads the day's backtest
+        "Shard {k} of {shards}: its customers' customer_segments and customer_churn rows "
+        "against the population.",
+    )
     return [*counts, population, *rows]
 
 
@@ -387,7 +402,7 @@ def build_assets(
     partitions: dg.PartitionsDefinition, *, shards: int = 1
 ) -> list[dg.AssetsDefinition]:
     """Every asset of the pipeline over ``partitions`` (ingest group first, then snapshot);
-    with ``shards`` > 1 the valuation's per-customer work runs as one step per shard."""
+    with ``shards`` > 1 every per-customer stage runs as one step per shard plus its reduce."""
 
     @dg.asset(
         group_name=INGEST,
@@ -495,18 +510,15 @@ def build_assets(
             ],
         )
 
-    state_shards = [
-        _shard_asset(
-            partitions,
-            f"state_shard_{k}",
-            _of_shard(pipeline.build_state_shard, k),
-            [validated_transactions],
-            f"Shard {k} of {shards}: its customers' customer_state rows (their rows of the reused "
-            "state and of the new days, or of the whole history) and customer_features rows.",
-        )
-        for k in range(shards)
-        if shards > 1
-    ]
+    state_shards = _per_shard(
+        partitions,
+        shards,
+        "state_shard_{k}",
+        pipeline.build_state_shard,
+        [validated_transactions],
+        "Shard {k} of {shards}: its customers' customer_state rows (their rows of the reused "
+        "state and of the new days, or of the whole history) and customer_features rows.",
+    )
     build_state = pipeline.publish_sharded_state if state_shards else pipeline.build_customer_state
     gathered = f" Gathered from {shards} shards." if state_shards else ""
 
@@ -604,18 +616,15 @@ def build_assets(
         [customer_segments],
         "Customers and value moving between segments, tiers and stages since the last snapshot.",
     )
-    cohort_shards = [
-        _shard_asset(
-            partitions,
-            f"cohort_shard_{k}",
-            _of_shard(pipeline.build_cohort_shard, k),
-            [validated_transactions, CLV],
-            f"Shard {k} of {shards}: its customers' cohort state (a chain of its own) and their "
-            "sums per cohort (members, fixed-point CLV and revenue sums, active customers).",
-        )
-        for k in range(shards)
-        if shards > 1
-    ]
+    cohort_shards = _per_shard(
+        partitions,
+        shards,
+        "cohort_shard_{k}",
+        pipeline.build_cohort_shard,
+        [validated_transactions, CLV],
+        "Shard {k} of {shards}: its customers' cohort state (a chain of its own) and their "
+        "sums per cohort (members, fixed-point CLV and revenue sums, active customers).",
+    )
     cohorts = _snapshot_asset(
         partitions,
         "cohorts",
