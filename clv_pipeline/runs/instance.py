@@ -13,8 +13,10 @@ from importlib import resources
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.instance.ref import InstanceRef
 
 from clv_pipeline.config import ClvConfig
+from clv_pipeline.runs.storage import storage_data
 
 
 def packaged_instance_yaml(postgres: bool = False) -> Path:
@@ -43,4 +45,8 @@ def get_instance(config: ClvConfig) -> dg.DagsterInstance:
     home's own (:func:`instance_home`)."""
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
-    return dg.DagsterInstance.from_config(str(instance_home(config)))
+    ref = InstanceRef.from_dir(str(instance_home(config)))
+    # Dagster's SQLite storage with the event log's connections kept open (runs/storage.py);
+    # the PostgreSQL storage as it is
+    ref = ref._replace(storage_data=storage_data(ref.storage_data))
+    return dg.DagsterInstance.from_ref(ref)
