@@ -88,7 +88,7 @@ class _CaughtUpRecorder:
     on a thread of its own while the step goes on with the next days.
 
     A first run catches up ~730 days per ingest asset, and each event costs milliseconds of
-    Python in Dagster's storage (~3 ms with the data home's kept-open SQLite connections,
+    Python in Dagster's storage (~4.5 ms with the data home's kept-open SQLite connections,
     ``runs/storage.py``; ~13 ms with Dagster's own, a connection per write): recorded after the
     days, that was ~5 s per asset on top of the ingest. Use as a context manager around the ingest, passing
     the recorder as its ``on_published``: leaving the block waits for every queued day (or, on

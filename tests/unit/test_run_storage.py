@@ -1,14 +1,18 @@
 """The data home's Dagster storage: Dagster's SQLite files, with the event log's connections kept
 open between writes (clv_pipeline/runs/storage.py)."""
 
+import logging
 import multiprocessing
-from collections.abc import Iterator
 import sqlite3
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.events.log import EventLogEntry
 
 from clv_pipeline.config import load_config
 from clv_pipeline.runs.instance import get_instance, instance_home
@@ -136,3 +140,38 @@ def test_a_forked_child_opens_its_own_connections(home: Path) -> None:
         dg.materialize([days_asset], instance=instance, partition_key=DAYS[6])
         records = instance.fetch_materializations(days_asset.key, limit=1000).records
         assert len(records) == 3 * len(DAYS)
+
+
+def test_the_ui_sees_a_running_runs_events_as_they_are_written(home: Path) -> None:
+    """Dagster's UI follows a running run by watching its database file: each event written
+    through a kept-open connection reaches a watcher using Dagster's own storage."""
+    config = load_config(home, environ={})
+    with get_instance(config) as ours:
+        run_id = dg.materialize([days_asset], instance=ours, partition_key=DAYS[0]).run_id
+        with dg.DagsterInstance.from_config(str(instance_home(config))) as ui:
+            seen: list[str] = []
+            arrived = threading.Event()
+            cursor = str(ui.get_records_for_run(run_id).cursor)
+
+            def follow(entry: EventLogEntry, _cursor: str) -> None:
+                seen.append(entry.user_message)
+                arrived.set()
+
+            ui.watch_event_logs(run_id, cursor, follow)
+            try:
+                for n in range(3):
+                    message = f"still running {n}"
+                    ours.store_event(
+                        EventLogEntry(
+                            error_info=None,
+                            level=logging.INFO,
+                            user_message=message,
+                            run_id=run_id,
+                            timestamp=time.time(),
+                        )
+                    )
+                    assert arrived.wait(20), f"the watcher never saw {message!r}"
+                    arrived.clear()
+                    assert seen[-1] == message
+            finally:
+                ui.end_watch_event_logs(run_id, follow)
