@@ -41,12 +41,6 @@ def _materialized(instance: dg.DagsterInstance) -> set[str]:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    (tmp_path / "clv.toml").write_text("")
-    return tmp_path
-
-
-@pytest.fixture
 def connects() -> Iterator[list[str]]:
     """The SQLite database files connected to, one entry per connection opened."""
     opened: list[str] = []
