@@ -95,8 +95,10 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:
-                self._initdb(engine)
+                self._initdb(engine)  # a new database is switched to WAL here, after connecting
                 self._initialized_dbs.add(shard)
+                with engine.connect() as conn:
+                    _pragmas(conn.connection.dbapi_connection, None)
             with engine.connect() as conn:
                 with conn.begin():
                     yield conn

@@ -70,6 +70,10 @@ def test_events_are_written_through_connections_kept_open(home: Path, connects: 
         assert len(run) == 1
         with sqlite3.connect(Path(index[0])) as db:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # the kept connections write with synchronous=NORMAL (1), the run's new database too
+        for shard in ("index", result.run_id):
+            with storage._engines[shard].connect() as conn:  # noqa: SLF001
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1, shard
 
 
 def test_the_files_are_dagsters_own(home: Path) -> None:
