@@ -4,8 +4,9 @@ Dagster's :class:`~dagster._core.storage.event_log.SqliteEventLogStorage` opens 
 engine and a new SQLite connection for every write and closes them after it. Its databases are
 in WAL mode, and closing the last connection of a WAL database checkpoints it, so every event
 costs two opens, two checkpoints and two closes (the run's database and the cross-run index):
-about 13 ms of mostly Python on this project's 2-core bench machine. A first run that catches up
-two years records ~1,460 day partitions (raw and validated), 20 s of it.
+about 12-13 ms of mostly Python on this project's 2-core bench machine. A first run that catches
+up two years records ~1,460 day partitions (raw and validated) on a thread beside the day files'
+work (bench/README_pipeline.md: the newcomer's ingest steps ~2.4 s faster with this class).
 
 :class:`PooledSqliteEventLogStorage` keeps one engine per database (the index and the few most
 recent runs) with its one connection open, and writes with ``synchronous=NORMAL``, SQLite's
