@@ -61,6 +61,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
         self._engines_pid = os.getpid()
         self._engines_lock = threading.Lock()
+        self._tables: set[str] = set()
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -108,6 +109,15 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                     # watchdog on ``<run_id>.db``): move the new events from the WAL into it,
                     # as Dagster's own close of the connection did
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def has_table(self, table_name: str) -> bool:
+        """Dagster's check, on a connection of its own (it runs inside writes holding the
+        index's), remembered once the table is there: Dagster asks before each asset check
+        and asset event (a first run's catch-up: hundreds of connections). A table is never
+        dropped, so only a missing one is asked again (another process may migrate)."""
+        if table_name not in self._tables and super().has_table(table_name):
+            self._tables.add(table_name)
+        return table_name in self._tables
 
     def close_databases(self) -> None:
         """Close every kept connection (the next write opens them again)."""

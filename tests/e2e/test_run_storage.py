@@ -70,6 +70,11 @@ def test_events_are_written_through_connections_kept_open(home: Path, connects: 
         assert len(run) == 1
         with sqlite3.connect(Path(index[0])) as db:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        connects.clear()  # a second run: the index's connection is kept, Dagster's table
+        second = dg.materialize([days_asset], instance=instance, partition_key=DAYS[0])
+        assert not [path for path in connects if path.endswith("index.db")]  # checks remembered
+        event_log = [path for path in connects if Path(path).parent.name == "runs"]
+        assert [Path(path).name for path in event_log] == [f"{second.run_id}.db"]
         # the kept connections write with synchronous=NORMAL (1), the run's new database too
         for shard in ("index", result.run_id):
             with storage._engines[shard].connect() as conn:  # noqa: SLF001
