@@ -90,8 +90,8 @@ class _CaughtUpRecorder:
     A first run catches up ~730 days per ingest asset, and each event costs milliseconds of
     Python in Dagster's storage (~4.5 ms with the data home's kept-open SQLite connections,
     ``runs/storage.py``; ~13 ms with Dagster's own, a connection per write): recorded after the
-    days, that was ~5 s per asset on top of the ingest. Use as a context manager around the ingest, passing
-    the recorder as its ``on_published``: leaving the block waits for every queued day (or, on
+    days, that was ~5 s per asset on top of the ingest. Use as a context manager around the
+    ingest, passing the recorder as its ``on_published``: leaving the block waits for every queued day (or, on
     an interrupt, drops the ones not yet written) before the step yields anything, so the
     step's own events never race with it.
     """

@@ -137,14 +137,16 @@ def cohort_parts(state: CohortState, clv: pl.LazyFrame) -> CohortParts:
     )
 
 
+#: A cohort's member sums, added up over shards and over channels.
+_SIZE_SUMS = pl.col("cohort_customers", "_clv_sum", "_clv_count").sum()
+
+
 def merge_cohort_parts(parts: list[CohortParts]) -> CohortParts:
     """The :class:`CohortParts` of the union of the customers behind ``parts`` (sums, exact)."""
     return CohortParts(
         sizes=pl.concat([p.sizes for p in parts], how="vertical")
         .group_by("cohort_month", "channel")
-        .agg(
-            pl.col("cohort_customers").sum(), pl.col("_clv_sum").sum(), pl.col("_clv_count").sum()
-        ),
+        .agg(_SIZE_SUMS),
         activity=add_activity(*(p.activity for p in parts)),
         any_channel=pl.concat([p.any_channel for p in parts], how="vertical").select(
             pl.col("_any").any()
@@ -168,7 +170,7 @@ def cohorts_from_parts(parts: CohortParts, *, as_of: date) -> pl.LazyFrame:
     count = pl.col("_clv_count")
     every_channel = (
         parts.sizes.group_by("cohort_month")
-        .agg(pl.col("cohort_customers").sum(), pl.col("_clv_sum").sum(), count.sum())
+        .agg(_SIZE_SUMS)
         .with_columns(pl.lit("all").alias("channel"))
     )
     per_channel = parts.sizes.join(any_channel, how="cross").filter(pl.col("_any")).drop("_any")
@@ -179,7 +181,7 @@ def cohorts_from_parts(parts: CohortParts, *, as_of: date) -> pl.LazyFrame:
         )
         # a channel named "all" joins the "all" rows
         .group_by("cohort_month", "channel")
-        .agg(pl.col("cohort_customers").sum(), pl.col("_clv_sum").sum(), count.sum())
+        .agg(_SIZE_SUMS)
         .select(
             "cohort_month",
             "channel",

@@ -6,6 +6,7 @@ day."""
 from datetime import date, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from clv_pipeline import pipeline
@@ -96,8 +97,6 @@ def test_overlapped_batches_publish_the_files_of_batches_one_after_the_other(
     files = _validate(overlapped, [DAYS])
     assert files == _validate(sequential, [DAYS[i : i + 2] for i in range(0, len(DAYS), 2)])
     assert any("quarantine" in name for name in files)
-
-    import polars as pl
 
     layout = Layout(overlapped)
     quarantined = pl.read_parquet(layout.quarantine_file("transactions", DAYS[2]))
