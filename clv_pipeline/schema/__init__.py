@@ -27,6 +27,7 @@ from clv_pipeline.schema.contract import (
     Table,
     conform,
     empty_frame,
+    sort_rows,
     with_added_columns,
 )
 from clv_pipeline.schema.customers import CUSTOMER_FEATURES, CUSTOMER_STATE, MONEY
@@ -117,6 +118,7 @@ __all__ = [
     "conform",
     "empty_frame",
     "render_markdown",
+    "sort_rows",
     "with_added_columns",
 ]
 

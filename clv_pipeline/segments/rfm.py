@@ -194,8 +194,14 @@ def score_quantile(
     keys = frame.select(over, value.alias("value"))
     if levels is None:
         levels = score_levels(keys, n_bins=n_bins, over=over, one_time_rule=one_time_rule)
-    return keys.join(levels, on=[over, "value"], how="left", maintain_order="left").select(
-        pl.col("score").fill_null(1).alias(name)
+    # joined unordered, then put back in the frame's row order by row number: the streaming
+    # engine's order-keeping join on two keys took 1.0-1.7 s a score at 10M customers, this
+    # 0.4-0.7 s
+    return (
+        keys.with_row_index("_row")
+        .join(levels, on=[over, "value"], how="left")
+        .sort("_row")
+        .select(pl.col("score").fill_null(1).alias(name))
     )
 
 
@@ -275,6 +281,31 @@ def score_rfm(
             .then(pl.lit(fallback))
             .otherwise(segment)
         )
-    return scored.join(rfm_segment_map(), on=["r_score", "f_score"], how="left").with_columns(
+    return scored.with_columns(_map_cell().alias("rfm_segment")).with_columns(
         segment.alias("rfm_segment")
+    )
+
+
+def _map_cell() -> pl.Expr:
+    """The :func:`rfm_segment_map` cell of each row's ``(r_score, f_score)`` (null outside the
+    map), row by row: a join on the two scores did not keep the rows' order, so the table had
+    to be sorted again by ``customer_id`` (6 s at 10M customers)."""
+    cells = rfm_segment_map().collect()
+    width = N_BINS + 1
+
+    def key(r: pl.Expr, f: pl.Expr) -> pl.Expr:
+        return r * width + f
+
+    in_map = pl.col("r_score").is_between(1, N_BINS) & pl.col("f_score").is_between(1, N_BINS)
+    return (
+        pl.when(in_map)
+        .then(
+            key(pl.col("r_score"), pl.col("f_score")).replace_strict(
+                key(cells["r_score"], cells["f_score"]),
+                cells["rfm_segment"],
+                default=None,
+                return_dtype=pl.String,
+            )
+        )
+        .otherwise(pl.lit(None, pl.String))
     )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from clv_pipeline.schema import CUSTOMER_SEGMENTS, conform
+from clv_pipeline.schema import CUSTOMER_SEGMENTS, conform, sort_rows
 from clv_pipeline.segments.lifecycle import ChurnBasis, LifecycleRules, assign_lifecycle
 from clv_pipeline.segments.rfm import score_rfm
 
@@ -180,4 +180,4 @@ def build_customer_segments(
             "micro_segment"
         )
     )
-    return conform(out, CUSTOMER_SEGMENTS).sort("as_of", "customer_id")
+    return sort_rows(conform(out, CUSTOMER_SEGMENTS), "as_of", "customer_id")

@@ -113,3 +113,30 @@ def test_a_column_name_means_one_type_in_every_table() -> None:
     money = {c.name for t in ALL_TABLES for c in t.columns if c.dtype == MONEY}
     assert money == {c.name for c in CUSTOMER_STATE.columns if c.dtype == MONEY}
     assert money == {"gross_revenue", "first_day_total", "refund_amount"}
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [(1, "a"), (1, "b"), (2, "a")],  # in order: returned as it is
+        [(1, "a"), (1, "a"), (2, "a")],  # ties are in order
+        [(1, "b"), (1, "a"), (2, "a")],  # second key out of order
+        [(2, "a"), (1, "b")],  # first key out of order
+        [(1, "b"), (2, "a"), (1, "c")],
+        [(1, None), (1, "a")],  # a null key: sorted as polars sorts (nulls first)
+        [(1, "a"), (None, "a")],
+        [],
+    ],
+)
+def test_sort_rows_is_sort_and_skips_sorted_rows(rows: list[tuple[int | None, str | None]]) -> None:
+    from clv_pipeline.schema import sort_rows
+
+    frame = pl.DataFrame(
+        rows, schema={"k": pl.Int64, "id": pl.String}, orient="row"
+    ).with_row_index("row")
+    got = sort_rows(frame.lazy(), "k", "id").collect()
+    assert got.select("k", "id").equals(frame.sort("k", "id").select("k", "id"))
+    # rows with equal keys keep their order only when nothing had to move; a sorted frame is
+    # returned as it is
+    if frame.select("k", "id").equals(frame.sort("k", "id").select("k", "id")):
+        assert got.equals(frame)
