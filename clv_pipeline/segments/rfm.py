@@ -292,16 +292,13 @@ def _map_cell() -> pl.Expr:
     to be sorted again by ``customer_id`` (6 s at 10M customers)."""
     cells = rfm_segment_map().collect()
     width = N_BINS + 1
-
-    def key(r: pl.Expr, f: pl.Expr) -> pl.Expr:
-        return r * width + f
-
+    keys = cells["r_score"] * width + cells["f_score"]
     in_map = pl.col("r_score").is_between(1, N_BINS) & pl.col("f_score").is_between(1, N_BINS)
     return (
         pl.when(in_map)
         .then(
-            key(pl.col("r_score"), pl.col("f_score")).replace_strict(
-                key(cells["r_score"], cells["f_score"]),
+            (pl.col("r_score") * width + pl.col("f_score")).replace_strict(
+                keys,
                 cells["rfm_segment"],
                 default=None,
                 return_dtype=pl.String,
