@@ -27,6 +27,7 @@ from clv_pipeline.schema.contract import (
     Table,
     conform,
     empty_frame,
+    rows_in_order,
     sort_rows,
     with_added_columns,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "conform",
     "empty_frame",
     "render_markdown",
+    "rows_in_order",
     "sort_rows",
     "with_added_columns",
 ]

@@ -54,24 +54,29 @@ def conform(frame: Frame, table: Table) -> Frame:
     return frame.select(pl.col(c.name).cast(c.dtype, strict=True) for c in table.columns)
 
 
+def rows_in_order(rows: pl.DataFrame, by: Sequence[str]) -> bool:
+    """Whether ``rows`` are sorted by ``by`` (ascending; equal keys allowed) with no null key:
+    a comparison of neighbouring rows, ~0.1 s at 10M rows."""
+    keys = rows.select(by)
+    if keys.null_count().sum_horizontal().item() > 0:
+        return False
+    ordered: pl.Expr | None = None
+    for name in reversed(by):
+        col, prev = pl.col(name), pl.col(name).shift(1)
+        ordered = col >= prev if ordered is None else (col > prev) | ((col == prev) & ordered)
+    if ordered is None:
+        return True
+    return bool(keys.select(ordered.fill_null(True).all()).item())
+
+
 def sort_rows(frame: pl.LazyFrame, *by: str) -> pl.LazyFrame:
     """``frame.sort(*by)`` (ascending, the default order), without the sort when the rows are
-    in that order already: a check of neighbouring keys instead of moving every column (at 10M
-    rows and 35 columns, 0.1 s against 4-6 s). The stages that join in their input's order and
-    read tables published sorted by key meet that case every day."""
+    in that order already (:func:`rows_in_order`): the check instead of moving every column (at
+    10M rows and 35 columns, 0.1 s against 4-6 s). The stages that join in their input's order
+    and read tables published sorted by key meet that case every day."""
 
     def in_order(rows: pl.DataFrame) -> pl.DataFrame:
-        keys = rows.select(by)
-        if keys.null_count().sum_horizontal().item() > 0:
-            return rows.sort(by)
-        ordered: pl.Expr | None = None
-        for name in reversed(by):
-            col, prev = pl.col(name), pl.col(name).shift(1)
-            ordered = col >= prev if ordered is None else (col > prev) | ((col == prev) & ordered)
-        assert ordered is not None  # noqa: S101 - at least one key
-        if keys.select(ordered.fill_null(True).all()).item():
-            return rows
-        return rows.sort(by)
+        return rows if rows_in_order(rows, by) else rows.sort(by)
 
     return frame.map_batches(in_order, schema=frame.collect_schema())
 

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from clv_pipeline.schema import CUSTOMER_CHURN, conform
+from clv_pipeline.schema import CUSTOMER_CHURN, conform, rows_in_order
 from clv_pipeline.segments.lifecycle import (
     ChurnBasis,
     LifecycleRules,
@@ -204,8 +204,23 @@ def rank_churn(scored: pl.LazyFrame) -> pl.LazyFrame:
             "churn_percentile"
         )
     )
-    return conform(out, CUSTOMER_CHURN).sort(
-        ["as_of", "value_at_risk", "customer_id"],
-        descending=[False, True, False],
-        nulls_last=True,
-    )
+    table = conform(out, CUSTOMER_CHURN)
+    return table.map_batches(_by_value_at_risk, schema=table.collect_schema())
+
+
+def _by_value_at_risk(rows: pl.DataFrame) -> pl.DataFrame:
+    """The table's order: ``as_of``, then value at risk descending (nulls last), then
+    ``customer_id``. Rows that come sorted by ``as_of, customer_id`` (the day's tables do) take
+    their ``customer_id`` tie-break from a stable sort on value at risk alone, then a stable
+    sort on ``as_of`` when there are several: polars' sort on the three keys orders the string
+    key through row encoding, 7 s at 10M customers against ~1.7 s."""
+    if not rows_in_order(rows, ("as_of", "customer_id")):
+        return rows.sort(
+            ["as_of", "value_at_risk", "customer_id"],
+            descending=[False, True, False],
+            nulls_last=True,
+        )
+    rows = rows.sort("value_at_risk", descending=True, nulls_last=True, maintain_order=True)
+    if rows_in_order(rows, ("as_of",)):
+        return rows
+    return rows.sort("as_of", maintain_order=True)

@@ -399,3 +399,37 @@ def test_churn_basis_choice() -> None:
     got = build_customer_churn(features(ROWS), model).collect()
     assert set(got["churn_basis"]) == {"model"}
     assert set(got["churn_probability"]) == {0.5}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([date(2024, 6, 29), date(2024, 6, 30)]),
+            st.sampled_from(["a", "b", "c", "d", "e", "f", "g"]),
+            st.one_of(st.none(), st.sampled_from([0.0, 1.5, 2.0, 10.0])),
+        ),
+        max_size=30,
+        unique_by=lambda row: (row[0], row[1]),
+    ),
+    st.booleans(),
+)
+def test_churn_order_equals_the_three_key_sort(
+    rows: list[tuple[date, str, float | None]], presorted: bool
+) -> None:
+    """The churn table's order (as_of, value at risk descending with nulls last, customer_id)
+    comes out the same through the stable sorts used on rows sorted by customer (ties, nulls,
+    one or two snapshots) and on rows in any order."""
+    from clv_pipeline.segments.churn import _by_value_at_risk
+
+    frame = pl.DataFrame(
+        rows,
+        schema={"as_of": pl.Date, "customer_id": pl.String, "value_at_risk": pl.Float64},
+        orient="row",
+    )
+    if presorted:
+        frame = frame.sort("as_of", "customer_id")
+    expected = frame.sort(
+        ["as_of", "value_at_risk", "customer_id"], descending=[False, True, False], nulls_last=True
+    )
+    assert _by_value_at_risk(frame).equals(expected)
