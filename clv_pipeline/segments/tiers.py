@@ -153,7 +153,8 @@ def build_customer_segments(
     Returns
     -------
     pl.LazyFrame
-        :data:`~clv_pipeline.schema.CUSTOMER_SEGMENTS` columns, sorted by customer_id.
+        :data:`~clv_pipeline.schema.CUSTOMER_SEGMENTS` columns, sorted by customer_id;
+        computed when called (the sort is skipped when the rows come sorted).
     """
     staged = assign_lifecycle(
         score_rfm(features, levels=None if population is None else population.levels),
@@ -180,4 +181,4 @@ def build_customer_segments(
             "micro_segment"
         )
     )
-    return sort_rows(conform(out, CUSTOMER_SEGMENTS), "as_of", "customer_id")
+    return sort_rows(conform(out, CUSTOMER_SEGMENTS).collect(), "as_of", "customer_id").lazy()

@@ -134,7 +134,7 @@ def test_sort_rows_is_sort_and_skips_sorted_rows(rows: list[tuple[int | None, st
     frame = pl.DataFrame(
         rows, schema={"k": pl.Int64, "id": pl.String}, orient="row"
     ).with_row_index("row")
-    got = sort_rows(frame.lazy(), "k", "id").collect()
+    got = sort_rows(frame, "k", "id")
     assert got.select("k", "id").equals(frame.sort("k", "id").select("k", "id"))
     # rows with equal keys keep their order only when nothing had to move; a sorted frame is
     # returned as it is
