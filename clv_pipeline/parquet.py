@@ -134,8 +134,16 @@ def content_digest(frame: pl.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def read_footer(path: Path) -> pq.FileMetaData:
+    """A parquet file's footer (row count, schema, key-value metadata), read through an open
+    file: ``pq.read_metadata`` of a path resolves a filesystem first, 0.75 ms a file against
+    0.15 ms (a catch-up reads hundreds of day files' footers)."""
+    with Path(path).open("rb") as handle:
+        return pq.read_metadata(handle)
+
+
 def stored_digest(path: Path) -> str | None:
     """The content digest in a parquet file's footer (None for files without one)."""
-    metadata = pq.read_metadata(path).metadata or {}
+    metadata = read_footer(path).metadata or {}
     value = metadata.get(DIGEST_KEY.encode())
     return value.decode() if value else None

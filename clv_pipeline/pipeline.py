@@ -56,6 +56,7 @@ from clv_pipeline.parquet import (
     IO_WORKERS,
     iter_in_threads,
     map_in_threads,
+    read_footer,
     replace_atomically,
     stored_digest,
 )
@@ -603,7 +604,7 @@ def publish_sharded_features(config: ClvConfig, as_of: date) -> StepResult:
     path = config.layout.partition_file("customer_state", "as_of", as_of)
     if not path.exists():
         raise InputError(f"customer_state for {as_of} is not published; run it first")
-    footer = pq.read_metadata(path).metadata or {}
+    footer = read_footer(path).metadata or {}
     published_plan = {k.decode(): v.decode() for k, v in footer.items() if k == STATE_META_KEY}
     features = _state_parts(
         config, as_of, _FEATURES_PART, json.dumps(published_plan, sort_keys=True)
@@ -723,7 +724,7 @@ def _published_digest(config: ClvConfig, table: str, as_of: date) -> str:
 
 def _stored_basis(path: Path) -> str:
     """The basis a shard's working file records in its footer (``clv.basis``)."""
-    return (pq.read_metadata(path).metadata or {}).get(BASIS_KEY.encode(), b"").decode()
+    return (read_footer(path).metadata or {}).get(BASIS_KEY.encode(), b"").decode()
 
 
 def _shard_file(path: Path, basis: str, *, missing: str, stale: str) -> Path:
@@ -930,7 +931,7 @@ def _load_activity(
     path = shard_dir(config.layout, as_of) / "activity.parquet"
     if not path.exists():
         raise InputError(f"the churn-window activity of {as_of} is missing: run clv_activity")
-    metadata = pq.read_metadata(path).metadata or {}
+    metadata = read_footer(path).metadata or {}
     _check_basis(_stored_basis(path), basis, path)
     summarised = json.loads(metadata.get(b"clv.summarised", b"{}"))
     return pl.read_parquet(path), cast(dict[str, str], summarised)
@@ -989,7 +990,7 @@ def publish_sharded_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Val
         if not path.exists():
             raise InputError(f"customer_clv shard {k} of {as_of} is missing: run it first")
         _check_basis(_stored_basis(path), basis, path)
-        metadata = pq.read_metadata(path).metadata or {}
+        metadata = read_footer(path).metadata or {}
         for message in json.loads(metadata.get(b"clv.messages", b"[]")):
             if message not in messages:  # e.g. a spend fallback some shard's customers needed
                 messages.append(message)
@@ -1692,9 +1693,7 @@ def build_kpis(config: ClvConfig, as_of: date) -> StepResult:
 def build_model_backtest(config: ClvConfig, as_of: date) -> StepResult:
     """Fit on history before ``as_of - holdout``, score the holdout, against a naive baseline."""
     options = config.model_options()
-    customers = pq.read_metadata(
-        config.layout.partition_file("customer_state", "as_of", as_of)
-    ).num_rows
+    customers = read_footer(config.layout.partition_file("customer_state", "as_of", as_of)).num_rows
     result = run_backtest(
         _history(config, as_of),
         sample_share=_sample_share(config, customers),

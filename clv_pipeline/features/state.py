@@ -28,9 +28,8 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
-from clv_pipeline.parquet import stored_digest
+from clv_pipeline.parquet import read_footer, stored_digest
 from clv_pipeline.paths import Layout
 
 STATE_VERSION = "3"  # bump when the state's columns or rules change: older states are not reused
@@ -97,7 +96,7 @@ def footer_record(path: Path, key: bytes, version: str) -> dict[str, object] | N
     """The JSON record under ``key`` in the parquet footer of ``path``, when its ``version`` is
     ``version`` (None when absent, unreadable or of another version)."""
     try:
-        metadata = pq.read_metadata(path).metadata or {}
+        metadata = read_footer(path).metadata or {}
         record = json.loads(metadata[key])
     except (OSError, KeyError, ValueError):
         return None

@@ -21,9 +21,8 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
-from clv_pipeline.parquet import write_parquet_atomic
+from clv_pipeline.parquet import read_footer, write_parquet_atomic
 from clv_pipeline.paths import PART_FILE, Layout
 
 FOLDER = "window_totals"
@@ -56,7 +55,7 @@ def read_totals(
     (None otherwise: absent, unreadable, stale or of another version)."""
     path = totals_file(layout, as_of)
     try:
-        metadata = pq.read_metadata(path).metadata or {}
+        metadata = read_footer(path).metadata or {}
         if metadata.get(META_KEY) != _record(window_days, inputs).encode():
             return None
         frame = pl.read_parquet(path)

@@ -63,6 +63,20 @@ def test_publish_replaces_atomically_and_leaves_no_temp_files(layout: Layout) ->
     assert "| customer_id |" in second.preview
 
 
+def test_publish_removes_its_partitions_leftovers_only(layout: Layout) -> None:
+    """A staged file of the same partition left by a killed run is removed; a file of another
+    partition (in flight in another run, which holds that partition's lock) is left alone."""
+    folder = layout.staging / "customer_segments"
+    folder.mkdir(parents=True)
+    mine = folder / "as_of=2024-05-01.0123abcd.parquet"
+    other = folder / "as_of=2024-05-02.4567ef01.parquet"
+    for path in (mine, other):
+        path.write_bytes(b"partial")
+    publish_table(layout, "customer_segments", _segments(3), day=DAY)
+    assert not mine.exists()
+    assert other.read_bytes() == b"partial"
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
