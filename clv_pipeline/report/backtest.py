@@ -388,6 +388,7 @@ def run_backtest(
     n_deciles: int = 10,
     max_frequency: int = 7,
     sample_share: float = 1.0,
+    split: pl.DataFrame | None = None,
 ) -> BacktestResult:
     """Backtest each transaction model (+ Gamma-Gamma) and the two baselines on a holdout.
 
@@ -411,6 +412,9 @@ def run_backtest(
     sample_share
         Share of customers backtested, chosen by a hash of ``customer_id`` (deterministic, the
         same customers every day); 1 = everyone. Keeps the daily cost bounded on large bases.
+    split
+        :func:`calibration_holdout` of the sampled ``transactions``, when the caller has it
+        already (``transactions`` is then not read).
 
     Returns
     -------
@@ -443,8 +447,12 @@ def run_backtest(
             f"backtest on a deterministic {sample_share:.1%} sample of customers "
             "(hash of customer_id; CLV_BACKTEST_MAX_CUSTOMERS)"
         )
-    feats = calibration_holdout(history, as_of=as_of, holdout_days=holdout_days).collect(
-        engine="streaming"
+    feats = (
+        calibration_holdout(history, as_of=as_of, holdout_days=holdout_days).collect(
+            engine="streaming"
+        )
+        if split is None
+        else split
     )
     n = feats.height
     x = feats["frequency"].to_numpy().astype(np.int64)
