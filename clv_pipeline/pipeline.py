@@ -86,7 +86,13 @@ from clv_pipeline.report.html import (
     self_contained_path,
     write_report,
 )
-from clv_pipeline.schema import QUARANTINE_TRANSACTIONS, TABLES, conform, with_added_columns
+from clv_pipeline.schema import (
+    QUARANTINE_TRANSACTIONS,
+    TABLES,
+    conform,
+    sort_rows,
+    with_added_columns,
+)
 from clv_pipeline.segments.churn import CLV_COLUMNS as CHURN_CLV_COLUMNS
 from clv_pipeline.segments.churn import ChurnBasis, choose_churn_basis, rank_churn, score_churn
 from clv_pipeline.segments.churn import build_customer_churn as build_churn_table
@@ -522,7 +528,9 @@ def _state(config: ClvConfig, as_of: date) -> pl.LazyFrame:
 
 def build_customer_features(config: ClvConfig, as_of: date) -> StepResult:
     """Features of every customer as of ``as_of`` from ``customer_state`` (never later rows)."""
-    features = features_from_state(_state(config, as_of), as_of=as_of).collect()
+    features = sort_rows(
+        features_from_state(_state(config, as_of), as_of=as_of, sort=False).collect(), "customer_id"
+    )
     published = publish_table(config.layout, "customer_features", features, day=as_of)
     return StepResult([published], {"customers": features.height})
 
@@ -556,7 +564,9 @@ def build_state_shard(config: ClvConfig, as_of: date, shard: int) -> StepResult:
     plan = plan_customer_state(config, as_of)
     basis = _state_basis(plan)
     state = _summarised_state(config, plan, shard)
-    features = features_from_state(state.lazy(), as_of=as_of).collect()
+    features = sort_rows(
+        features_from_state(state.lazy(), as_of=as_of, sort=False).collect(), "customer_id"
+    )
     folder = state_shard_dir(config.layout, as_of)
     failpoint(f"state:{shard}")
     write_parquet_atomic(state, folder / f"{_STATE_PART}-{shard}.parquet", {BASIS_KEY: basis})

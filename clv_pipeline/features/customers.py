@@ -206,11 +206,13 @@ def _fill_state(state: pl.LazyFrame) -> pl.LazyFrame:
     ).select(STATE_COLUMNS)
 
 
-def features_from_state(state: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
-    """``customer_features`` at ``as_of`` from a state covering every event date <= ``as_of``."""
+def features_from_state(state: pl.LazyFrame, *, as_of: date, sort: bool = True) -> pl.LazyFrame:
+    """``customer_features`` at ``as_of`` from a state covering every event date <= ``as_of``,
+    sorted by ``customer_id`` (``sort=False``: in the state's row order, for a caller that sorts
+    only when needed, :func:`~clv_pipeline.schema.sort_rows`: a published state is sorted)."""
     frequency = pl.col("n_purchase_days") - 1
     gross = pl.col("gross_revenue")
-    return (
+    features = (
         state.filter(pl.col("n_purchase_days") > 0)
         .with_columns(
             pl.lit(as_of).alias("as_of"),
@@ -233,5 +235,5 @@ def features_from_state(state: pl.LazyFrame, *, as_of: date) -> pl.LazyFrame:
             .alias("avg_days_between_purchases"),
         )
         .select(CUSTOMER_FEATURES.names)
-        .sort("customer_id")
     )
+    return features.sort("customer_id") if sort else features
