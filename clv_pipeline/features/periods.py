@@ -71,7 +71,8 @@ def window_activity(transactions: pl.LazyFrame, *, as_of: date, window_days: int
     """Per customer with any row in the two windows: ``customer_id``, ``active`` (a purchase in
     this window), ``previously_active`` (a purchase in the previous window), ``window_revenue``
     (net revenue in this window), ``window_orders`` (purchase transactions in this window) and
-    ``window_purchase_amount`` (their amounts); sorted by ``customer_id``.
+    ``window_purchase_amount`` (their amounts); in no particular order (its users sum it or
+    join it to the customers: sorting ~8M customer ids cost ~4 s at 100M transactions).
 
     ``transactions`` are ``validated_transactions`` rows (``customer_id, event_date, amount,
     revenue_kind``); rows outside the two windows are ignored.
@@ -102,7 +103,6 @@ def window_activity(transactions: pl.LazyFrame, *, as_of: date, window_days: int
             pl.col("active").sum().cast(pl.Int64).alias("window_orders"),
             exact_sum(pl.col("window_purchase_amount")),
         )
-        .sort("customer_id")
     )
 
 
