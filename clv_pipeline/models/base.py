@@ -261,6 +261,21 @@ class TransactionModel(ParametricModel):
     ) -> FloatArray:
         """E[purchases in (T, T+t] | alive at T, x, T]: depends on x and T only, not on t_x."""
 
+    def _alive_or(
+        self,
+        p_alive: FloatArray | None,
+        theta: FloatArray,
+        x: FloatArray,
+        tx: FloatArray,
+        T: FloatArray,
+    ) -> FloatArray:
+        """The caller's P(alive) of these customers (checked for shape), else computed."""
+        if p_alive is None:
+            return self._p_alive(theta, x, tx, T)
+        if np.shape(p_alive) != x.shape:
+            raise ValueError("p_alive must have one value per customer")
+        return p_alive
+
     def probability_alive(
         self, params: Params, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
     ) -> FloatArray:
@@ -327,8 +342,11 @@ class TransactionModel(ParametricModel):
         T: ArrayLike,
         *,
         horizon_days: float | ArrayLike,
+        p_alive: FloatArray | None = None,
     ) -> FloatArray:
-        """P(at least one purchase in (T, T + horizon_days] | x, t_x, T)."""
+        """P(at least one purchase in (T, T + horizon_days] | x, t_x, T). ``p_alive``:
+        :meth:`probability_alive` of the same customers when the caller has it (the models that
+        use it do not compute it again)."""
 
     # ---- shared ------------------------------------------------------------------
     def log_likelihood(
@@ -401,6 +419,7 @@ class TransactionModel(ParametricModel):
         T: ArrayLike,
         *,
         max_days: float = 3650.0,
+        p_alive: FloatArray | None = None,
     ) -> FloatArray:
         """Days after ``T`` until one purchase is expected.
 
@@ -411,12 +430,19 @@ class TransactionModel(ParametricModel):
         ``max_days`` (e.g. customers that have most likely churned), and only then: a
         non-finite expectation raises ``FloatingPointError`` instead of becoming NaN (the
         expectations are finite for every allowed parameter, see
-        :func:`~clv_pipeline.models.numerics.beta_dropout_expectation`).
+        :func:`~clv_pipeline.models.numerics.beta_dropout_expectation`). ``p_alive``:
+        :meth:`probability_alive` of the same customers when the caller has it; P(alive) does
+        not depend on the horizon, so it is computed once, not at every step of the search.
         """
+        theta = self.theta(params)
         x, tx, t_obs = validate_rft(frequency, recency, T)
+        alive = self._alive_or(p_alive, theta, x, tx, t_obs)
 
         def func(t: FloatArray, idx: IntArray) -> FloatArray:
-            return self.expected_purchases(params, x[idx], tx[idx], t_obs[idx], horizon_days=t)
+            horizon = horizon_array(t, idx.shape[0])
+            return np.asarray(
+                alive[idx] * self._alive_expectation(theta, x[idx], t_obs[idx], horizon)
+            )
 
         return solve_increasing(func, 1.0, x.shape[0], upper=max_days, tol=NEXT_PURCHASE_TOL_DAYS)
 

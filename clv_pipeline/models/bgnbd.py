@@ -195,8 +195,10 @@ class BetaGeometricFamily(TransactionModel):
         T: ArrayLike,
         *,
         horizon_days: float | ArrayLike,
+        p_alive: FloatArray | None = None,
     ) -> FloatArray:
-        r"""P(>= 1 purchase in :math:`(T, T+t]`).
+        r"""P(>= 1 purchase in :math:`(T, T+t]`) (``p_alive``: :meth:`probability_alive` of the
+        same customers, when the caller has it).
 
         Drop-out can only happen right after a purchase, so an alive customer makes a
         purchase in the horizon iff the next Poisson event falls in it:
@@ -207,7 +209,7 @@ class BetaGeometricFamily(TransactionModel):
         x, tx, t_obs = validate_rft(frequency, recency, T)
         t = horizon_array(horizon_days, x.shape[0])
         r, alpha = theta[0], theta[1]
-        alive = self._p_alive(theta, x, tx, t_obs)
+        alive = self._alive_or(p_alive, theta, x, tx, t_obs)
         return np.asarray(alive * -np.expm1(-(r + x) * np.log1p(t / (alpha + t_obs))))
 
 

@@ -521,9 +521,17 @@ def _pattern_purchases(
         disc_pat, exp_purch = discounted_purchases_and_total(
             model, params, px, ptx, pT, ends, factors, discount_rate, p_alive=alive_pat
         )
-        prob_active = model.purchase_probability(params, px, ptx, pT, horizon_days=horizon_days)
+        # P(alive) computed once for every prediction (the next-purchase search asked for it
+        # at each step); a non-finite one disqualifies the model below, and the predictions
+        # then compute their own, as they did
+        shared = alive_pat if np.all(np.isfinite(alive_pat)) else None
+        prob_active = model.purchase_probability(
+            params, px, ptx, pT, horizon_days=horizon_days, p_alive=shared
+        )
         days_next = (
-            model.expected_days_to_next_purchase(params, px, ptx, pT) if next_purchase else None
+            model.expected_days_to_next_purchase(params, px, ptx, pT, p_alive=shared)
+            if next_purchase
+            else None
         )
     return _Purchases(
         p_alive=alive_pat,

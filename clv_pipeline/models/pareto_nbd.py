@@ -310,8 +310,11 @@ class ParetoNBDModel(TransactionModel):
         T: ArrayLike,
         *,
         horizon_days: float | ArrayLike,
+        p_alive: FloatArray | None = None,
     ) -> FloatArray:
         r"""P(>= 1 purchase in :math:`(T, T+t]`), accounting for drop-out in the horizon.
+        ``p_alive`` is accepted for the common interface and not used: the product is formed in
+        log space, with P(alive)'s own logarithm.
 
         Given alive at T the posterior is :math:`\lambda\sim\Gamma(r+x,\alpha+T)`,
         :math:`\mu\sim\Gamma(s,\beta+T)` (independent). The next purchase happens at
@@ -354,8 +357,10 @@ class ParetoNBDModel(TransactionModel):
         T: ArrayLike,
         *,
         max_days: float = 3650.0,
+        p_alive: FloatArray | None = None,
     ) -> FloatArray:
-        r"""Smallest ``t`` with ``expected_purchases(t) = 1``, in closed form.
+        r"""Smallest ``t`` with ``expected_purchases(t) = 1``, in closed form (``p_alive``:
+        :meth:`probability_alive` of the same customers, when the caller has it).
 
         With :math:`C = P(\text{alive})(r+x)(\beta+T)/(\alpha+T)` the expectation is
         :math:`C\,h(t)`, :math:`h = (1-(1+t/(\beta+T))^{1-s})/(s-1)`, so
@@ -367,7 +372,8 @@ class ParetoNBDModel(TransactionModel):
         theta = self.theta(params)
         x, tx, t_obs = validate_rft(frequency, recency, T)
         r, alpha, s, beta = (float(v) for v in theta)
-        c = self._p_alive(theta, x, tx, t_obs) * (r + x) * (beta + t_obs)
+        alive = self._alive_or(p_alive, theta, x, tx, t_obs)
+        c = alive * (r + x) * (beta + t_obs)
         c = c / (alpha + t_obs)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if s == 1.0:

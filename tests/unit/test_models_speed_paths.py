@@ -17,6 +17,7 @@ from clv_pipeline.models.bgnbd import MODEL as BGNBD
 from clv_pipeline.models.gamma_gamma import MODEL as GAMMA_GAMMA
 from clv_pipeline.models.gamma_gamma import SpendData
 from clv_pipeline.models.mbgnbd import MODEL as MBGNBD
+from clv_pipeline.models.pareto_nbd import MODEL as PARETO_NBD
 
 
 def _customers(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,3 +171,44 @@ def test_shared_p_alive_gives_the_same_clv() -> None:
     np.testing.assert_array_equal(shared[1], again[1])
     with pytest.raises(ValueError, match="one value per customer"):
         BGNBD.expected_purchases_curve(params, x, tx, t_obs, horizons=[30.0], p_alive=alive[:-1])
+
+
+@pytest.mark.parametrize(
+    ("model", "params"),
+    [
+        (BGNBD, {"r": 0.8, "alpha": 30.0, "a": 0.7, "b": 3.5}),
+        (MBGNBD, {"r": 0.8, "alpha": 30.0, "a": 0.7, "b": 3.5}),
+        (PARETO_NBD, {"r": 0.9, "alpha": 40.0, "s": 0.8, "beta": 300.0}),
+        (PARETO_NBD, {"r": 0.9, "alpha": 40.0, "s": 1.6, "beta": 300.0}),
+    ],
+)
+def test_shared_p_alive_gives_the_same_predictions(
+    model: TransactionModel, params: dict[str, float]
+) -> None:
+    """purchase_probability and expected_days_to_next_purchase with the caller's P(alive) (as
+    the valuation passes it) are bit-identical to computing it themselves."""
+    x, tx, t_obs = validate_rft(*_customers(3000, seed=11))
+    alive = model.probability_alive(params, x, tx, t_obs)
+    for shared in (alive, None):
+        got = (
+            model.purchase_probability(params, x, tx, t_obs, horizon_days=90.0, p_alive=shared),
+            model.expected_days_to_next_purchase(params, x, tx, t_obs, p_alive=shared),
+        )
+        if shared is not None:
+            first = got
+    np.testing.assert_array_equal(first[0], got[0])
+    np.testing.assert_array_equal(first[1], got[1])
+    assert np.isfinite(first[1]).any()
+    with pytest.raises(ValueError, match="one value per customer"):
+        model.expected_days_to_next_purchase(params, x, tx, t_obs, p_alive=alive[:-1])
+
+
+def test_next_purchase_search_uses_the_given_p_alive() -> None:
+    """The search scales the alive expectation by the given P(alive) (not one of its own)."""
+    x, tx, t_obs = validate_rft(*_customers(500, seed=12))
+    params = {"r": 0.8, "alpha": 30.0, "a": 0.7, "b": 3.5}
+    certain = BGNBD.expected_days_to_next_purchase(params, x, tx, t_obs, p_alive=np.ones(500))
+    own = BGNBD.expected_days_to_next_purchase(params, x, tx, t_obs)
+    alive = BGNBD.probability_alive(params, x, tx, t_obs)
+    sooner = np.isfinite(own) & (alive < 0.99)
+    assert sooner.any() and np.all(certain[sooner] < own[sooner])
