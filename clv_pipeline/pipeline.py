@@ -636,7 +636,7 @@ def build_customer_clv(config: ClvConfig, as_of: date) -> tuple[StepResult, Valu
     holdout = None
     inputs = fingerprints(config.layout, upto=as_of)  # what the activity below summarises
     if config.models.selection == "holdout":
-        share = _sample_share(config, features.height)
+        share = _backtest_share(config, as_of)
         holdout = calibration_split(config, as_of, share=share, inputs=inputs)
     activity = period_activity(config, as_of)
     options = _valuation_options(config, activity)
@@ -874,7 +874,7 @@ def fit_shards(config: ClvConfig, as_of: date) -> StepResult:
     )
     holdout = None
     if config.models.selection == "holdout":
-        share = _sample_share(config, inputs.n_customers)
+        share = _backtest_share(config, as_of)
         calibration = calibration_split(config, as_of, share=share)
         holdout = holdout_split(calibration, holdout_days=config.scale.backtest_holdout_days)
     fit = fit_models(
@@ -1105,6 +1105,15 @@ def _sample_share(config: ClvConfig, customers: int) -> float:
     (``scale.backtest_max_customers``; 1 = all)."""
     limit = config.scale.backtest_max_customers
     return min(1.0, limit / customers) if limit and customers else 1.0
+
+
+def _backtest_share(config: ClvConfig, as_of: date) -> float:
+    """:func:`_sample_share` of the day's ``customer_state`` customers: the one share of the
+    backtest and the holdout selection, so both score the same sample (the selection used to
+    count ``customer_features`` rows, which leave out customers with refunds only: another
+    share, another sample, and the split built twice)."""
+    state = config.layout.partition_file("customer_state", "as_of", as_of)
+    return _sample_share(config, read_footer(state).num_rows)
 
 
 def _sampled(history: pl.LazyFrame, share: float) -> pl.LazyFrame:
@@ -1738,8 +1747,7 @@ def build_kpis(config: ClvConfig, as_of: date) -> StepResult:
 def build_model_backtest(config: ClvConfig, as_of: date) -> StepResult:
     """Fit on history before ``as_of - holdout``, score the holdout, against a naive baseline."""
     options = config.model_options()
-    customers = read_footer(config.layout.partition_file("customer_state", "as_of", as_of)).num_rows
-    share = _sample_share(config, customers)
+    share = _backtest_share(config, as_of)
     result = run_backtest(
         _history(config, as_of),
         sample_share=share,
