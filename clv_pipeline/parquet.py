@@ -134,7 +134,7 @@ def content_digest(frame: pl.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def read_footer(path: Path) -> pq.FileMetaData:
+def read_footer(path: Path | str) -> pq.FileMetaData:
     """A parquet file's footer (row count, schema, key-value metadata), read through an open
     file: ``pq.read_metadata`` of a path resolves a filesystem first, 0.75 ms a file against
     0.15 ms (a catch-up reads hundreds of day files' footers)."""

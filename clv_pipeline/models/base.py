@@ -291,14 +291,17 @@ class TransactionModel(ParametricModel):
         T: ArrayLike,
         *,
         horizon_days: float | ArrayLike,
+        p_alive: FloatArray | None = None,
     ) -> FloatArray:
         """E[number of purchases in (T, T + horizon_days] | x, t_x, T] =
-        P(alive) x the model's ``_alive_expectation``."""
+        P(alive) x the model's ``_alive_expectation`` (``p_alive``: :meth:`probability_alive`
+        of the same customers, when the caller has it)."""
         theta = self.theta(params)
         x, tx, t_obs = validate_rft(frequency, recency, T)
         t = horizon_array(horizon_days, x.shape[0])
         return np.asarray(
-            self._p_alive(theta, x, tx, t_obs) * self._alive_expectation(theta, x, t_obs, t)
+            self._alive_or(p_alive, theta, x, tx, t_obs)
+            * self._alive_expectation(theta, x, t_obs, t)
         )
 
     def expected_purchases_curve(
@@ -434,14 +437,12 @@ class TransactionModel(ParametricModel):
         :meth:`probability_alive` of the same customers when the caller has it; P(alive) does
         not depend on the horizon, so it is computed once, not at every step of the search.
         """
-        theta = self.theta(params)
         x, tx, t_obs = validate_rft(frequency, recency, T)
-        alive = self._alive_or(p_alive, theta, x, tx, t_obs)
+        alive = self._alive_or(p_alive, self.theta(params), x, tx, t_obs)
 
         def func(t: FloatArray, idx: IntArray) -> FloatArray:
-            horizon = horizon_array(t, idx.shape[0])
-            return np.asarray(
-                alive[idx] * self._alive_expectation(theta, x[idx], t_obs[idx], horizon)
+            return self.expected_purchases(
+                params, x[idx], tx[idx], t_obs[idx], horizon_days=t, p_alive=alive[idx]
             )
 
         return solve_increasing(func, 1.0, x.shape[0], upper=max_days, tol=NEXT_PURCHASE_TOL_DAYS)

@@ -34,11 +34,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
 from clv_pipeline.errors import PublishError
 from clv_pipeline.faults import failpoint
-from clv_pipeline.parquet import fsync_dir
+from clv_pipeline.parquet import fsync_dir, read_footer
 from clv_pipeline.paths import PART_FILE, PUBLIC_KEY, SUCCESS_FILE, Layout
 from clv_pipeline.schema import SNAPSHOT_TABLES, TABLES
 
@@ -270,7 +269,7 @@ def verify_snapshot(layout: Layout, day: date) -> list[str]:
             if table not in committed:
                 problems.append(f"{table}: {day} is not in {MANIFEST}")
                 continue
-            expected = pq.ParquetFile(committed[table]).metadata.num_rows
+            expected = read_footer(committed[table]).num_rows
             try:
                 (seen,) = con.execute(
                     f"SELECT count(*) FROM {table} WHERE as_of = ?",  # noqa: S608 - our table names
