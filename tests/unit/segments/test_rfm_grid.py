@@ -283,6 +283,24 @@ def test_scores_on_distinct_values_equal_ranks_over_every_row(
     assert got.equals(want)
 
 
+@pytest.mark.parametrize("n_bins", [3, 5, 7])
+def test_segment_cells_equal_the_map_joined(n_bins: int) -> None:
+    """Each (R, F) pair gets its map cell, null outside the 5 x 5 map (any n_bins)."""
+    pairs = pl.DataFrame(
+        [(r, f) for r in range(0, 9) for f in range(0, 9)],
+        schema={"r_score": pl.Int64, "f_score": pl.Int64},
+        orient="row",
+    )
+    from clv_pipeline.segments.rfm import _map_cell
+
+    got = pairs.with_columns(_map_cell().alias("rfm_segment"))
+    joined = pairs.join(
+        rfm_segment_map().collect(), on=["r_score", "f_score"], how="left", maintain_order="left"
+    )
+    assert got.equals(joined)
+    assert got["rfm_segment"].null_count() == 81 - 25
+
+
 def test_scores_keep_the_order_of_many_rows() -> None:
     """score_rfm keeps the input's row order (test_scores_do_not_depend_on_row_order) on
     enough rows for polars to join in parallel (where a join reorders)."""
