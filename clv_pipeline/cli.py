@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import polars as pl
 import typer
@@ -36,39 +36,22 @@ from clv_pipeline.config import (
     parse_text,
     render_settings_markdown,
     save_settings,
+    yesterday,
 )
 from clv_pipeline.demo import generate_history
 from clv_pipeline.errors import ClvError
 from clv_pipeline.failures import explain_text, report, write_log
-from clv_pipeline.pipeline import (
-    build_report,
-    group_summaries,
-    model_summary,
-    order_line_hint,
-    partition_failure,
-    validate_file,
-)
-from clv_pipeline.publish.catalog import complete_dates, refresh_views
-from clv_pipeline.publish.files import write_parquet_atomic
-from clv_pipeline.publish.warehouse import read_published
 from clv_pipeline.redact import redact
-from clv_pipeline.report.charts import MONEY_KPIS, SHARE_KPIS
-from clv_pipeline.report.html import change_text, clv_units, comparison_label, report_paths
-from clv_pipeline.runs import operations
-from clv_pipeline.runs.instance import get_instance, instance_home
-from clv_pipeline.runs.operations import RunFailed, yesterday
-from clv_pipeline.runs.records import run_label
-from clv_pipeline.runs.recovery import Orphan, active_cli_runs, lock_holder, reap_orphans
-from clv_pipeline.runs.status import (
-    EXIT_MISSING,
-    exit_code,
-    first_line,
-    group_failures,
-    partition_status,
-)
 from clv_pipeline.schema import render_markdown
 from clv_pipeline.sources.landing import ImportReport, import_files
 from clv_pipeline.sources.shape import guess_date_format
+
+if TYPE_CHECKING:
+    from clv_pipeline.runs.operations import RunFailed
+    from clv_pipeline.runs.recovery import Orphan
+
+# Modules that import Dagster, scipy or DuckDB (seconds) are imported by the commands that use
+# them: `clv import`, `clv config`, `clv init` and `--help` start in well under a second.
 
 
 class _OneLineFailures(TyperGroup):
@@ -168,6 +151,9 @@ def _reap(config: ClvConfig) -> list[Orphan]:
     """Mark failed the runs whose process died (lock holder gone) before any command runs."""
     if not config.layout.dagster.exists():
         return []  # a new data home: no runs yet
+    from clv_pipeline.runs.instance import get_instance
+    from clv_pipeline.runs.recovery import reap_orphans
+
     try:
         found = reap_orphans(config, get_instance(config))
     except Exception as exc:  # noqa: BLE001 - the command itself says what is wrong, if it can
@@ -331,6 +317,8 @@ def _partition_updates(config: ClvConfig, report: ImportReport) -> dict[str, Any
 
 def run_day(config: ClvConfig, day: date, *, quiet: bool = False) -> None:
     """Catch up missing/stale ingest days before ``day`` in one run, then run ``day``."""
+    from clv_pipeline.runs import operations
+
     before = [d for d in config.layout.landing_days() if d < config.start_date]
     if before:
         err.print(
@@ -363,6 +351,8 @@ def _guard(action: Callable[[], T]) -> T:
     What Dagster's console logger prints meanwhile (each failed step's traceback) goes to the log
     file named in the last line (:func:`clv_pipeline.failures.write_log`), not to the terminal.
     """
+    from clv_pipeline.runs.operations import RunFailed
+
     captured = io.StringIO()
     _state["captured"] = captured
     err.file = sys.stderr  # our own warnings still reach the terminal
@@ -439,6 +429,8 @@ DAYS_SHOWN = 10
 
 def _print_days(text: str) -> None:
     """The per-day lines of a step that failed on several days (each day's own error)."""
+    from clv_pipeline.runs.status import first_line
+
     lines = text.splitlines()[1:]
     for line in lines[:DAYS_SHOWN]:
         err.print(f"  {first_line(line)}", markup=False, highlight=False, soft_wrap=True)
@@ -496,6 +488,9 @@ def rerun(
     home: HomeOption = None,
 ) -> None:
     """Re-execute a failed run (from its failed step) or every failed partition."""
+    from clv_pipeline.runs import operations
+    from clv_pipeline.runs.status import first_line
+
     config = _config(home)
     if run_id and not failed:
         outcome = _guard(lambda: operations.rerun_run(config, run_id))
@@ -528,6 +523,8 @@ def backfill(
     home: HomeOption = None,
 ) -> None:
     """Materialize partitions START..END: ingest in one run, then each day's snapshot."""
+    from clv_pipeline.runs import operations
+
     config = _config(home)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
     with _progress(quiet=False) as bar:
@@ -571,6 +568,8 @@ def demo(
 
     The data home's partitions become exactly the demo's days (start_date in clv.toml).
     """
+    from clv_pipeline.publish.files import write_parquet_atomic
+
     config = _config(home)
     end = yesterday(config.timezone)
     first = end - timedelta(days=days - 1)
@@ -592,6 +591,9 @@ def demo(
 
 
 def _summary(config: ClvConfig, as_of: date) -> None:
+    from clv_pipeline.publish.warehouse import read_published
+    from clv_pipeline.report.html import clv_units, report_paths
+
     layout = config.layout
     features = read_published(layout, "customer_features", as_of)
     clv = read_published(layout, "customer_clv", as_of)
@@ -654,6 +656,9 @@ def status(
     is marked failed first); 2 missing or stale partitions, or the latest day never built;
     3 a run in progress (nothing failed).
     """
+    from clv_pipeline.runs.instance import get_instance
+    from clv_pipeline.runs.status import group_failures, partition_status
+
     config = _config(home)
     first = _parse_date(since, "--since") if since else None
     rows = _guard(lambda: partition_status(config, get_instance(config), asset=asset, since=first))
@@ -694,6 +699,12 @@ def status(
 def _status_extras(config: ClvConfig, rows: list[Any], *, since: date | None) -> int:
     """Print runs in progress (lock holder), dead runs just marked failed and a latest day never
     built, each with its command; return the exit code (:func:`status.exit_code`)."""
+    from clv_pipeline.runs import operations
+    from clv_pipeline.runs.instance import get_instance
+    from clv_pipeline.runs.records import run_label
+    from clv_pipeline.runs.recovery import active_cli_runs, lock_holder
+    from clv_pipeline.runs.status import EXIT_MISSING, exit_code
+
     home = shlex.quote(str(config.home))
     orphans = _state.get("orphans")
     for orphan in orphans if isinstance(orphans, list) else []:
@@ -769,6 +780,8 @@ def validate(
 
     Takes the read options of `clv import` (same names); nothing is saved.
     """
+    from clv_pipeline.pipeline import order_line_hint, partition_failure, validate_file
+
     flags = _read_flags(
         delimiter=delimiter,
         decimal_comma=decimal_comma,
@@ -887,6 +900,12 @@ def report_cmd(
     home: HomeOption = None,
 ) -> None:
     """Print (and optionally open) the HTML report of a snapshot, with its headline numbers."""
+    from clv_pipeline.pipeline import build_report
+    from clv_pipeline.publish.catalog import complete_dates
+    from clv_pipeline.publish.warehouse import read_published
+    from clv_pipeline.report.charts import MONEY_KPIS, SHARE_KPIS
+    from clv_pipeline.report.html import change_text, clv_units, comparison_label, report_paths
+
     config = _config(home)
     dates = complete_dates(config.layout)
     if day is None and not dates:
@@ -947,6 +966,9 @@ def report_cmd(
 
 def _print_model_words(config: ClvConfig, day: date) -> None:
     """The model checks that did not pass and what the selected model says, in plain words."""
+    from clv_pipeline.pipeline import group_summaries, model_summary
+    from clv_pipeline.publish.warehouse import read_published
+
     checks = read_published(config.layout, "model_diagnostics", day)
     if checks is not None:
         if "fit_group" not in checks.columns:  # written before per-group fits
@@ -1008,6 +1030,8 @@ def docs(
 @app.command()
 def catalog(home: HomeOption = None) -> None:
     """Write the DuckDB catalog again from warehouse/_manifest.json (e.g. after moving the home)."""
+    from clv_pipeline.publish.catalog import refresh_views
+
     config = _config(home)
     try:
         refresh_views(config.layout)
@@ -1122,6 +1146,8 @@ def instance(home: HomeOption = None) -> None:
     ``DAGSTER_HOME="$(clv instance)" dg dev`` (what ``make dev`` runs) starts the UI and the
     daemon on the same runs as the CLI; nothing is written into the checkout.
     """
+    from clv_pipeline.runs.instance import instance_home
+
     print(instance_home(_config(home)))  # noqa: T201 - plain stdout for $(...)
 
 

@@ -36,7 +36,7 @@ import tomllib
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -813,3 +813,8 @@ def parse_mapping(text: str | typing.Iterable[str]) -> dict[str, str]:
             raise ValueError(f"column mapping {item!r} must look like source_name=contract_name")
         out[source.strip()] = target.strip()
     return out
+
+
+def yesterday(timezone: str) -> date:
+    """The day before today in ``timezone`` (the default partition of `clv run`)."""
+    return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)

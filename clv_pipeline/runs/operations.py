@@ -10,13 +10,12 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import dagster as dg
 
 from clv_pipeline import pipeline
-from clv_pipeline.config import ClvConfig
+from clv_pipeline.config import ClvConfig, yesterday
 from clv_pipeline.defs.jobs import DAILY_JOB, INGEST_JOB, SNAPSHOT_JOB
 from clv_pipeline.defs.partitions import build_partitions
 from clv_pipeline.errors import ClvError
@@ -49,10 +48,6 @@ class RunFailed(ClvError):
         super().__init__(f"{what} failed at {first[0]}: {first[1]} (run {outcome.run_id})")
         self.outcome = outcome
         self.command = command or f"clv rerun {outcome.run_id}"
-
-
-def yesterday(timezone: str) -> date:
-    return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)
 
 
 def check_partition(config: ClvConfig, day: date) -> None:

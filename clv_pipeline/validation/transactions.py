@@ -41,6 +41,7 @@ from clv_pipeline.schema import (
     QUARANTINE_TRANSACTIONS,
     RAW_TRANSACTIONS,
     VALIDATED_TRANSACTIONS,
+    Table,
     conform,
     with_added_columns,
 )
@@ -382,11 +383,13 @@ def validate_transactions(
     rows_in = dict(raw.get_column(DAY).value_counts().iter_rows())
     duplicates = dict(dropped.get_column(DAY).value_counts().iter_rows())
     results = {}
+    # each day's rows, in their order: one pass over the batch (a filter per day cost
+    # O(rows x days), ~1 s for a catch-up's 2M-row batch of 250 days)
+    bad_days = _by_day(bad, QUARANTINE_TRANSACTIONS)
+    clean_days = _by_day(clean, VALIDATED_TRANSACTIONS)
     for day in days:
-        in_day = pl.col(DAY) == day
-        one = len(days) == 1  # every row is of this day
-        quarantine = conform(bad if one else bad.filter(in_day), QUARANTINE_TRANSACTIONS)
-        kept = conform(clean if one else clean.filter(in_day), VALIDATED_TRANSACTIONS)
+        quarantine = bad_days.get(day, bad_days[None])
+        kept = clean_days.get(day, clean_days[None])
         results[day] = DayResult(
             day,
             kept,
@@ -399,6 +402,18 @@ def validate_transactions(
             },
         )
     return ValidationResult(results, suite)
+
+
+def _by_day(frame: pl.DataFrame, table: Table) -> dict[date | None, pl.DataFrame]:
+    """The rows of ``frame`` conformed to ``table``, per partition day (column ``DAY``) in their
+    order; under None an empty frame, for the days without rows."""
+    rows = conform(frame, table)
+    parts: dict[date | None, pl.DataFrame] = {None: rows.clear()}
+    if rows.height:
+        keyed = rows.with_columns(frame.get_column(DAY))
+        for (day,), part in keyed.partition_by(DAY, as_dict=True, include_key=False).items():
+            parts[day] = part
+    return parts
 
 
 def _is_sorted(frame: pl.DataFrame, keys: list[str]) -> bool:

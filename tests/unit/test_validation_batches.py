@@ -108,3 +108,83 @@ def test_overlapped_batches_publish_the_files_of_batches_one_after_the_other(
     valid = pl.read_parquet(layout.partition_file("validated_transactions", "date", DAYS[4]))
     assert "lost-1" in valid["transaction_id"].to_list()  # d3 failed: not an earlier delivery
     assert not layout.partition_file("validated_transactions", "date", DAYS[3]).exists()
+
+
+@pytest.mark.usefixtures("batches")
+def test_batches_read_at_once_publish_what_reading_day_by_day_publishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_once, by_day = tmp_path / "at_once", tmp_path / "by_day"
+    for home in (at_once, by_day):
+        _land(home)
+    read_days = pipeline.read_days
+    reads: list[list[date]] = []
+
+    def counted(layout: Layout, table: str, days: list[date], *, day_column: str) -> pl.DataFrame:
+        reads.append(list(days))
+        return read_days(layout, table, days, day_column=day_column)
+
+    monkeypatch.setattr(pipeline, "read_days", counted)
+    files = _validate(at_once, [DAYS])
+    assert reads == [DAYS[i : i + 2] for i in range(0, len(DAYS), 2)]
+
+    def gone(*_: object, **__: object) -> pl.DataFrame:
+        raise OSError("a file went missing since the batch was planned")
+
+    monkeypatch.setattr(pipeline, "read_days", gone)  # each day is then read on its own
+    assert _validate(by_day, [DAYS]) == files
+
+
+@pytest.mark.usefixtures("batches")
+def test_batches_are_those_of_reading_day_by_day(tmp_path: Path) -> None:
+    """Full batches of non-empty days; a missing or empty day is a unit of its own where
+    day-by-day reading meets it (its failure or empty result is recorded before the batch it
+    interrupts is validated)."""
+    _land(tmp_path)
+    config = load_config(tmp_path, environ={})
+    empty = DAYS[-1] + timedelta(days=1)  # nothing landed: an empty raw partition
+    pipeline.pull_raw_days(config, [*DAYS, empty])
+    layout = Layout(tmp_path)
+    layout.partition_file("raw_transactions", "date", DAYS[5]).unlink()
+    d = DAYS
+    assert pipeline._raw_batches(layout, [*DAYS, empty]) == [
+        [d[0], d[1]],
+        [d[2], d[3]],
+        [d[5]],
+        [d[4], d[6]],
+        [empty],
+        [d[7]],
+    ]
+    with pytest.raises(DayFailures) as failed:
+        pipeline.validate_days(config, [*DAYS, empty])
+    assert set(failed.value.failures) == {d[5]}
+    assert "raw_transactions" in failed.value.failures[d[5]]
+    published = {r.stats["day"] for r in failed.value.results}
+    assert published == {*DAYS, empty} - {d[5]}
+
+
+def test_read_days_reads_what_day_by_day_reading_reads(tmp_path: Path) -> None:
+    """In the days' order, each row's day named, a column a file predates as nulls (the
+    contract's columns in its order, as the scans of published tables read them)."""
+    from clv_pipeline.publish.warehouse import read_days, read_published
+    from clv_pipeline.schema import RAW_TRANSACTIONS
+
+    _land(tmp_path)
+    config = load_config(tmp_path, environ={})
+    pipeline.pull_raw_days(config, DAYS)
+    layout = Layout(tmp_path)
+    older = layout.partition_file("raw_transactions", "date", DAYS[1])
+    pl.read_parquet(older).drop("refund_of").write_parquet(older)  # before refund_of existed
+    days = [DAYS[2], DAYS[0], DAYS[1]]
+    frame = read_days(layout, "raw_transactions", days, day_column="day")
+    assert frame.columns == [*RAW_TRANSACTIONS.names, "day"]
+    expected = pl.concat(
+        [
+            read_published(layout, "raw_transactions", d)
+            .select(RAW_TRANSACTIONS.names)
+            .with_columns(pl.lit(d).alias("day"))
+            for d in days
+        ]
+    )
+    assert frame.equals(expected)
+    assert frame.filter(pl.col("day") == DAYS[1])["refund_of"].is_null().all()
