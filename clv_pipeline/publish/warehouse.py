@@ -197,6 +197,7 @@ def read_days(
         missing_columns="insert",
         extra_columns="ignore",
         include_file_paths=day_column,
+        hive_partitioning=False,
     ).collect()
     return frame.with_columns(
         pl.col(day_column).replace_strict(paths, list(days), return_dtype=pl.Date)
