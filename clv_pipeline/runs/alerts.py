@@ -45,12 +45,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import polars as pl
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus,
 )
 
 from clv_pipeline.config import ClvConfig, OperationsSettings, load_config
+from clv_pipeline.parquet import read_footer
 from clv_pipeline.paths import Layout
 from clv_pipeline.redact import redact
 from clv_pipeline.runs.records import run_label, summarize
@@ -303,7 +303,8 @@ def empty_days(instance: dg.DagsterInstance, run_id: str, layout: Layout) -> lis
     for day in sorted(days):
         path = layout.partition_file(VALIDATED, "date", date.fromisoformat(day))
         with contextlib.suppress(Exception):  # unreadable: not ours to judge here
-            if pl.scan_parquet(path).select(pl.len()).collect().item() == 0:
+            # the footer's row count: a first run checks ~730 days (a scan each cost ~0.6 s)
+            if read_footer(path).num_rows == 0:
                 empty.append(day)
     return empty
 
