@@ -17,6 +17,7 @@ from dagster._core.events.log import EventLogEntry
 from clv_pipeline.config import load_config
 from clv_pipeline.runs.instance import get_instance, instance_home
 from clv_pipeline.runs.storage import (
+    CHECKPOINT_SECONDS,
     OPEN_DATABASES,
     ClvSqliteStorage,
     PooledSqliteEventLogStorage,
@@ -178,3 +179,46 @@ def test_the_ui_sees_a_running_runs_events_as_they_are_written(home: Path) -> No
                     assert seen[-1] == message
             finally:
                 ui.end_watch_event_logs(run_id, follow)
+
+
+def test_a_burst_of_events_is_checkpointed_a_few_times_and_after_its_last_write(
+    home: Path,
+) -> None:
+    """A catch-up's events come in bursts of hundreds: the run's database is checkpointed at
+    most every ``CHECKPOINT_SECONDS`` (each costs two fsyncs), and once more after the burst's
+    last write, so the database file the UI watches ends up with every event."""
+    checkpoints: list[float] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "wal_checkpoint" in statement:
+            checkpoints.append(time.monotonic())
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", count)
+    try:
+        config = load_config(home, environ={})
+        with get_instance(config) as instance:
+            run_id = dg.materialize([days_asset], instance=instance, partition_key=DAYS[0]).run_id
+            checkpoints.clear()
+            start = time.monotonic()
+            for n in range(200):
+                instance.store_event(
+                    EventLogEntry(
+                        error_info=None,
+                        level=logging.INFO,
+                        user_message=f"burst {n}",
+                        run_id=run_id,
+                        timestamp=time.time(),
+                    )
+                )
+            burst = time.monotonic() - start
+            during = len(checkpoints)
+            assert during <= 2 + burst / CHECKPOINT_SECONDS
+            deadline = time.monotonic() + 10
+            while len(checkpoints) == during and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(checkpoints) == during + 1  # the trailing one, after the last write
+            (database,) = instance_home(config).rglob(f"{run_id}.db")
+            # the file itself holds the last event: the WAL's frames were copied into it
+            assert b"burst 199" in database.read_bytes()
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", count)
