@@ -174,36 +174,6 @@ def scan_published(
     )
 
 
-def read_days(
-    layout: Layout, table_name: str, days: Sequence[date], *, day_column: str
-) -> pl.DataFrame:
-    """The published partitions of ``days`` (each must exist) in one read, in the order of
-    ``days``, each row's partition day in ``day_column``.
-
-    One multi-file read decodes the files on every core; a catch-up's batch of ~250 small daily
-    files read file by file cost 4x longer. Columns as :func:`scan_published` reads them: the
-    contract's, in its order, a column a file predates as nulls.
-
-    Raises
-    ------
-    OSError, polars.exceptions.PolarsError
-        A file that is missing or cannot be read.
-    """
-    table = TABLES[table_name]
-    paths = [str(layout.partition_file(table_name, table.partition_key, d)) for d in days]
-    frame = pl.scan_parquet(
-        paths,
-        schema=table.schema,
-        missing_columns="insert",
-        extra_columns="ignore",
-        include_file_paths=day_column,
-        hive_partitioning=False,
-    ).collect()
-    return frame.with_columns(
-        pl.col(day_column).replace_strict(paths, list(days), return_dtype=pl.Date)
-    )
-
-
 def read_published(
     layout: Layout, table_name: str, day: date, columns: Sequence[str] | None = None
 ) -> pl.DataFrame | None:
