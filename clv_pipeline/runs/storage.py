@@ -98,7 +98,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 sa.event.listen(engine, "connect", _pragmas)
                 self._engines[shard] = engine
                 while len(self._engines) > OPEN_DATABASES:
-                    self._engines.popitem(last=False)[1].dispose()
+                    closed, old = self._engines.popitem(last=False)
+                    old.dispose()  # closing the last connection checkpoints: no timer needed
+                    self._forget_checkpoints(closed)
             self._engines.move_to_end(shard)
             return engine
 
@@ -135,6 +137,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._pending[shard] = timer
             timer.start()
 
+    def _forget_checkpoints(self, shard: str) -> None:
+        """Drop a closed database's checkpoint time and timer (a long-lived process opens one
+        database per run; only the open ones keep an entry)."""
+        self._checkpointed.pop(shard, None)
+        timer = self._pending.pop(shard, None)
+        if timer is not None:
+            timer.cancel()
+
     def _checkpoint_later(self, shard: str) -> None:
         with self._db_lock:
             self._pending.pop(shard, None)
@@ -161,10 +171,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             if self._engines_pid == os.getpid():
                 for engine in self._engines.values():
                     engine.dispose()  # closing the last connection checkpoints
-                for timer in self._pending.values():
-                    timer.cancel()
+                for shard in list(self._engines):
+                    self._forget_checkpoints(shard)
             self._engines = OrderedDict()
-            self._pending = {}
 
     def wipe(self) -> None:
         self.close_databases()  # the run databases' files are deleted
